@@ -32,7 +32,13 @@ PROTOCOLS: list[HubProtocol] = [JsonHubProtocol(), MessagePackHubProtocol()]
 text = st.text(max_size=20)
 ids = st.text(min_size=1, max_size=8)
 # Values both protocols carry unchanged: lists (not tuples), string keys, finite floats, no bytes.
-scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | text
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text
+)
 values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
