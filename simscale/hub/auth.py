@@ -1,0 +1,77 @@
+"""Who is calling: turning a bearer token into a user id.
+
+A SignalR client sends its access token either as the ``access_token`` query value (browsers, where a
+WebSocket cannot carry headers) or as an ``Authorization: Bearer …`` header (Node, .NET, Python
+clients). The hub extracts the token once per request and asks a pluggable :class:`Authenticator`
+for the user id; that id drives ``Clients.user(id)`` and the backplane's user channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "AnonymousAuthenticator",
+    "AuthenticationError",
+    "Authenticator",
+    "StaticTokenAuthenticator",
+    "bearer_token",
+]
+
+
+class AuthenticationError(Exception):
+    """The token was missing or wrong; the request is answered with 401."""
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """Maps a bearer token (or ``None`` when the client sent none) to a user id."""
+
+    async def authenticate(self, token: str | None) -> str | None:
+        """Return the user id, ``None`` for an anonymous user, or raise :class:`AuthenticationError`."""
+        ...
+
+
+class AnonymousAuthenticator:
+    """Everybody is anonymous; tokens are ignored (the default)."""
+
+    async def authenticate(self, token: str | None) -> str | None:
+        """Always ``None``: no user id."""
+        return None
+
+
+class StaticTokenAuthenticator:
+    """A fixed table of tokens and the users they stand for (tests, demos, ``--token``).
+
+    Args:
+        users_by_token: token → user id.
+        allow_anonymous: accept requests that carry no token at all (as anonymous users).
+    """
+
+    def __init__(self, users_by_token: Mapping[str, str], *, allow_anonymous: bool = True) -> None:
+        self._users_by_token = dict(users_by_token)
+        self._allow_anonymous = allow_anonymous
+
+    async def authenticate(self, token: str | None) -> str | None:
+        """The user the token belongs to; unknown tokens are refused."""
+        if token is None:
+            if self._allow_anonymous:
+                return None
+            raise AuthenticationError("an access token is required")
+        try:
+            return self._users_by_token[token]
+        except KeyError:
+            raise AuthenticationError("unknown access token") from None
+
+
+def bearer_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The access token of a request: the ``access_token`` query value, else the Bearer header."""
+    token = query.get("access_token")
+    if token:
+        return token
+    authorization = headers.get("Authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None

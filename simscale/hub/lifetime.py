@@ -1,0 +1,312 @@
+"""Who is connected to one hub on this server, and how a message reaches them (fan-out).
+
+The lifetime manager is the hub's switchboard. It keeps the local connections, groups and users in
+dictionaries and, for every send, (1) encodes the invocation **once per protocol**, (2) writes the
+same bytes to every matching local connection, then (3) publishes one envelope, in ASP.NET Core's
+Redis layout, for the other servers. The routing rule that decides who delivers what comes from
+:mod:`simscale.backplane.routing`, the same rule the SimPy model applies.
+
+Subscriptions follow ASP.NET Core's Redis backplane: ``{prefix}:all`` from start-up, a group channel
+while at least one local connection is in the group (reference-counted), one channel per local
+connection and one per local user. When the backplane is down, local delivery goes on, sends count a
+loss, and subscriptions that could not be made are retried by the server's periodic sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable
+from simscale.backplane.channels import ChannelKind, ChannelNames
+from simscale.backplane.envelope import Envelope, EnvelopeError
+from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
+from simscale.hub.connection import HubConnection
+from simscale.hub.metrics import HubCounters
+from simscale.protocol import SUPPORTED_PROTOCOLS, InvocationMessage
+
+__all__ = ["HubLifetimeManager"]
+
+_log = logging.getLogger(__name__)
+
+BACKPLANE_CALL_TIMEOUT_S = 1.0
+"""Longest a subscribe or unsubscribe may hold up a connection or a JoinGroup."""
+
+
+class HubLifetimeManager:
+    """Local connections, groups and users of one hub, and the fan-out to them.
+
+    Args:
+        channels: channel names of this hub on the backplane.
+        backplane: shared by every hub of the server; started and stopped by the server.
+        server_name: this server's name, used for echo suppression.
+        routing_mode: who delivers a sender's own local clients (see ``simscale.backplane.routing``).
+        counters: the server's counters.
+    """
+
+    def __init__(
+        self,
+        channels: ChannelNames,
+        backplane: Backplane,
+        server_name: str,
+        routing_mode: RoutingMode,
+        counters: HubCounters,
+    ) -> None:
+        self.channels = channels
+        self.backplane = backplane
+        self.server_name = server_name
+        self.routing_mode = routing_mode
+        self._deliver_locally = delivers_locally_on_send(routing_mode)
+        self._counters = counters
+        self.connections: dict[str, HubConnection] = {}
+        """Handshaken local connections by connection id."""
+        self.groups: dict[str, set[HubConnection]] = {}
+        self.users: dict[str, set[HubConnection]] = {}
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._subscribed: set[str] = set()
+        self.pending_channels: set[str] = set()
+        """Channels to (re)subscribe once the backplane is back."""
+
+    # ---- start / stop ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe the hub-wide ``:all`` channel (retried by the sweep if the backplane is down)."""
+        await self._subscribe(self.channels.all)
+
+    async def stop(self) -> None:
+        """Drop every subscription this hub holds."""
+        for channel in list(self._subscribed):
+            await self._unsubscribe(channel)
+        self.pending_channels.clear()
+
+    # ---- connections ----------------------------------------------------------------------------
+
+    async def add_connection(self, connection: HubConnection) -> None:
+        """Register a handshaken connection and subscribe its connection (and user) channel."""
+        self.connections[connection.connection_id] = connection
+        await self._subscribe(self.channels.connection(connection.connection_id))
+        user_id = connection.user_id
+        if user_id is not None:
+            members = self.users.get(user_id)
+            if members is None:
+                self.users[user_id] = {connection}
+                await self._subscribe(self.channels.user(user_id))
+            else:
+                members.add(connection)
+
+    async def remove_connection(self, connection: HubConnection) -> None:
+        """Forget a connection: leave its groups, drop its channels."""
+        if self.connections.pop(connection.connection_id, None) is None:
+            return
+        for group in list(connection.groups):
+            await self._leave(connection, group)
+        await self._unsubscribe(self.channels.connection(connection.connection_id))
+        user_id = connection.user_id
+        if user_id is not None:
+            members = self.users.get(user_id)
+            if members is not None:
+                members.discard(connection)
+                if not members:
+                    del self.users[user_id]
+                    await self._unsubscribe(self.channels.user(user_id))
+
+    # ---- groups ---------------------------------------------------------------------------------
+
+    async def add_to_group(self, connection_id: str, group: str) -> None:
+        """Add a local connection to ``group``; returns once the group channel is subscribed.
+
+        Raises:
+            LookupError: the connection is not on this server.
+        """
+        connection = self._local(connection_id)
+        if group in connection.groups:
+            return
+        connection.groups.add(group)
+        members = self.groups.get(group)
+        if members is None:
+            self.groups[group] = {connection}
+        else:
+            members.add(connection)
+        await self._subscribe(self.channels.group(group))
+
+    async def remove_from_group(self, connection_id: str, group: str) -> None:
+        """Take a local connection out of ``group``; the channel goes when the last member leaves.
+
+        Raises:
+            LookupError: the connection is not on this server.
+        """
+        await self._leave(self._local(connection_id), group)
+
+    async def _leave(self, connection: HubConnection, group: str) -> None:
+        connection.groups.discard(group)
+        members = self.groups.get(group)
+        if members is None:
+            return
+        members.discard(connection)
+        if not members:
+            del self.groups[group]
+            await self._unsubscribe(self.channels.group(group))
+
+    def _local(self, connection_id: str) -> HubConnection:
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            # Remote group commands (ASP.NET's internal:groups + ack) are not implemented.
+            raise LookupError(f"connection {connection_id!r} is not connected to this server")
+        return connection
+
+    # ---- fan-out --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        kind: str,
+        key: str,
+        target: str,
+        arguments: tuple[Any, ...],
+        excluded: tuple[str, ...] = (),
+    ) -> None:
+        """Invoke ``target(*arguments)`` on an audience: local clients first, then the backplane.
+
+        Args:
+            kind: ``all``, ``group``, ``connection`` or ``user``.
+            key: group name, connection id or user id (empty for ``all``).
+            target: the client-side method name.
+            arguments: its arguments.
+            excluded: connection ids that must not receive it.
+        """
+        channel_kind = ChannelKind(kind)
+        message = InvocationMessage(target, tuple(arguments))
+        # One encoding per protocol, shared by every recipient and by the envelope.
+        payloads = {name: protocol.encode(message) for name, protocol in SUPPORTED_PROTOCOLS.items()}
+        if channel_kind is ChannelKind.CONNECTION:
+            local = self.connections.get(key)
+            if local is not None:
+                # Like ASP.NET Core: a local connection is written directly, never published.
+                if key not in excluded:
+                    self._write(local, payloads)
+                return
+        elif self._deliver_locally:
+            self.deliver(channel_kind, key, payloads, excluded)
+        envelope = Envelope(channel_kind, key, payloads, excluded, self.server_name)
+        await self._publish(self._channel_for(channel_kind, key), envelope.encode())
+
+    def deliver(
+        self, kind: ChannelKind, key: str, payloads: Mapping[str, bytes], excluded: Iterable[str] = ()
+    ) -> int:
+        """Write pre-encoded payloads to the matching local connections; returns how many."""
+        recipients: Iterable[HubConnection]
+        if kind is ChannelKind.ALL:
+            recipients = self.connections.values()
+        elif kind is ChannelKind.GROUP:
+            recipients = self.groups.get(key, ())
+        elif kind is ChannelKind.USER:
+            recipients = self.users.get(key, ())
+        else:
+            single = self.connections.get(key)
+            recipients = () if single is None else (single,)
+        excluded_ids = frozenset(excluded)
+        count = 0
+        # Iterate a snapshot: a write may abort a slow consumer, whose clean-up edits these sets later.
+        for connection in tuple(recipients):
+            if excluded_ids and connection.connection_id in excluded_ids:
+                continue
+            if self._write(connection, payloads):
+                count += 1
+        return count
+
+    @staticmethod
+    def _write(connection: HubConnection, payloads: Mapping[str, bytes]) -> bool:
+        protocol = connection.protocol
+        if protocol is None:
+            return False
+        return connection.write(payloads[protocol.name])
+
+    def _channel_for(self, kind: ChannelKind, key: str) -> str:
+        if kind is ChannelKind.ALL:
+            return self.channels.all
+        if kind is ChannelKind.GROUP:
+            return self.channels.group(key)
+        if kind is ChannelKind.USER:
+            return self.channels.user(key)
+        return self.channels.connection(key)
+
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        try:
+            await self.backplane.publish(channel, payload)
+        except BackplaneUnavailable as error:
+            # The backplane counts the loss; the sender's call still succeeds for local clients.
+            _log.debug("publish on %s lost: %s", channel, error)
+
+    async def on_backplane_message(self, channel: str, payload: bytes) -> None:
+        """Deliver an envelope that arrived from the backplane, unless it is our own echo."""
+        address = self.channels.parse(channel)
+        if address is None:
+            return
+        try:
+            envelope = Envelope.decode(payload, address.kind, address.target)
+        except EnvelopeError as error:
+            _log.warning("dropped a malformed envelope on %s: %s", channel, error)
+            return
+        if not accepts_from_backplane(self.routing_mode, envelope.origin_server, self.server_name):
+            return
+        self._counters.backplane_messages_received += 1
+        self.deliver(address.kind, address.target, envelope.payloads, envelope.excluded_connection_ids)
+
+    # ---- subscriptions --------------------------------------------------------------------------
+
+    async def _subscribe(self, channel: str) -> None:
+        """Subscribe ``channel`` once; concurrent callers wait for the same subscription."""
+        if channel in self._subscribed:
+            return
+        running = self._subscribing.get(channel)
+        if running is not None:
+            await asyncio.shield(running)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscribing[channel] = done
+        try:
+            async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
+                await self.backplane.subscribe(channel, self.on_backplane_message)
+        except (BackplaneUnavailable, TimeoutError) as error:
+            _log.info("subscribe %s deferred: %s", channel, error)
+            self.pending_channels.add(channel)
+        else:
+            self._subscribed.add(channel)
+            self.pending_channels.discard(channel)
+        finally:
+            del self._subscribing[channel]
+            done.set_result(None)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        self.pending_channels.discard(channel)
+        if channel not in self._subscribed:
+            return
+        self._subscribed.discard(channel)
+        try:
+            async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
+                await self.backplane.unsubscribe(channel)
+        except (BackplaneUnavailable, TimeoutError) as error:
+            _log.info("unsubscribe %s failed: %s", channel, error)
+
+    async def retry_pending_subscriptions(self) -> None:
+        """Make the subscriptions that failed while the backplane was down (called by the sweep)."""
+        if not self.pending_channels or self.backplane.state is not BackplaneState.CONNECTED:
+            return
+        for channel in list(self.pending_channels):
+            if self._still_wanted(channel):
+                await self._subscribe(channel)
+            else:
+                self.pending_channels.discard(channel)
+
+    def _still_wanted(self, channel: str) -> bool:
+        address = self.channels.parse(channel)
+        if address is None:
+            return False
+        if address.kind is ChannelKind.ALL:
+            return True
+        if address.kind is ChannelKind.GROUP:
+            return address.target in self.groups
+        if address.kind is ChannelKind.USER:
+            return address.target in self.users
+        return address.target in self.connections

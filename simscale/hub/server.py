@@ -1,0 +1,422 @@
+"""The hub server on aiohttp: negotiate, the WebSocket transport, health and metrics.
+
+Each WebSocket is a thin loop: bytes from aiohttp go into the sans-I/O
+:class:`~simscale.protocol.ServerConnection`, whatever it queues is written back, and the hub
+messages it returns go to the :class:`~simscale.hub.dispatch.HubDispatcher`. A connection owns no
+task, timer or subscription object beyond aiohttp's request handler: keep-alive pings, client and
+handshake timeouts and token expiry all run in **one** periodic sweep per server.
+
+Routes, for a hub mounted at ``/chatHub``:
+
+* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; only WebSockets (Text and Binary).
+* ``GET /chatHub?id=…`` (WebSocket upgrade): 404 for an unknown id, 409 for a second socket on the
+  same id; without ``id`` (skipNegotiation) a connection is made on the spot.
+* ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from simscale.backplane.base import Backplane, BackplaneState
+from simscale.backplane.channels import ChannelNames
+from simscale.backplane.memory import MemoryBackplane, MemoryBus
+from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
+from simscale.hub.auth import AnonymousAuthenticator, AuthenticationError, Authenticator, bearer_token
+from simscale.hub.chat import ChatHub
+from simscale.hub.connection import HubConnection
+from simscale.hub.dispatch import HubDispatcher
+from simscale.hub.hub import Hub
+from simscale.hub.lifetime import HubLifetimeManager
+from simscale.hub.metrics import HubCounters, render_prometheus
+from simscale.hub.settings import HubSettings
+from simscale.protocol import (
+    SUPPORTED_PROTOCOLS,
+    CloseMessage,
+    ConnectionState,
+    HubMessage,
+    PingMessage,
+    ServerConnection,
+)
+
+__all__ = ["HubServer"]
+
+_log = logging.getLogger(__name__)
+
+_AIOHTTP_FRAME_CAP_BYTES = 1_048_576
+"""aiohttp's own per-frame cap: frames a bit over ``max_message_bytes`` must still reach the
+protocol parser (which answers with a Close carrying the reason); this only bounds the absurd."""
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    path: str
+    dispatcher: HubDispatcher
+    lifetime: HubLifetimeManager
+
+
+@dataclass(slots=True)
+class _Reservation:
+    """A negotiated connection waiting for its WebSocket."""
+
+    endpoint: _Endpoint
+    connection_id: str
+    expires_s: float
+
+
+def _new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class HubServer:
+    """One hub server process: several hubs, one backplane, one sweep.
+
+    Args:
+        hubs: URL path → hub class (default: ``{"/chatHub": ChatHub}``).
+        settings: limits and timers.
+        backplane: shared by every hub (default: a private :class:`MemoryBackplane`); the server
+            starts and stops it.
+        server_name: unique name for echo suppression (default: hostname + random suffix).
+        authenticator: bearer token → user id (default: everybody anonymous).
+        routing_mode: see :mod:`simscale.backplane.routing`.
+        channel_prefixes: URL path → backplane channel prefix (default: ``SimScale.<HubClass>``).
+
+    Use :meth:`listen` / :meth:`close` to serve on a socket, or mount :attr:`app` yourself.
+    """
+
+    def __init__(
+        self,
+        hubs: Mapping[str, type[Hub]] | None = None,
+        *,
+        settings: HubSettings | None = None,
+        backplane: Backplane | None = None,
+        server_name: str | None = None,
+        authenticator: Authenticator | None = None,
+        routing_mode: RoutingMode = DEFAULT_ROUTING_MODE,
+        channel_prefixes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else HubSettings()
+        # A private bus by default: two servers in one process share a bus only when told to.
+        self.backplane: Backplane = backplane if backplane is not None else MemoryBackplane(MemoryBus())
+        self.server_name = server_name or self.backplane.server_name
+        self.authenticator: Authenticator = authenticator or AnonymousAuthenticator()
+        self.counters = HubCounters()
+        self._connections: dict[str, HubConnection] = {}
+        """Every attached socket (handshaken or not) by connection token: what the sweep walks."""
+        self._reservations: dict[str, _Reservation] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._ping_records = {name: p.encode(PingMessage()) for name, p in SUPPORTED_PROTOCOLS.items()}
+        self._sweep_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+        """Base URL once :meth:`listen` returned."""
+        prefixes = dict(channel_prefixes or {})
+        self.app = web.Application()
+        for path, hub_class in (hubs or {"/chatHub": ChatHub}).items():
+            if not path.startswith("/") or path.endswith("/"):
+                raise ValueError(f"hub path must start with '/' and not end with it, got {path!r}")
+            lifetime = HubLifetimeManager(
+                ChannelNames(prefixes.get(path, f"SimScale.{hub_class.__name__}")),
+                self.backplane,
+                self.server_name,
+                routing_mode,
+                self.counters,
+            )
+            dispatcher = HubDispatcher(
+                hub_class, lifetime, self.counters, self.settings.max_parallel_invocations
+            )
+            endpoint = _Endpoint(path, dispatcher, lifetime)
+            self._endpoints[path] = endpoint
+            self.app.router.add_post(f"{path}/negotiate", self._negotiate_handler(endpoint))
+            self.app.router.add_get(path, self._websocket_handler(endpoint))
+        self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.on_startup.append(self._on_startup)
+        self.app.on_shutdown.append(self._on_shutdown)
+
+    # ---- life cycle -----------------------------------------------------------------------------
+
+    async def listen(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Serve on ``host:port`` (0 picks a free port) and return the base URL."""
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        bound_port = server.sockets[0].getsockname()[1]
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://{host}:{bound_port}"
+        return self.url
+
+    async def close(self) -> None:
+        """Say goodbye to every client (Close with allowReconnect) and stop serving."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _on_startup(self, app: web.Application) -> None:
+        await self.backplane.start()
+        for endpoint in self._endpoints.values():
+            await endpoint.lifetime.start()
+        self._sweep_task = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
+            self._sweep_task = None
+        for connection in list(self._connections.values()):
+            # A restart is not the client's fault: let automatic reconnect kick in.
+            connection.close("Server is shutting down.", allow_reconnect=True)
+        # Let the handlers notice and run on_disconnected before the backplane goes.
+        for _ in range(50):
+            if not self._connections:
+                break
+            await asyncio.sleep(0.02)
+        for endpoint in self._endpoints.values():
+            await endpoint.lifetime.stop()
+        await self.backplane.stop()
+
+    @property
+    def connection_count(self) -> int:
+        """Attached sockets, handshaken or not."""
+        return len(self._connections)
+
+    def _at_capacity(self) -> bool:
+        return len(self._connections) + len(self._reservations) >= self.settings.max_connections
+
+    # ---- negotiate ------------------------------------------------------------------------------
+
+    async def _authenticate(self, request: web.Request) -> str | None:
+        token = bearer_token(request.query, request.headers)
+        try:
+            return await self.authenticator.authenticate(token)
+        except AuthenticationError as error:
+            raise web.HTTPUnauthorized(text=str(error)) from None
+
+    def _negotiate_handler(self, endpoint: _Endpoint) -> Any:
+        async def negotiate(request: web.Request) -> web.StreamResponse:
+            await self._authenticate(request)
+            try:
+                requested = int(request.query.get("negotiateVersion", "0"))
+            except ValueError:
+                raise web.HTTPBadRequest(text="negotiateVersion must be an integer") from None
+            if self._at_capacity():
+                self.counters.rejected_connections += 1
+                raise web.HTTPServiceUnavailable(text="the server is at max_connections")
+            version = 1 if requested >= 1 else 0
+            connection_id = _new_id()
+            # v0 clients (pysignalr, signalrcore) use the connection id itself as the token.
+            token = _new_id() if version >= 1 else connection_id
+            self._reservations[token] = _Reservation(
+                endpoint, connection_id, time.monotonic() + self.settings.negotiate_ttl_s
+            )
+            body: dict[str, Any] = {"connectionId": connection_id, "negotiateVersion": version}
+            if version >= 1:
+                body["connectionToken"] = token
+            body["availableTransports"] = [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
+            return web.json_response(body)
+
+        return negotiate
+
+    # ---- WebSocket transport ----------------------------------------------------------------------
+
+    def _websocket_handler(self, endpoint: _Endpoint) -> Any:
+        async def websocket(request: web.Request) -> web.StreamResponse:
+            return await self._serve_websocket(endpoint, request)
+
+        return websocket
+
+    async def _serve_websocket(self, endpoint: _Endpoint, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise web.HTTPBadRequest(text="only the WebSockets transport is supported")
+        token = request.query.get("id")
+        if token:
+            if token in self._connections:
+                raise web.HTTPConflict(text="a WebSocket is already attached to this connection")
+            reservation = self._reservations.get(token)
+            if reservation is None or reservation.endpoint is not endpoint:
+                raise web.HTTPNotFound(text="no connection with this id")
+            user_id = await self._authenticate(request)
+            del self._reservations[token]
+            connection_id = reservation.connection_id
+        else:
+            if self._at_capacity():
+                self.counters.rejected_connections += 1
+                raise web.HTTPServiceUnavailable(text="the server is at max_connections")
+            user_id = await self._authenticate(request)
+            connection_id = token = _new_id()
+
+        ws = web.WebSocketResponse(
+            compress=False,  # frames are written by hand, uncompressed
+            max_msg_size=max(_AIOHTTP_FRAME_CAP_BYTES, 4 * self.settings.max_message_bytes),
+            autoping=True,
+            decode_text=False,
+        )
+        await ws.prepare(request)
+        transport = request.transport
+        if transport is None:
+            return ws
+        assert isinstance(transport, asyncio.Transport)
+        connection = HubConnection(
+            connection_id,
+            user_id,
+            transport,
+            ServerConnection(self.settings.max_message_bytes),
+            now_s=time.monotonic(),
+            max_buffered_bytes=self.settings.max_buffered_bytes,
+            counters=self.counters,
+        )
+        self._connections[token] = connection
+        error: Exception | None = None
+        try:
+            await self._receive_loop(endpoint, connection, ws)
+        except Exception as caught:  # never let one client take the process down
+            error = caught
+            _log.exception("connection %s failed", connection_id)
+            connection.close("An internal error closed the connection.")
+        finally:
+            del self._connections[token]
+            if connection.handshaken:
+                self.counters.connections_closed += 1
+                if error is None and connection.close_reason is not None:
+                    error = ConnectionError(connection.close_reason)
+                await endpoint.dispatcher.on_disconnected(connection, error)
+            connection.finish(connection.close_reason)
+        if not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        return ws
+
+    async def _receive_loop(
+        self, endpoint: _Endpoint, connection: HubConnection, ws: web.WebSocketResponse
+    ) -> None:
+        state = connection.protocol_connection
+        dispatcher = endpoint.dispatcher
+        async for frame in ws:
+            if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
+                data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+            else:
+                break  # CLOSE / ERROR: aiohttp answers control frames itself
+            if connection.closed:
+                break
+            connection.last_received_s = time.monotonic()
+            was_handshaken = connection.handshaken
+            messages = state.receive_data(data)
+            if not was_handshaken and state.state is ConnectionState.OPEN:
+                connection.protocol = state.protocol
+                connection.flush()  # the handshake answer, before anything the hub sends
+                self.counters.connections_opened += 1
+                try:
+                    await dispatcher.on_connected(connection)
+                except Exception:
+                    _log.exception("on_connected failed")
+                    connection.close("The server failed to accept the connection.")
+                    return
+            if state.state is ConnectionState.CLOSED:
+                self._close_after_protocol_end(connection, messages)
+                return
+            connection.flush()
+            for message in messages:
+                await dispatcher.dispatch(connection, message)
+                if connection.closed:
+                    return
+
+    def _close_after_protocol_end(self, connection: HubConnection, messages: list[HubMessage]) -> None:
+        state = connection.protocol_connection
+        reason = state.close_reason
+        if messages and isinstance(messages[-1], CloseMessage):
+            connection.finish(reason)  # the client said goodbye: nothing to answer
+            return
+        self.counters.protocol_errors += 1
+        _log.info("closing %s after a protocol violation: %s", connection.connection_id, reason)
+        connection.flush()  # the reply the protocol state queued: a handshake error or a Close
+        connection.finish(reason)
+
+    # ---- the sweep --------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        interval_s = self.settings.sweep_interval_s
+        expected_s = time.monotonic() + interval_s
+        while True:
+            await asyncio.sleep(max(0.0, expected_s - time.monotonic()))
+            now_s = time.monotonic()
+            self.counters.event_loop_lag_s = max(0.0, now_s - expected_s)
+            expected_s = now_s + interval_s
+            try:
+                self.sweep(now_s)
+                for endpoint in self._endpoints.values():
+                    await endpoint.lifetime.retry_pending_subscriptions()
+            except Exception:
+                _log.exception("sweep failed")
+
+    def sweep(self, now_s: float) -> None:
+        """One pass over every connection: pings, timeouts, expired negotiate tokens."""
+        settings = self.settings
+        for connection in list(self._connections.values()):
+            if connection.closed:
+                continue
+            protocol = connection.protocol
+            if protocol is None:
+                if now_s - connection.opened_s >= settings.handshake_timeout_s:
+                    self.counters.timeouts += 1
+                    connection.close("Handshake was not completed in time.")
+                continue
+            if now_s - connection.last_received_s >= settings.client_timeout_s:
+                self.counters.timeouts += 1
+                connection.close(
+                    f"Server closed the connection: nothing received for {settings.client_timeout_s:g} s."
+                )
+            elif now_s - connection.last_sent_s >= settings.keepalive_interval_s:
+                connection.write(self._ping_records[protocol.name], messages=0)
+        expired = [token for token, r in self._reservations.items() if r.expires_s <= now_s]
+        for token in expired:
+            del self._reservations[token]
+
+    # ---- health and metrics -----------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /health`` answers."""
+        state = self.backplane.state
+        up = state is BackplaneState.CONNECTED
+        return {
+            "status": "ok" if up else "degraded",
+            "server": self.server_name,
+            "connections": len(self._connections),
+            "backplane": {
+                "type": type(self.backplane).__name__,
+                "state": str(state.value).lower() if hasattr(state, "value") else str(state),
+                "publishes": self.backplane.publishes,
+                "losses": self.backplane.losses,
+            },
+            "publishes": self.backplane.publishes,
+            "losses": self.backplane.losses,
+        }
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.health())
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        text = render_prometheus(
+            self.counters,
+            connections=len(self._connections),
+            publishes=self.backplane.publishes,
+            losses=self.backplane.losses,
+            backplane_connected=self.backplane.state is BackplaneState.CONNECTED,
+        )
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
