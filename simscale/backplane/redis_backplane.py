@@ -1,0 +1,443 @@
+"""Redis pub/sub backplane, wire-compatible with ASP.NET Core's ``StackExchangeRedis`` backplane.
+
+Each server holds two kinds of Redis connections, built together as one *link*: a pool for PUBLISH and
+one dedicated subscriber connection read by a single task. Redis pub/sub is fire-and-forget: a message
+published while a server is not subscribed, or while Redis is down, is simply gone. So when the link
+breaks this backend
+
+1. fails every `publish` fast (`BackplaneUnavailable`, counted as a loss) and reports RECONNECTING;
+2. reconnects with capped exponential backoff and jitter, so a fleet of servers does not hammer a
+   Redis that just came back all in the same millisecond;
+3. subscribes every channel again (Redis forgets subscriptions with the connection), including the
+   ones requested while it was down, and only then reports CONNECTED.
+
+Reconnect and backoff live here only; the base class knows nothing about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, cast
+from urllib.parse import urlsplit, urlunsplit
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised only without redis-py
+    raise ImportError(
+        "the Redis backplane needs redis-py with asyncio support: `pip install 'redis>=5'` "
+        "(or use the in-process backplane: create_backplane('memory'))"
+    ) from exc
+
+from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable
+from simscale.backplane.channels import DEFAULT_PREFIX
+
+__all__ = ["RedisBackplane", "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+_SUBSCRIBE_BATCH = 500
+"""Channels per SUBSCRIBE when resubscribing (a server holds one channel per local connection)."""
+_MAX_EMPTY_READS = 10_000
+"""Consecutive empty reads tolerated before the subscriber connection is declared broken."""
+_CLOSE_TIMEOUT_S = 1.0
+
+_NETWORK_ERRORS = (RedisError, OSError)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class _PubSub(Protocol):
+    """The part of redis-py's asyncio ``PubSub`` this backend uses (redis-py leaves it untyped)."""
+
+    async def connect(self) -> None: ...
+
+    async def execute_command(self, *args: bytes | str) -> None: ...
+
+    async def get_message(self, *, timeout: float | None) -> Any: ...
+
+    def ping(self, message: str | None = ...) -> Awaitable[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _RedisLink:
+    """One connection generation: a publish pool and a subscriber connection with its reader task.
+
+    A link never reconnects by itself; when anything fails it is marked closed and thrown away, and
+    the backplane builds a new one. That keeps redis-py's own reconnect logic out of the picture.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        pubsub: _PubSub,
+        on_message: Callable[[bytes, bytes], Awaitable[None]],
+        health_check_interval_s: float,
+    ) -> None:
+        self.client = client
+        self.pubsub = pubsub
+        self.closed = asyncio.Event()
+        self.failure = ""
+        self._on_message = on_message
+        self._health_check_interval_s = health_check_interval_s
+        self._waiters: dict[bytes, list[asyncio.Future[bool]]] = {}
+        """Awaited SUBSCRIBE confirmations by wire channel: True if confirmed, False if the link broke."""
+        self._last_read_s = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._read(), name="redis-backplane-reader"),
+            asyncio.create_task(self._check_health(), name="redis-backplane-health"),
+        ]
+
+    def fail(self, reason: object) -> None:
+        """Marks the link broken and releases everyone waiting for a confirmation."""
+        if self.closed.is_set():
+            return
+        self.failure = str(reason) or type(reason).__name__
+        self.closed.set()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(False)
+        self._waiters.clear()
+
+    async def subscribe(self, wire_channels: Sequence[bytes], timeout_s: float) -> bool:
+        """Sends SUBSCRIBE and waits for Redis to confirm every channel.
+
+        Returns:
+            True when confirmed, False when the link broke first (the reconnection will subscribe).
+
+        Raises:
+            TimeoutError: when Redis did not confirm within ``timeout_s``.
+            RedisError, OSError: when the command could not be sent.
+        """
+        if self.closed.is_set():
+            return False
+        loop = asyncio.get_running_loop()
+        waiters: list[asyncio.Future[bool]] = []
+        for channel in wire_channels:
+            waiter: asyncio.Future[bool] = loop.create_future()
+            self._waiters.setdefault(channel, []).append(waiter)
+            waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                for start in range(0, len(wire_channels), _SUBSCRIBE_BATCH):
+                    batch = wire_channels[start : start + _SUBSCRIBE_BATCH]
+                    await self.pubsub.execute_command("SUBSCRIBE", *batch)
+                confirmed = await asyncio.gather(*waiters)
+        finally:
+            for channel, waiter in zip(wire_channels, waiters, strict=True):
+                waiter.cancel()
+                pending = self._waiters.get(channel)
+                if pending is not None and waiter in pending:
+                    pending.remove(waiter)
+                    if not pending:
+                        del self._waiters[channel]
+        return all(confirmed)
+
+    async def unsubscribe(self, wire_channels: Sequence[bytes]) -> None:
+        """Sends UNSUBSCRIBE (no confirmation needed: late messages are dropped by dispatch)."""
+        if not self.closed.is_set():
+            await self.pubsub.execute_command("UNSUBSCRIBE", *wire_channels)
+
+    async def _read(self) -> None:
+        empty_reads = 0
+        try:
+            while True:
+                message: dict[str, Any] | None = await self.pubsub.get_message(timeout=None)
+                self._last_read_s = time.monotonic()
+                if message is None:
+                    # Blocking reads return None only for replies redis-py swallows; a long run of
+                    # them would mean a spinning loop on a broken connection.
+                    empty_reads += 1
+                    if empty_reads > _MAX_EMPTY_READS:
+                        self.fail("subscriber connection returns nothing")
+                        return
+                    continue
+                empty_reads = 0
+                kind = message["type"]
+                if kind == "message":
+                    await self._on_message(message["channel"], message["data"])
+                elif kind == "subscribe":
+                    for waiter in self._waiters.pop(message["channel"], ()):
+                        if not waiter.done():
+                            waiter.set_result(True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of the read loop means the link is unusable
+            self.fail(exc)
+
+    async def _check_health(self) -> None:
+        # A SIGKILLed Redis closes the socket and the reader sees it at once; a silent network
+        # failure does not, so PING periodically and give up when nothing came back for two periods.
+        interval_s = self._health_check_interval_s
+        while not self.closed.is_set():
+            await asyncio.sleep(interval_s)
+            if time.monotonic() - self._last_read_s > 2 * interval_s:
+                self.fail(f"no reply from Redis for {2 * interval_s:g} s")
+                return
+            try:
+                await self.pubsub.ping()
+            except _NETWORK_ERRORS as exc:
+                self.fail(exc)
+                return
+
+    async def aclose(self) -> None:
+        """Stops the tasks and closes both connections; never raises."""
+        self.fail("closed")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(*_NETWORK_ERRORS, TimeoutError):
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await self.pubsub.aclose()
+        with contextlib.suppress(*_NETWORK_ERRORS, TimeoutError):
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await self.client.aclose()
+
+
+class RedisBackplane(Backplane):
+    """A backplane over Redis pub/sub (``redis://`` or ``rediss://``, password in the URL).
+
+    Args:
+        url: e.g. ``redis://:secret@127.0.0.1:6379/0`` or ``rediss://host:6380``.
+        prefix: hub name for `names` (ASP.NET Core uses the hub's full type name).
+        channel_prefix: prepended to every channel on the wire, like StackExchange.Redis'
+            ``ChannelPrefix``; two apps on one Redis with different channel prefixes never hear each other.
+        server_name: this server's name; generated when omitted.
+        publish_timeout_s: `publish` gives up after this long (also the socket timeout of PUBLISH).
+        connect_timeout_s: limit for establishing one link (TCP, AUTH, first PING).
+        subscribe_timeout_s: limit for Redis to confirm a SUBSCRIBE.
+        health_check_interval_s: PING period on the subscriber connection.
+        reconnect_base_delay_s: first backoff delay; doubles per failed attempt.
+        reconnect_max_delay_s: backoff cap.
+        max_reconnect_attempts: give up (state STOPPED) after this many failed attempts in a row;
+            ``None`` retries until `stop`, as ASP.NET Core does.
+        rng: random source for the jitter (pass a seeded one for reproducible tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = DEFAULT_PREFIX,
+        channel_prefix: str = "",
+        *,
+        server_name: str | None = None,
+        publish_timeout_s: float = 1.0,
+        connect_timeout_s: float = 2.0,
+        subscribe_timeout_s: float = 5.0,
+        health_check_interval_s: float = 5.0,
+        reconnect_base_delay_s: float = 0.05,
+        reconnect_max_delay_s: float = 2.0,
+        max_reconnect_attempts: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(prefix=prefix, server_name=server_name, publish_timeout_s=publish_timeout_s)
+        scheme = urlsplit(url).scheme
+        if scheme not in ("redis", "rediss"):
+            raise ValueError(f"url must start with redis:// or rediss://, got {redact_url(url)!r}")
+        for name, value in (
+            ("connect_timeout_s", connect_timeout_s),
+            ("subscribe_timeout_s", subscribe_timeout_s),
+            ("health_check_interval_s", health_check_interval_s),
+            ("reconnect_base_delay_s", reconnect_base_delay_s),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        if not reconnect_max_delay_s >= reconnect_base_delay_s:
+            raise ValueError(
+                f"reconnect_max_delay_s must be >= reconnect_base_delay_s ({reconnect_base_delay_s}), "
+                f"got {reconnect_max_delay_s!r}"
+            )
+        if max_reconnect_attempts is not None and max_reconnect_attempts < 1:
+            raise ValueError(f"max_reconnect_attempts must be >= 1 or None, got {max_reconnect_attempts!r}")
+        self.url = url
+        self.channel_prefix = channel_prefix
+        self.connect_timeout_s = connect_timeout_s
+        self.subscribe_timeout_s = subscribe_timeout_s
+        self.health_check_interval_s = health_check_interval_s
+        self.reconnect_base_delay_s = reconnect_base_delay_s
+        self.reconnect_max_delay_s = reconnect_max_delay_s
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self._rng = rng if rng is not None else random.Random()
+        self._link: _RedisLink | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        url = redact_url(self.url)
+        return f"RedisBackplane({url!r}, server_name={self.server_name!r}, state={self.state.value})"
+
+    # ----------------------------------------------------------------------------------- wire names
+    def _wire(self, channel: str) -> bytes:
+        return (self.channel_prefix + channel).encode()
+
+    async def _on_wire_message(self, wire_channel: bytes, payload: bytes) -> None:
+        channel = wire_channel.decode(errors="surrogateescape")
+        if not channel.startswith(self.channel_prefix):
+            return
+        await self._dispatch(channel[len(self.channel_prefix) :], payload)
+
+    # ------------------------------------------------------------------------------------- links
+    async def _open_link(self) -> _RedisLink:
+        client = aioredis.Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.connect_timeout_s,
+            socket_timeout=self.publish_timeout_s,
+            # No retries and no health checks inside redis-py: a failure must surface at once so
+            # this backend decides what to do (fail the publish, rebuild the link, resubscribe).
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            protocol=2,
+            client_name=f"simscale-backplane:{self.server_name}",
+        )
+        pubsub = cast(_PubSub, client.pubsub())
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                await client.ping()
+                await pubsub.connect()
+        except BaseException as exc:
+            with contextlib.suppress(*_NETWORK_ERRORS, TimeoutError):
+                await pubsub.aclose()
+                await client.aclose()
+            if isinstance(exc, (*_NETWORK_ERRORS, TimeoutError)):
+                raise BackplaneUnavailable(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from exc
+            raise
+        link = _RedisLink(client, pubsub, self._on_wire_message, self.health_check_interval_s)
+        link.start()
+        return link
+
+    def _backoff_s(self, attempt: int) -> float:
+        """Delay before reconnection attempt ``attempt`` (0-based): capped exponential, equal jitter."""
+        ceiling_s = min(self.reconnect_max_delay_s, self.reconnect_base_delay_s * 2.0 ** min(attempt, 30))
+        # Keep half, randomise half: never zero (no hot loop), never synchronised across servers.
+        return ceiling_s / 2 + self._rng.uniform(0, ceiling_s / 2)
+
+    async def _resubscribe(self, link: _RedisLink) -> bool:
+        wanted = self.channels
+        if wanted:
+            try:
+                await link.subscribe([self._wire(c) for c in wanted], self.subscribe_timeout_s)
+            except (*_NETWORK_ERRORS, TimeoutError) as exc:
+                link.fail(exc)
+                return False
+            # Channels dropped while we were subscribing them would otherwise stay subscribed.
+            still_wanted = set(self.channels)
+            stale = [self._wire(c) for c in wanted if c not in still_wanted]
+            if stale:
+                with contextlib.suppress(*_NETWORK_ERRORS):
+                    await link.unsubscribe(stale)
+        return not link.closed.is_set()
+
+    async def _supervise(self) -> None:
+        """Watches the link; when it breaks, rebuilds it with backoff and resubscribes everything."""
+        failed_attempts = 0
+        while True:
+            link = self._link
+            if link is not None:
+                await link.closed.wait()
+                if self._link is link:
+                    self._link = None
+                    logger.warning(
+                        "Redis backplane %s lost (%s); reconnecting", redact_url(self.url), link.failure
+                    )
+                self._set_state(BackplaneState.RECONNECTING)
+                await link.aclose()
+            if self.max_reconnect_attempts is not None and failed_attempts >= self.max_reconnect_attempts:
+                logger.error(
+                    "Redis backplane %s: giving up after %d attempts", redact_url(self.url), failed_attempts
+                )
+                self._set_state(BackplaneState.STOPPED)
+                return
+            await asyncio.sleep(self._backoff_s(failed_attempts))
+            try:
+                link = await self._open_link()
+            except Exception as exc:  # whatever it is, the supervisor must live on and retry
+                failed_attempts += 1
+                logger.info("Redis backplane reconnect attempt %d failed: %s", failed_attempts, exc)
+                continue
+            self._link = link
+            if await self._resubscribe(link):
+                failed_attempts = 0
+                self._note_reconnected()
+                logger.info(
+                    "Redis backplane %s back; %d channels resubscribed",
+                    redact_url(self.url),
+                    len(self.channels),
+                )
+
+    # ------------------------------------------------------------------------------------- hooks
+    async def _open(self) -> None:
+        self._link = await self._open_link()
+        self._supervisor = asyncio.create_task(self._supervise(), name="redis-backplane-supervisor")
+
+    async def _close(self) -> None:
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+        link, self._link = self._link, None
+        if link is not None:
+            await link.aclose()
+
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        link = self._link
+        if link is None or link.closed.is_set():
+            raise BackplaneUnavailable(f"Redis connection lost; message on {channel!r} lost")
+        try:
+            await link.client.publish(self._wire(channel), payload)
+        except RedisConnectionError as exc:
+            # Tell the supervisor now rather than wait for the reader to notice.
+            link.fail(exc)
+            raise BackplaneUnavailable(f"Redis unavailable; message on {channel!r} lost: {exc}") from exc
+        except _NETWORK_ERRORS as exc:
+            raise BackplaneUnavailable(f"Redis PUBLISH on {channel!r} failed: {exc}") from exc
+
+    async def _subscribe(self, channels: Sequence[str]) -> None:
+        link = self._link
+        if link is None or link.closed.is_set():
+            return  # recorded in the base class; the reconnection subscribes it
+        wire = [self._wire(c) for c in channels]
+        try:
+            await link.subscribe(wire, self.subscribe_timeout_s)
+        except TimeoutError as exc:
+            # The caller is told it failed, so leave no half-made subscription behind.
+            with contextlib.suppress(*_NETWORK_ERRORS):
+                await link.unsubscribe(wire)
+            raise BackplaneUnavailable(
+                f"Redis did not confirm SUBSCRIBE {list(channels)!r} within {self.subscribe_timeout_s} s"
+            ) from exc
+        except _NETWORK_ERRORS as exc:
+            link.fail(exc)  # the reconnection subscribes it
+
+    async def _unsubscribe(self, channels: Sequence[str]) -> None:
+        link = self._link
+        if link is None:
+            return  # the next link subscribes only what is still wanted
+        try:
+            await link.unsubscribe([self._wire(c) for c in channels])
+        except _NETWORK_ERRORS as exc:
+            link.fail(exc)
