@@ -1,0 +1,415 @@
+"""A lean asyncio SignalR client on aiohttp, built on the sans-I/O :mod:`simscale.protocol`.
+
+It does what the official clients do on the wire: ``POST {hub}/negotiate?negotiateVersion=1``, a
+WebSocket to ``{hub}?id=<connectionToken>``, the JSON handshake, then hub messages. It is meant
+for thousands of connections in one process (the load generator), so each connection costs one
+reader task and nothing else: no timer task, no writer task, no per-call task. Keep-alive pings
+ride on the reader: whenever a frame arrives and this client has been silent for a while, it
+answers with a Ping (the server sends its own Ping at least every 15 s, so the reader wakes often
+enough to keep the server's 30 s client timeout away).
+
+Example::
+
+    client = HubClient("http://127.0.0.1:5000/chatHub", protocol="messagepack")
+    client.on("ReceiveMessage", lambda user, message: print(user, message))
+    await client.start()
+    await client.invoke("SendMessage", "ada", "hello")
+    await client.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+import aiohttp
+from yarl import URL
+
+from simscale.protocol import (
+    CancelInvocationMessage,
+    ClientConnection,
+    CloseMessage,
+    CompletionMessage,
+    ConnectionState,
+    HubMessage,
+    InvocationMessage,
+    PingMessage,
+    StreamInvocationMessage,
+    StreamItemMessage,
+    get_protocol,
+)
+
+__all__ = ["HubClient", "HubConnectionError", "HubError"]
+
+_log = logging.getLogger(__name__)
+_MAX_REDIRECTS = 10
+_STREAM_END = object()
+
+
+class HubError(Exception):
+    """The server completed an invocation (or a stream) with an error message."""
+
+
+class HubConnectionError(ConnectionError):
+    """The connection could not be made, or closed while a call was waiting for its result."""
+
+
+Callback = Callable[..., Any]
+"""A handler for a server-to-client invocation: called with the invocation's arguments; may be async."""
+
+
+class HubClient:
+    """One SignalR connection to one hub.
+
+    Args:
+        url: the hub URL, e.g. ``http://127.0.0.1:5000/chatHub`` (``ws://`` also accepted).
+        protocol: ``json`` or ``messagepack``.
+        access_token: sent as ``Authorization: Bearer …`` on negotiate and on the WebSocket.
+        skip_negotiation: connect the WebSocket directly, without negotiate and without ``id``.
+        session: a shared :class:`aiohttp.ClientSession` (thousands of clients should share one);
+            by default the client makes its own and closes it in :meth:`stop`.
+        max_message_bytes: largest message accepted from the server.
+        keepalive_interval_s: send a Ping when a frame arrives and nothing was sent for this long.
+        handshake_timeout_s: bound on negotiate + WebSocket upgrade + handshake in :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocol: str = "json",
+        access_token: str | None = None,
+        skip_negotiation: bool = False,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        max_message_bytes: int = 1_048_576,
+        keepalive_interval_s: float = 7.5,
+        handshake_timeout_s: float = 15.0,
+    ) -> None:
+        self.url = url
+        self._protocol = get_protocol(protocol)
+        self.access_token = access_token
+        self.skip_negotiation = skip_negotiation
+        self._session = session
+        self._owns_session = session is None
+        self._max_message_bytes = max_message_bytes
+        self._keepalive_interval_s = keepalive_interval_s
+        self._handshake_timeout_s = handshake_timeout_s
+        self._connection = ClientConnection(self._protocol, max_message_bytes)
+        self._ws: aiohttp.ClientWebSocketResponse[Literal[False]] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._opened: asyncio.Future[None] | None = None
+        self._handlers: dict[str, list[Callback]] = {}
+        self._close_callbacks: list[Callable[[str | None], Any]] = []
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._streams: dict[str, asyncio.Queue[Any]] = {}
+        self._ids = itertools.count()
+        self._last_sent_s = 0.0
+        self._binary = self._protocol.transfer_format == "Binary"
+        self.connection_id: str | None = None
+        """The public connection id from negotiate (``None`` with ``skip_negotiation``)."""
+        self.close_reason: str | None = None
+        """Why the connection ended (``None`` while open or after a clean close)."""
+
+    # ---- public API -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        """The protocol state: AWAITING_HANDSHAKE, OPEN or CLOSED."""
+        return self._connection.state
+
+    def on(self, target: str, callback: Callback) -> None:
+        """Call ``callback(*arguments)`` whenever the server invokes ``target`` (case-insensitive).
+
+        An async callback is awaited by the reader, so it delays the messages behind it.
+        """
+        self._handlers.setdefault(target.lower(), []).append(callback)
+
+    def on_close(self, callback: Callable[[str | None], Any]) -> None:
+        """Call ``callback(reason)`` once when the connection ends (reason ``None`` if clean)."""
+        self._close_callbacks.append(callback)
+
+    async def start(self) -> None:
+        """Negotiate, open the WebSocket and complete the handshake.
+
+        Raises:
+            HubConnectionError: negotiate failed, the upgrade was refused, the handshake was
+                refused, or it all took longer than ``handshake_timeout_s``.
+        """
+        if self._reader is not None:
+            raise RuntimeError("start() may be called once per HubClient")
+        loop = asyncio.get_running_loop()
+        self._opened = loop.create_future()
+        try:
+            async with asyncio.timeout(self._handshake_timeout_s):
+                ws_url = await self._resolve_websocket_url()
+                self._ws = await self._get_session().ws_connect(
+                    ws_url,
+                    headers=self._auth_headers(),
+                    max_msg_size=self._max_message_bytes + 16,
+                    autoping=True,
+                    decode_text=False,
+                )
+                for record in self._connection.data_to_send():
+                    await self._write(record)
+                self._reader = loop.create_task(self._read_loop(self._ws))
+                await asyncio.shield(self._opened)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+            await self._abort()
+            if self._opened.done() and not self._opened.cancelled():
+                self._opened.exception()  # retrieved: the error is re-raised below instead
+            if isinstance(error, HubConnectionError):
+                raise
+            reason = "handshake_timeout" if isinstance(error, TimeoutError) else describe_error(error)
+            raise HubConnectionError(reason) from error
+
+    async def invoke(self, target: str, *args: Any) -> Any:
+        """Call ``target`` on the hub and return its result.
+
+        Raises:
+            HubError: the server completed the invocation with an error.
+            HubConnectionError: the connection closed before the completion arrived.
+        """
+        invocation_id = str(next(self._ids))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[invocation_id] = future
+        try:
+            await self._send_message(InvocationMessage(target, args, invocation_id))
+            return await future
+        finally:
+            self._pending.pop(invocation_id, None)
+
+    async def send(self, target: str, *args: Any) -> None:
+        """Call ``target`` without waiting for (or getting) a result: no invocation id is sent."""
+        await self._send_message(InvocationMessage(target, args))
+
+    async def stream(self, target: str, *args: Any) -> AsyncIterator[Any]:
+        """Call the streaming method ``target`` and yield its items as they arrive.
+
+        Leaving the loop early sends a CancelInvocation.
+
+        Raises:
+            HubError: the stream ended with an error.
+            HubConnectionError: the connection closed before the stream completed.
+        """
+        invocation_id = str(next(self._ids))
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._streams[invocation_id] = queue
+        completed = False
+        try:
+            await self._send_message(StreamInvocationMessage(invocation_id, target, args))
+            while True:  # ends on the completion, an error, or the connection's end
+                item = await queue.get()
+                if item is _STREAM_END:
+                    completed = True
+                    return
+                if isinstance(item, BaseException):
+                    completed = True
+                    raise item
+                yield item
+        finally:
+            self._streams.pop(invocation_id, None)
+            if not completed and self.state is ConnectionState.OPEN:
+                with contextlib.suppress(HubConnectionError):
+                    await self._send_message(CancelInvocationMessage(invocation_id))
+
+    async def stop(self) -> None:
+        """Send a Close message, close the WebSocket and wait for the reader to finish."""
+        if self._connection.state is ConnectionState.OPEN:
+            self._connection.close()
+            with contextlib.suppress(HubConnectionError):
+                await self._flush()
+        await self._abort()
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+
+    async def _resolve_websocket_url(self) -> URL:
+        url = URL(self.url)
+        if url.scheme in ("ws", "wss"):
+            url = url.with_scheme("http" if url.scheme == "ws" else "https")
+        if not self.skip_negotiation:
+            # Azure-style redirects: follow a few, each with its own access token.
+            for _ in range(_MAX_REDIRECTS):
+                body = await self._negotiate(url)
+                if "url" not in body:
+                    break
+                url = URL(str(body["url"]))
+                if body.get("accessToken"):
+                    self.access_token = str(body["accessToken"])
+            else:
+                raise HubConnectionError(f"negotiate redirected more than {_MAX_REDIRECTS} times")
+            transports = body.get("availableTransports")
+            if isinstance(transports, list) and not any(
+                isinstance(t, dict) and t.get("transport") == "WebSockets" for t in transports
+            ):
+                raise HubConnectionError("the server does not offer the WebSockets transport")
+            self.connection_id = _optional_str(body.get("connectionId"))
+            token = _optional_str(body.get("connectionToken")) or self.connection_id
+            if token is None:
+                raise HubConnectionError("negotiate answered without a connectionId")
+            url = url.update_query(id=token)
+        return url.with_scheme("wss" if url.scheme == "https" else "ws")
+
+    async def _negotiate(self, url: URL) -> dict[str, Any]:
+        negotiate_url = url.with_path(url.path.rstrip("/") + "/negotiate")
+        if "negotiateVersion" not in negotiate_url.query:
+            negotiate_url = negotiate_url.update_query(negotiateVersion="1")
+        async with self._get_session().post(negotiate_url, headers=self._auth_headers()) as response:
+            if response.status != 200:
+                text = (await response.text())[:200]
+                raise HubConnectionError(f"negotiate failed: HTTP {response.status} {text}".strip())
+            body = await response.json(content_type=None)
+        if not isinstance(body, dict):
+            raise HubConnectionError("negotiate answered something other than a JSON object")
+        if body.get("error"):
+            raise HubConnectionError(f"negotiate refused: {body['error']}")
+        return body
+
+    async def _write(self, record: bytes) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise HubConnectionError(self.close_reason or "the connection is closed")
+        self._last_sent_s = time.monotonic()
+        try:
+            await ws.send_frame(record, aiohttp.WSMsgType.BINARY if self._binary else aiohttp.WSMsgType.TEXT)
+        except (aiohttp.ClientError, OSError, RuntimeError) as error:
+            raise HubConnectionError(describe_error(error)) from error
+
+    async def _flush(self) -> None:
+        for record in self._connection.data_to_send():
+            await self._write(record)
+
+    async def _send_message(self, message: HubMessage) -> None:
+        if self._connection.state is not ConnectionState.OPEN:
+            raise HubConnectionError(self.close_reason or "the connection is not open")
+        await self._write(self._protocol.encode(message))
+
+    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse[Literal[False]]) -> None:
+        connection = self._connection
+        reason: str | None = "connection lost"
+        try:
+            # One pass per WebSocket frame; ends when the socket or the protocol closes.
+            while True:
+                frame = await ws.receive()
+                if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    data = frame.data
+                    messages = connection.receive_data(data.encode() if isinstance(data, str) else data)
+                elif frame.type is aiohttp.WSMsgType.ERROR:
+                    reason = describe_error(frame.data) if isinstance(frame.data, BaseException) else "error"
+                    break
+                else:  # CLOSE, CLOSING, CLOSED
+                    reason = "connection lost" if connection.state is ConnectionState.OPEN else None
+                    break
+                opened = self._opened
+                if opened is not None and not opened.done() and connection.state is ConnectionState.OPEN:
+                    opened.set_result(None)
+                for message in messages:
+                    await self._dispatch(message)
+                if connection.state is ConnectionState.CLOSED:
+                    reason = connection.close_reason
+                    with contextlib.suppress(HubConnectionError):
+                        await self._flush()  # the Close a protocol violation queued
+                    break
+                if time.monotonic() - self._last_sent_s >= self._keepalive_interval_s:
+                    with contextlib.suppress(HubConnectionError):
+                        await self._write(self._protocol.encode(PingMessage()))
+        except asyncio.CancelledError:
+            reason = connection.close_reason if connection.state is ConnectionState.CLOSED else "stopped"
+            raise
+        finally:
+            self._finish(reason)
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _dispatch(self, message: HubMessage) -> None:
+        if isinstance(message, InvocationMessage):
+            for callback in self._handlers.get(message.target.lower(), ()):
+                try:
+                    result = callback(*message.arguments)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # a broken handler must not kill the connection
+                    _log.exception("handler for %r failed", message.target)
+        elif isinstance(message, CompletionMessage):
+            future = self._pending.get(message.invocation_id)
+            if future is not None and not future.done():
+                if message.error is not None:
+                    future.set_exception(HubError(message.error))
+                else:
+                    future.set_result(message.result)
+            queue = self._streams.get(message.invocation_id)
+            if queue is not None:
+                queue.put_nowait(HubError(message.error) if message.error is not None else _STREAM_END)
+        elif isinstance(message, StreamItemMessage):
+            queue = self._streams.get(message.invocation_id)
+            if queue is not None:
+                queue.put_nowait(message.item)
+        elif isinstance(message, CloseMessage):
+            self.close_reason = message.error
+        # Ping needs nothing: any frame keeps us alive. Ack and Sequence are never negotiated.
+
+    def _finish(self, reason: str | None) -> None:
+        """Fail whatever waits, mark the connection closed and tell the close callbacks once."""
+        if self._connection.state is not ConnectionState.CLOSED:
+            self._connection.close(reason)
+        if self.close_reason is None:
+            self.close_reason = self._connection.close_reason or reason
+        error = HubConnectionError(self.close_reason or "the connection closed")
+        opened = self._opened
+        if opened is not None and not opened.done():
+            opened.set_exception(HubConnectionError(f"handshake failed: {self.close_reason or 'closed'}"))
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        for queue in self._streams.values():
+            queue.put_nowait(error)
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            callback(self.close_reason)
+
+    async def _abort(self) -> None:
+        ws, reader = self._ws, self._reader
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        if reader is not None and not reader.done():
+            # The reader normally ends by itself once the socket is closed; cancel only a laggard.
+            await asyncio.wait({reader}, timeout=2.0)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if reader is None:
+            self._finish(self.close_reason or "stopped")
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def describe_error(error: BaseException) -> str:
+    """A short, stable reason for a connection failure (used in ConnectionEvent reasons)."""
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        return f"http_{error.status}"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"http_{error.status}"
+    if isinstance(error, ConnectionRefusedError | aiohttp.ClientConnectorError):
+        return "connection_refused"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    return f"{type(error).__name__}: {error}"[:200]
