@@ -59,6 +59,11 @@ class HubError(Exception):
 class HubConnectionError(ConnectionError):
     """The connection could not be made, or closed while a call was waiting for its result."""
 
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        """A short stable code for records (``http_503``, ``connection_refused``, ``handshake_timeout``, …)."""
+
 
 Callback = Callable[..., Any]
 """A handler for a server-to-client invocation: called with the invocation's arguments; may be async."""
@@ -166,7 +171,7 @@ class HubClient:
             if isinstance(error, HubConnectionError):
                 raise
             reason = "handshake_timeout" if isinstance(error, TimeoutError) else describe_error(error)
-            raise HubConnectionError(reason) from error
+            raise HubConnectionError(reason, reason) from error
 
     async def invoke(self, target: str, *args: Any) -> Any:
         """Call ``target`` on the hub and return its result.
@@ -250,16 +255,16 @@ class HubClient:
                 if body.get("accessToken"):
                     self.access_token = str(body["accessToken"])
             else:
-                raise HubConnectionError(f"negotiate redirected more than {_MAX_REDIRECTS} times")
+                raise HubConnectionError(f"negotiate redirected more than {_MAX_REDIRECTS} times", "negotiate_failed")
             transports = body.get("availableTransports")
             if isinstance(transports, list) and not any(
                 isinstance(t, dict) and t.get("transport") == "WebSockets" for t in transports
             ):
-                raise HubConnectionError("the server does not offer the WebSockets transport")
+                raise HubConnectionError("the server does not offer the WebSockets transport", "negotiate_failed")
             self.connection_id = _optional_str(body.get("connectionId"))
             token = _optional_str(body.get("connectionToken")) or self.connection_id
             if token is None:
-                raise HubConnectionError("negotiate answered without a connectionId")
+                raise HubConnectionError("negotiate answered without a connectionId", "negotiate_failed")
             url = url.update_query(id=token)
         return url.with_scheme("wss" if url.scheme == "https" else "ws")
 
@@ -270,12 +275,14 @@ class HubClient:
         async with self._get_session().post(negotiate_url, headers=self._auth_headers()) as response:
             if response.status != 200:
                 text = (await response.text())[:200]
-                raise HubConnectionError(f"negotiate failed: HTTP {response.status} {text}".strip())
+                raise HubConnectionError(
+                    f"negotiate failed: HTTP {response.status} {text}".strip(), f"http_{response.status}"
+                )
             body = await response.json(content_type=None)
         if not isinstance(body, dict):
-            raise HubConnectionError("negotiate answered something other than a JSON object")
+            raise HubConnectionError("negotiate answered something other than a JSON object", "negotiate_failed")
         if body.get("error"):
-            raise HubConnectionError(f"negotiate refused: {body['error']}")
+            raise HubConnectionError(f"negotiate refused: {body['error']}", "negotiate_failed")
         return body
 
     async def _write(self, record: bytes) -> None:
@@ -370,7 +377,9 @@ class HubClient:
         error = HubConnectionError(self.close_reason or "the connection closed")
         opened = self._opened
         if opened is not None and not opened.done():
-            opened.set_exception(HubConnectionError(f"handshake failed: {self.close_reason or 'closed'}"))
+            opened.set_exception(
+                HubConnectionError(f"handshake failed: {self.close_reason or 'closed'}", "handshake_refused")
+            )
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from simscale.backplane.base import Backplane, BackplaneState
+from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable
 from simscale.backplane.channels import ChannelNames
 from simscale.backplane.memory import MemoryBackplane, MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
@@ -169,10 +169,17 @@ class HubServer:
             await runner.cleanup()
 
     async def _on_startup(self, app: web.Application) -> None:
-        await self.backplane.start()
+        await self._start_backplane()
         for endpoint in self._endpoints.values():
             await endpoint.lifetime.start()
         self._sweep_task = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _start_backplane(self) -> None:
+        try:
+            await self.backplane.start()
+        except BackplaneUnavailable as error:
+            # Serve local clients anyway; the sweep keeps trying (subscriptions are recorded).
+            _log.warning("backplane unavailable at start, will retry: %s", error)
 
     async def _on_shutdown(self, app: web.Application) -> None:
         if self._sweep_task is not None:
@@ -360,6 +367,8 @@ class HubServer:
             expected_s = now_s + interval_s
             try:
                 self.sweep(now_s)
+                if self.backplane.state is BackplaneState.STOPPED:
+                    await self._start_backplane()
                 for endpoint in self._endpoints.values():
                     await endpoint.lifetime.retry_pending_subscriptions()
             except Exception:

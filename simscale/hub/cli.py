@@ -1,0 +1,297 @@
+"""``simscale hub serve`` and ``simscale hub cluster``: run real hub servers from the shell.
+
+``serve`` runs one server and prints ``listening on URL`` (flushed) once it accepts connections, so
+scripts and tests can wait for that line. ``cluster`` starts N ``serve`` processes that share a
+backplane (starting its own redis-server when asked for ``redis`` without a URL) and prints each URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from simscale.backplane.base import Backplane
+from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
+from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
+from simscale.hub.settings import HubSettings
+
+__all__ = ["register"]
+
+_STARTUP_TIMEOUT_S = 30.0
+
+# (flag, HubSettings field, type, help)
+_LIMIT_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    (
+        "--keepalive-interval-s",
+        "keepalive_interval_s",
+        float,
+        "send a hub Ping after this long without sending",
+    ),
+    ("--client-timeout-s", "client_timeout_s", float, "close a client silent for this long"),
+    ("--handshake-timeout-s", "handshake_timeout_s", float, "close a client not handshaken by then"),
+    ("--max-message-bytes", "max_message_bytes", int, "largest incoming hub message"),
+    ("--max-parallel-invocations", "max_parallel_invocations", int, "invocations at once per connection"),
+    ("--max-buffered-bytes", "max_buffered_bytes", int, "outgoing backlog before a slow consumer is closed"),
+    ("--max-connections", "max_connections", int, "connections beyond which the server answers 503"),
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``hub serve`` and ``hub cluster`` to the top-level ``simscale`` command."""
+    hub = subparsers.add_parser("hub", help="run real SignalR-compatible hub servers")
+    commands = hub.add_subparsers(dest="hub_command", required=True)
+
+    serve = commands.add_parser("serve", help="run one hub server (ChatHub at /chatHub)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5000, help="port (0 picks a free one; default 5000)")
+    _add_common(serve)
+    serve.add_argument("--name", default=None, help="server name on the backplane (default: host_random)")
+    serve.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve https/wss")
+    serve.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    serve.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN=USER",
+        help="accept bearer TOKEN as user USER (repeatable; anonymous clients stay allowed)",
+    )
+    serve.set_defaults(handler=serve_command)
+
+    cluster = commands.add_parser("cluster", help="run N hub server processes sharing a backplane")
+    cluster.add_argument("--servers", type=int, required=True, help="number of server processes")
+    cluster.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    cluster.add_argument(
+        "--base-port", type=int, default=0, help="server i listens on BASE+i (0: free ports)"
+    )
+    _add_common(cluster)
+    cluster.set_defaults(handler=cluster_command)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backplane",
+        default="memory",
+        help="memory (in-process only), redis (cluster: start a redis-server) or redis://HOST:PORT",
+    )
+    parser.add_argument(
+        "--routing",
+        default=DEFAULT_ROUTING_MODE.value,
+        choices=[mode.value for mode in RoutingMode],
+        help="who delivers to the sender's own clients (default direct-local)",
+    )
+    defaults = HubSettings()
+    for flag, field_name, kind, help_text in _LIMIT_FLAGS:
+        parser.add_argument(
+            flag, type=kind, default=getattr(defaults, field_name), help=f"{help_text} (default %(default)s)"
+        )
+
+
+def _settings(args: argparse.Namespace) -> HubSettings:
+    return HubSettings(**{field_name: getattr(args, field_name) for _, field_name, _, _ in _LIMIT_FLAGS})
+
+
+def _limit_arguments(args: argparse.Namespace) -> list[str]:
+    argv: list[str] = []
+    for flag, field_name, _, _ in _LIMIT_FLAGS:
+        argv += [flag, str(getattr(args, field_name))]
+    return argv
+
+
+def _check_backplane_spec(spec: str, *, allow_bare_redis: bool = False) -> None:
+    if spec == "memory" or spec.startswith(("redis://", "rediss://")):
+        return
+    if allow_bare_redis and spec == "redis":
+        return
+    extra = ", redis" if allow_bare_redis else ""
+    raise ValueError(f"--backplane must be memory{extra} or a redis:// URL, got {spec!r}")
+
+
+def make_backplane(spec: str, server_name: str | None) -> Backplane:
+    """The backplane named on the command line: ``memory`` or a ``redis://`` / ``rediss://`` URL."""
+    _check_backplane_spec(spec)
+    if spec == "memory":
+        from simscale.backplane.memory import MemoryBackplane, MemoryBus
+
+        return MemoryBackplane(MemoryBus(), server_name=server_name)
+    from simscale.backplane.redis_backplane import RedisBackplane
+
+    return RedisBackplane(spec, server_name=server_name)
+
+
+def _authenticator(pairs: Sequence[str]) -> Authenticator:
+    if not pairs:
+        return AnonymousAuthenticator()
+    table: dict[str, str] = {}
+    for pair in pairs:
+        token, sep, user = pair.partition("=")
+        if not sep or not token or not user:
+            raise ValueError(f"--token must look like TOKEN=USER, got {pair!r}")
+        table[token] = user
+    return StaticTokenAuthenticator(table)
+
+
+def _ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"cannot load the TLS certificate or key: {error}") from None
+    return context
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (one descriptor per client); returns it."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
+
+
+def _check_port(port: int, flag: str) -> None:
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{flag} must be between 0 and 65535, got {port}")
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """``simscale hub serve``: run until SIGINT or SIGTERM."""
+    from simscale.hub.server import HubServer
+
+    _check_port(args.port, "--port")
+    settings = _settings(args)
+    authenticator = _authenticator(args.token)
+    ssl_context = _ssl_context(args.tls_cert, args.tls_key)
+    backplane = make_backplane(args.backplane, args.name)
+    raise_open_file_limit()
+
+    async def run() -> None:
+        server = HubServer(
+            settings=settings,
+            backplane=backplane,
+            server_name=args.name,
+            authenticator=authenticator,
+            routing_mode=RoutingMode(args.routing),
+        )
+        stop = _stop_event()
+        url = await server.listen(args.host, args.port, ssl_context)
+        print(f"listening on {url}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(run())
+    except OSError as error:  # port in use, address not available
+        print(f"simscale: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _start_server_process(argv: list[str]) -> tuple[asyncio.subprocess.Process, str]:
+    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    async with asyncio.timeout(_STARTUP_TIMEOUT_S):
+        while True:
+            line = await process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"server process exited before listening: {' '.join(argv)}")
+            text = line.decode().strip()
+            if text.startswith("listening on "):
+                return process, text.removeprefix("listening on ")
+
+
+def cluster_command(args: argparse.Namespace) -> int:
+    """``simscale hub cluster``: N ``hub serve`` processes; prints each URL; stops them on a signal."""
+    if args.servers < 1:
+        raise ValueError(f"--servers must be >= 1, got {args.servers}")
+    _check_port(args.base_port, "--base-port")
+    _check_backplane_spec(args.backplane, allow_bare_redis=True)
+    _settings(args)  # validate before starting anything
+
+    async def run() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            backplane = args.backplane
+            if backplane == "redis":
+                # Imported by name: the launcher is an optional part of the backplane package.
+                redis_server_class: Any = importlib.import_module(
+                    "simscale.backplane.redis_server"
+                ).RedisServer
+                redis_server = stack.enter_context(redis_server_class())
+                backplane = redis_server.url
+                print(f"redis on {backplane}", flush=True)
+            elif backplane == "memory" and args.servers > 1:
+                print("note: the memory backplane does not connect separate processes", flush=True)
+            stop = _stop_event()
+            processes: list[asyncio.subprocess.Process] = []
+
+            async def terminate() -> None:
+                for process in processes:
+                    if process.returncode is None:
+                        process.terminate()
+                for process in processes:
+                    try:
+                        async with asyncio.timeout(10):
+                            await process.wait()
+                    except TimeoutError:
+                        process.kill()
+                        await process.wait()
+
+            stack.push_async_callback(terminate)
+            for index in range(args.servers):
+                port = args.base_port + index if args.base_port else 0
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "simscale.cli",
+                    "hub",
+                    "serve",
+                    "--host",
+                    args.host,
+                    "--port",
+                    str(port),
+                    "--backplane",
+                    backplane,
+                    "--routing",
+                    args.routing,
+                    "--name",
+                    f"server-{index}",
+                    *_limit_arguments(args),
+                ]
+                process, url = await _start_server_process(argv)
+                processes.append(process)
+                print(f"server {index} listening on {url}", flush=True)
+            print("cluster ready", flush=True)
+            waiters = [asyncio.ensure_future(stop.wait())] + [
+                asyncio.ensure_future(p.wait()) for p in processes
+            ]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    asyncio.run(run())
+    return 0
