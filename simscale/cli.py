@@ -1,0 +1,267 @@
+"""The ``simscale`` command: simulate presets, run the real hub, load it, draw the figures."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from simscale._version import __version__
+
+_COMMAND_MODULES = ("simscale.hub.cli", "simscale.loadgen.cli", "simscale.figures.cli", "simscale.validation.cli")
+"""Modules that add sub-commands: each has ``register(subparsers)``; absent ones are skipped."""
+
+_TABLE_KEYS = (
+    ("scenario", "scenario", "{}"),
+    ("servers", "servers", "{}"),
+    ("clients", "clients", "{}"),
+    ("broadcasts", "broadcasts", "{}"),
+    ("delivered", "delivered_fraction", "{:.3f}"),
+    ("p50 ms", "latency_p50_ms", "{:.2f}"),
+    ("p99 ms", "latency_p99_ms", "{:.2f}"),
+    ("refused", "connections_refused", "{}"),
+    ("dropped", "connections_dropped", "{}"),
+    ("cpu max", "cpu_utilization_max", "{:.1%}"),
+    ("wall s", "wall_s", "{:.2f}"),
+)
+
+
+class _ArgumentError(Exception):
+    """Bad command-line input (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; sub-packages add their own commands through ``register``."""
+    parser = _Parser(prog="simscale", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"simscale {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _register_model_commands(subparsers)
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name):
+                continue  # that part of simscale is not installed in this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def _register_model_commands(subparsers: Any) -> None:
+    presets = subparsers.add_parser("presets", help="list the named scenarios, one line each")
+    presets.set_defaults(handler=_presets)
+
+    simulate = subparsers.add_parser("simulate", help="simulate a preset scenario")
+    simulate.add_argument("preset", help="preset name (see `simscale presets`)")
+    simulate.add_argument("--servers", type=int)
+    simulate.add_argument("--clients", type=int)
+    simulate.add_argument("--broadcast-rate", type=float, metavar="PER_S", dest="broadcast_rate_per_s")
+    simulate.add_argument("--message-bytes", type=int, metavar="B")
+    simulate.add_argument("--duration", type=float, metavar="S", dest="duration_s")
+    simulate.add_argument("--warmup", type=float, metavar="S", dest="warmup_s")
+    simulate.add_argument("--replications", type=int, metavar="N", default=1)
+    simulate.add_argument("--seed", type=int)
+    simulate.add_argument("--calibration", metavar="FILE", help="calibration JSON (asyncio-hub profile)")
+    simulate.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="set any scenario field (repeatable)"
+    )
+    simulate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    simulate.add_argument("--out", metavar="DIR", help="write the records (CSV) and the summary (JSON)")
+    simulate.add_argument("--describe", action="store_true", help="list every field: unit, default, range, source")
+    simulate.set_defaults(handler=_simulate)
+
+    demo = subparsers.add_parser("demo", help="simulate the three seed scenarios, print a table, draw figures")
+    demo.add_argument("--no-figures", action="store_true", help="skip regenerating figures/")
+    demo.add_argument("--out", metavar="DIR", default="figures", help="where the figures go (default figures/)")
+    demo.set_defaults(handler=_demo)
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from simscale.scenarios import PRESETS
+
+    width = max(len(name) for name in PRESETS)
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.summary}")
+    return 0
+
+
+def _scenario_from_args(args: argparse.Namespace) -> Any:
+    from simscale.scenarios import parse_field_value, preset
+
+    overrides: dict[str, Any] = {}
+    for field in ("servers", "clients", "broadcast_rate_per_s", "message_bytes", "duration_s", "warmup_s", "seed"):
+        value = getattr(args, field)
+        if value is not None:
+            overrides[field] = value
+    if args.calibration:
+        overrides["server_profile"] = "asyncio-hub"
+        overrides["calibration_file"] = args.calibration
+    for assignment in args.set:
+        name, separator, text = assignment.partition("=")
+        if not separator or not name:
+            raise ValueError(f"--set takes FIELD=VALUE, got {assignment!r}")
+        overrides[name.strip()] = parse_field_value(name.strip(), text)
+    if "duration_s" in overrides and "warmup_s" not in overrides:
+        # A short run keeps a proportionate warm-up rather than failing on the preset's.
+        overrides["warmup_s"] = min(5.0, overrides["duration_s"] / 10)
+    return preset(args.preset, **overrides)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simscale.scenarios import describe_fields, replicate, simulate
+
+    scenario = _scenario_from_args(args)
+    if args.describe:
+        rows = describe_fields(scenario)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            unit = f" [{row['unit']}]" if row["unit"] else ""
+            print(f"{row['field']}{unit} = {row['value']!r}  (default {row['default']!r}; {row['allowed']})")
+            print(f"    {row['help']}  Source: {row['source']}")
+        return 0
+    if args.replications < 1:
+        raise ValueError(f"--replications must be >= 1, got {args.replications}")
+    with _Progress(f"simulating {scenario.name}", enabled=not args.json):
+        result = simulate(scenario)
+        replication = replicate(scenario, args.replications) if args.replications > 1 else None
+    payload = result.to_json_dict()
+    if replication is not None:
+        payload["replications"] = args.replications
+        payload["confidence_intervals"] = replication.intervals.to_dict(orient="records")
+    if args.out:
+        _write_outputs(Path(args.out), result, payload)
+    if args.json:
+        print(json.dumps(_json_safe(payload)))
+    else:
+        _print_table([dataclasses.asdict(result.summary)])
+        if replication is not None:
+            print(f"\n{args.replications} replications, {replication.confidence:.0%} confidence intervals:")
+            print(replication.intervals.to_string(index=False))
+        if args.out:
+            print(f"\nrecords and summary written to {args.out}")
+    return 0
+
+
+def _write_outputs(directory: Path, result: Any, payload: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind, frame in result.frames().items():
+        frame.to_csv(directory / f"{kind}.csv", index=False)
+    (directory / "summary.json").write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    cells = [[title for title, _, _ in _TABLE_KEYS]]
+    for row in rows:
+        line = []
+        for _, key, template in _TABLE_KEYS:
+            value = row.get(key)
+            line.append("-" if value is None else template.format(value))
+        cells.append(line)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(_TABLE_KEYS))]
+    for position, line in enumerate(cells):
+        print("  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)))
+        if position == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from simscale.scenarios import preset, simulate
+
+    print("simscale demo: the three classic scale-out scenarios, simulated on their defaults\n")
+    results = []
+    with _Progress("simulating", enabled=True):
+        for name in ("single-server", "no-backplane", "backplane"):
+            results.append(simulate(preset(name)))
+    _print_table([dataclasses.asdict(result.summary) for result in results])
+    print(
+        "\nOne server reaches everyone. Three servers without a backplane reach only the sender's server's"
+        "\nclients (about 1/3). With a Redis backplane everyone is reached again, and the backplane pays."
+    )
+    if not args.no_figures:
+        try:
+            figures = importlib.import_module("simscale.figures")
+        except ModuleNotFoundError:
+            return 0
+        written = figures.render_all(Path(args.out))
+        print(f"\nfigures regenerated in {args.out}/ ({len(written)} files)")
+    return 0
+
+
+class _Progress:
+    """A spinner with elapsed time on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str, *, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._spin, daemon=True)
+            self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        started = time.monotonic()
+        frames = "|/-\\"
+        tick = 0
+        while not self._stop.wait(0.2):
+            elapsed = time.monotonic() - started
+            sys.stderr.write(f"\r{frames[tick % 4]} {self.label}… {elapsed:5.1f} s")
+            sys.stderr.flush()
+            tick += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn bad input into a one-line error with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ValueError as error:
+        print(f"simscale: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simscale: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `simscale simulate X --describe | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

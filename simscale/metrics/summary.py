@@ -1,0 +1,109 @@
+"""Headline figures from records, without pandas (the model and the load generator both use it)."""
+
+from __future__ import annotations
+
+import math
+
+from simscale.metrics.records import NO_SERVER, ConnectionEventKind, RunRecords, RunSummary, Source
+
+__all__ = ["cpu_utilization_by_server", "delivered_fraction", "summarize"]
+
+
+def delivered_fraction(records: RunRecords) -> float:
+    """Deliveries / Σ(clients connected when each counted broadcast was sent), from the records.
+
+    Counted from the delivery records of each server's own fan-out, never from a formula; NaN when
+    no broadcast was counted.
+    """
+    expected = sum(record.connected_clients for record in records.broadcasts)
+    if expected == 0:
+        return math.nan
+    counted = {record.broadcast_id for record in records.broadcasts}
+    delivered = sum(record.delivered for record in records.deliveries if record.broadcast_id in counted)
+    return delivered / expected
+
+
+def cpu_utilization_by_server(records: RunRecords, start_s: float, end_s: float) -> dict[int, float]:
+    """Mean CPU utilisation per server over samples taken in (start_s, end_s]."""
+    totals: dict[int, list[float]] = {}
+    for sample in records.resources:
+        if sample.server == NO_SERVER or not start_s < sample.time_s <= end_s:
+            continue
+        if math.isnan(sample.cpu_utilization):
+            continue
+        totals.setdefault(sample.server, []).append(sample.cpu_utilization)
+    return {server: sum(values) / len(values) for server, values in totals.items()}
+
+
+def summarize(
+    records: RunRecords,
+    *,
+    scenario: str,
+    servers: int | None,
+    clients: int | None,
+    duration_s: float | None,
+    warmup_s: float,
+    wall_s: float | None,
+    events: int | None,
+    source: Source = "model",
+    memory_base_bytes: float = 0.0,
+) -> RunSummary:
+    """The run's :class:`RunSummary`.
+
+    ``cpu_utilization_max`` is the busiest server's mean utilisation over the measured window
+    (after warm-up, until ``duration_s``), as a fraction 0-1 of that server's cores.
+    """
+    fraction = delivered_fraction(records)
+    deliveries = sum(record.delivered for record in records.deliveries)
+    refused = sum(e.clients for e in records.connections if e.event is ConnectionEventKind.REFUSED)
+    dropped = sum(e.clients for e in records.connections if e.event is ConnectionEventKind.DROPPED)
+    gave_up_never_connected = sum(
+        e.clients
+        for e in records.connections
+        if e.event is ConnectionEventKind.GAVE_UP and e.reason == "retries_exhausted"
+    )
+    gave_up = sum(e.clients for e in records.connections if e.event is ConnectionEventKind.GAVE_UP)
+    cpu = (
+        cpu_utilization_by_server(records, warmup_s, duration_s if duration_s is not None else math.inf)
+        if records.resources
+        else {}
+    )
+    measured_s = (duration_s - warmup_s) if duration_s is not None else None
+    memory_per_connection_kb = _memory_per_connection_kb(records, memory_base_bytes)
+    return RunSummary(
+        scenario=scenario,
+        servers=servers,
+        clients=clients,
+        duration_s=duration_s,
+        broadcasts=len(records.broadcasts),
+        delivered_fraction=None if math.isnan(fraction) else fraction,
+        latency_p50_ms=_ms(records.latency.quantile_s(0.5)),
+        latency_p99_ms=_ms(records.latency.quantile_s(0.99)),
+        connections_refused=refused,
+        connections_dropped=dropped + gave_up_never_connected,
+        cpu_utilization_max=max(cpu.values()) if cpu else None,
+        wall_s=wall_s,
+        events=events,
+        deliveries=deliveries,
+        deliveries_per_s=deliveries / measured_s if measured_s else None,
+        memory_per_connection_kb=memory_per_connection_kb,
+        clients_gave_up=gave_up,
+        source=source,
+    )
+
+
+def _ms(seconds: float) -> float | None:
+    return None if math.isnan(seconds) else seconds * 1000.0
+
+
+def _memory_per_connection_kb(records: RunRecords, memory_base_bytes: float) -> float | None:
+    """Memory above each server's base at the last sample, per connection held then."""
+    samples = [s for s in records.resources if s.server != NO_SERVER and not math.isnan(s.memory_bytes)]
+    if not samples:
+        return None
+    last_by_server: dict[int, tuple[float, int]] = {}
+    for sample in samples:
+        last_by_server[sample.server] = (sample.memory_bytes, sample.connections)
+    memory = sum(m - memory_base_bytes for m, _ in last_by_server.values())
+    connections = sum(c for _, c in last_by_server.values())
+    return None if connections == 0 else memory / connections / 1000.0

@@ -1,0 +1,101 @@
+"""A Redis-like pub/sub backplane: one FIFO server with a deterministic service time.
+
+Every PUBLISH costs Redis ``a + b·K`` (K = subscribed app servers; REFERENCE Part 2 §A5: a ≈ 15 µs,
+b ≈ 0.5 µs per subscriber for 100 B). Publishes queue FIFO, so with Poisson arrivals the backplane
+is an M/D/1 queue whose mean wait is Pollaczek-Khinchine's ``ρ / (2μ(1-ρ))``. Each subscriber has
+an output buffer in Redis: a subscriber that falls more than 32 MB behind is disconnected and misses
+everything until it resubscribes (``client-output-buffer-limit pubsub 32mb``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+__all__ = ["SimBackplane"]
+
+
+class SimBackplane:
+    """Publishes go through one FIFO lane; delivery to each subscribed server after a latency."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        subscribers: int,
+        *,
+        publish_base_s: float,
+        publish_per_subscriber_s: float,
+        latency_s: float,
+        output_buffer_limit_bytes: float,
+        resubscribe_s: float,
+    ) -> None:
+        self.env = env
+        self.lane = simpy.Resource(env, capacity=1)
+        self.publish_base_s = publish_base_s
+        self.publish_per_subscriber_s = publish_per_subscriber_s
+        self.latency_s = latency_s
+        self.output_buffer_limit_bytes = output_buffer_limit_bytes
+        self.resubscribe_s = resubscribe_s
+        self.subscribed = [True] * subscribers
+        self.pending_bytes = [0.0] * subscribers
+        self.publishes = 0
+        self.wait_total_s = 0.0
+        self.disconnects = 0
+        self.missed = [0] * subscribers
+
+    @property
+    def queue_length(self) -> int:
+        """Publishes waiting or in service."""
+        return len(self.lane.queue) + self.lane.count
+
+    def service_time_s(self) -> float:
+        """Redis time for one PUBLISH to the current subscribers."""
+        return self.publish_base_s + self.publish_per_subscriber_s * sum(self.subscribed)
+
+    def publish(self, payload_bytes: float, deliver: Callable[[int], None] | None = None) -> Generator[Any, Any, float]:
+        """Process: send to Redis, queue, get served, then hand to every subscriber. Returns the wait."""
+        if self.latency_s:
+            yield self.env.timeout(self.latency_s)
+        arrived = self.env.now
+        with self.lane.request() as turn:
+            yield turn
+            waited = self.env.now - arrived
+            yield self.env.timeout(self.service_time_s())
+        self.publishes += 1
+        self.wait_total_s += waited
+        targets = [i for i, on in enumerate(self.subscribed) if on]
+        if deliver is not None:
+            self.env.process(self._fan_out(targets, payload_bytes, deliver))
+        return waited
+
+    def _fan_out(
+        self, targets: list[int], payload_bytes: float, deliver: Callable[[int], None]
+    ) -> Generator[Any, Any, None]:
+        if self.latency_s:
+            yield self.env.timeout(self.latency_s)
+        for server in targets:
+            if not self.subscribed[server]:
+                self.missed[server] += 1
+                continue
+            self.pending_bytes[server] += payload_bytes
+            if self.pending_bytes[server] > self.output_buffer_limit_bytes:
+                self._disconnect(server)
+                self.missed[server] += 1
+                continue
+            deliver(server)
+
+    def consumed(self, server: int, payload_bytes: float) -> None:
+        """The subscriber read a message: its output buffer in Redis shrinks."""
+        self.pending_bytes[server] = max(0.0, self.pending_bytes[server] - payload_bytes)
+
+    def _disconnect(self, server: int) -> None:
+        self.subscribed[server] = False
+        self.pending_bytes[server] = 0.0
+        self.disconnects += 1
+        self.env.process(self._resubscribe(server))
+
+    def _resubscribe(self, server: int) -> Generator[Any, Any, None]:
+        yield self.env.timeout(self.resubscribe_s)
+        self.subscribed[server] = True

@@ -1,0 +1,633 @@
+"""The whole hub deployment as one SimPy model: clients, load balancer, servers, ports, backplane.
+
+How a broadcast travels (one event per server, never one per recipient — REFERENCE Part 2 §B2):
+
+1. a random connected client sends at ``t0``; after the uplink latency its server runs the hub
+   method (a work item: thread, then CPU);
+2. routing (:mod:`simscale.backplane.routing`, the same rule the real hub uses) decides who fans
+   out: the origin directly and/or every server that receives the publish from the backplane;
+3. each fan-out is ONE work item costing ``serialize + n_local × send_per_recipient`` of CPU; the
+   recipients' receive times ``start + serialize + k·send + downlink_k`` (k = 1..n) are computed in
+   numpy (sampled for large fan-outs, delivery counts kept exact) straight into a histogram.
+
+Connections are batches of rows in :class:`~simscale.model.population.ClientPopulation`: the load
+balancer, the port pools, the connection limit and the handshake (a work item with the 15 s
+timeout) act on whole batches. Keep-alive is one tick per server per second that pings one phase
+(1/15) of its clients; a client that hears nothing for 30 s drops and reconnects with the default
+delays — in a starved thread pool that is the feedback loop of REFERENCE Part 2 §A1.
+
+The model never plots and never imports pandas: it emits the records of
+:mod:`simscale.metrics.records`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+
+from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
+from simscale.metrics.records import (
+    NO_SERVER,
+    BroadcastRecord,
+    ConnectionEvent,
+    ConnectionEventKind,
+    DeliveryRecord,
+    ResourceSample,
+    RunRecords,
+)
+from simscale.model.backplane import SimBackplane
+from simscale.model.cpu import Cpu
+from simscale.model.kernel import CountingEnvironment
+from simscale.model.population import ClientPopulation
+from simscale.model.ports import PortPool
+from simscale.model.server import SimServer
+from simscale.model.topology import build_topology
+from simscale.scenarios.config import Scenario
+
+__all__ = ["HubModel", "ModelRun"]
+
+IntArray = npt.NDArray[np.int64]
+
+_HEARTBEAT_S = 1.0
+"""ASP.NET Core checks keep-alives on a ~1 s heartbeat tick (REFERENCE Part 1 §1.6)."""
+_RETRY_SLOT_S = 0.01
+"""Reconnect attempts due within the same 10 ms are handled as one batch."""
+_CHURN_SLOT_S = 0.05
+_BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
+_MAX_INVOCATION_BACKLOG = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    """What one run of the model produced."""
+
+    records: RunRecords
+    events: int
+    wall_s: float
+    topology: nx.Graph
+    backplane_disconnects: int
+
+
+class HubModel:
+    """Build once from a :class:`Scenario` and an explicit RNG, then :meth:`run`."""
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        s = scenario
+        self.scenario = s
+        self.rng = rng
+        self.env = CountingEnvironment()
+        self.records = RunRecords()
+        self.horizon_s = s.duration_s + s.drain_s
+        self.phases = max(1, round(s.keepalive_interval_s / _HEARTBEAT_S))
+        shared = Cpu(self.env, s.shared_host_cores) if s.shared_host_cores else None
+        self.servers = [
+            SimServer(
+                self.env,
+                index,
+                profile=s.server_profile,
+                cpu=shared or Cpu(self.env, s.cores_per_server),
+                cores=s.cores_per_server,
+                min_threads=s.threads_min,
+                max_threads=s.max_threads,
+                injection_interval_s=s.thread_injection_interval_s,
+                horizon_s=self.horizon_s,
+                sample_interval_s=s.sample_interval_s,
+                phases=self.phases,
+                proxy_pools=[PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.proxy_addresses)]
+                if s.proxy_hop
+                else [],
+            )
+            for index in range(s.servers)
+        ]
+        self.population = ClientPopulation(s.clients, s.servers, self.phases, s.client_addresses)
+        self.client_pools = (
+            [PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.client_addresses)]
+            if s.client_addresses
+            else []
+        )
+        self.routing = RoutingMode(s.backplane_routing)
+        self.backplane = (
+            SimBackplane(
+                self.env,
+                s.servers,
+                publish_base_s=s.backplane_publish_base_s,
+                publish_per_subscriber_s=s.backplane_publish_per_subscriber_s,
+                latency_s=s.backplane_latency_s,
+                output_buffer_limit_bytes=s.backplane_output_buffer_limit_bytes,
+                resubscribe_s=s.backplane_resubscribe_s,
+            )
+            if s.backplane == "redis"
+            else None
+        )
+        self._round_robin_next = 0
+        self._proxy_next = 0
+        self._broadcast_ids = 0
+        self._payload_bytes = s.message_bytes * 2 + _BACKPLANE_ENVELOPE_OVERHEAD_BYTES
+
+    # ============================================================================================
+    # running
+    # ============================================================================================
+    def run(self) -> ModelRun:
+        """Simulate ``duration_s`` plus ``drain_s`` and return the records."""
+        started = time.perf_counter()
+        s = self.scenario
+        everyone = np.arange(s.clients, dtype=np.int64)
+        if s.connect_ramp_s > 0:
+            offsets = np.sort(self.rng.uniform(0.0, s.connect_ramp_s, s.clients))
+            self._schedule_attempts(everyone[np.argsort(offsets, kind="stable")], offsets)
+        else:
+            self._connect_initial(everyone)
+        for server in self.servers:
+            self.env.process(self._heartbeat(server))
+        self.env.process(self._sampler())
+        if s.broadcasts_enabled:
+            self.env.process(self._broadcasts())
+        if s.invocation_rate_per_client_per_s > 0:
+            self.env.process(self._invocations())
+        if s.connection_lifetime_s > 0:
+            self.env.process(self._churn())
+        self.env.run(until=self.horizon_s)
+        return ModelRun(
+            records=self.records,
+            events=self.env.events_processed,
+            wall_s=time.perf_counter() - started,
+            topology=build_topology(s, self.population.server_of),
+            backplane_disconnects=self.backplane.disconnects if self.backplane else 0,
+        )
+
+    # ============================================================================================
+    # connections
+    # ============================================================================================
+    def _event(self, kind: ConnectionEventKind, server: int, reason: str, clients: int) -> None:
+        if clients:
+            self.records.connections.append(
+                ConnectionEvent("model", self.scenario.name, float(self.env.now), server, kind, reason, clients)
+            )
+
+    def _choose_servers(self, ids: IntArray) -> IntArray:
+        """The load balancer's choice for each client in ``ids``."""
+        s = self.scenario
+        count = len(ids)
+        if s.load_balancer == "round-robin":
+            chosen = (self._round_robin_next + np.arange(count)) % s.servers
+            self._round_robin_next = int((self._round_robin_next + count) % s.servers)
+            return chosen.astype(np.int64)
+        if s.load_balancer == "sticky-ip":
+            addresses = self.population.address[ids]
+            return np.array([_sticky_hash(int(a)) % s.servers for a in addresses], dtype=np.int64)
+        # least-connections: give each newcomer to the currently least-loaded server.
+        loads = self.population.per_server.astype(np.int64) + np.array(
+            [server.handshakes_in_progress for server in self.servers], dtype=np.int64
+        )
+        chosen = np.empty(count, dtype=np.int64)
+        for position in range(count):
+            target = int(np.argmin(loads))
+            chosen[position] = target
+            loads[target] += 1
+        return chosen
+
+    def _take_client_ports(self, ids: IntArray) -> tuple[IntArray, IntArray]:
+        """Split ``ids`` into (granted, refused) by their source address's port pool."""
+        if not self.client_pools:
+            return ids, ids[:0]
+        now = float(self.env.now)
+        addresses = self.population.address[ids]
+        order = np.argsort(addresses, kind="stable")
+        ids, addresses = ids[order], addresses[order]
+        unique, starts, counts = np.unique(addresses, return_index=True, return_counts=True)
+        keep = np.zeros(len(ids), dtype=bool)
+        for address, start, count in zip(unique.tolist(), starts.tolist(), counts.tolist(), strict=True):
+            granted = self.client_pools[address].acquire(now, count)
+            keep[start : start + granted] = True
+        return ids[keep], ids[~keep]
+
+    def _release_client_ports(self, ids: IntArray) -> None:
+        if not self.client_pools or len(ids) == 0:
+            return
+        now = float(self.env.now)
+        addresses, counts = np.unique(self.population.address[ids], return_counts=True)
+        for address, count in zip(addresses.tolist(), counts.tolist(), strict=True):
+            self.client_pools[address].release(now, count)
+
+    def _take_proxy_ports(self, server: SimServer, ids: IntArray) -> tuple[IntArray, IntArray]:
+        if not server.proxy_pools:
+            return ids, ids[:0]
+        now = float(self.env.now)
+        granted_parts: list[IntArray] = []
+        remaining = ids
+        # Spread the batch over the proxy's source addresses, starting where the last batch ended.
+        for step in range(len(server.proxy_pools)):
+            if len(remaining) == 0:
+                break
+            address = (self._proxy_next + step) % len(server.proxy_pools)
+            granted = server.proxy_pools[address].acquire(now, len(remaining))
+            self.population.proxy_address[remaining[:granted]] = address
+            granted_parts.append(remaining[:granted])
+            remaining = remaining[granted:]
+        self._proxy_next = (self._proxy_next + 1) % len(server.proxy_pools)
+        granted_ids = np.concatenate(granted_parts) if granted_parts else ids[:0]
+        return granted_ids, remaining
+
+    def _release_proxy_ports(self, server: SimServer, ids: IntArray) -> None:
+        if not server.proxy_pools or len(ids) == 0:
+            return
+        now = float(self.env.now)
+        addresses, counts = np.unique(self.population.proxy_address[ids], return_counts=True)
+        for address, count in zip(addresses.tolist(), counts.tolist(), strict=True):
+            server.proxy_pools[address].release(now, count)
+
+    def _admit(self, ids: IntArray) -> list[tuple[SimServer, IntArray]]:
+        """Ports, balancer and connection limit for a batch; returns the batches per server that
+        may start a handshake (the rest are refused here)."""
+        s = self.scenario
+        ids, refused = self._take_client_ports(ids)
+        self._fail(refused, NO_SERVER, "ports_exhausted", ConnectionEventKind.REFUSED)
+        if len(ids) == 0:
+            return []
+        chosen = self._choose_servers(ids)
+        admitted: list[tuple[SimServer, IntArray]] = []
+        for server in self.servers:
+            batch = ids[chosen == server.index]
+            if len(batch) == 0:
+                continue
+            room = s.max_connections_per_server - int(self.population.per_server[server.index])
+            room -= server.handshakes_in_progress
+            over_limit = batch[max(room, 0) :]
+            batch = batch[: max(room, 0)]
+            batch, no_proxy_port = self._take_proxy_ports(server, batch)
+            rejected = np.concatenate([over_limit, no_proxy_port])
+            self._release_client_ports(rejected)
+            self._fail(over_limit, server.index, "connection_limit", ConnectionEventKind.REFUSED)
+            self._fail(no_proxy_port, server.index, "proxy_ports_exhausted", ConnectionEventKind.REFUSED)
+            if len(batch):
+                admitted.append((server, batch))
+        return admitted
+
+    def _connect_initial(self, ids: IntArray) -> None:
+        """Clients that are already connected when the run starts (no handshake work)."""
+        for server, batch in self._admit(ids):
+            self._attach(server, batch)
+
+    def _attach(self, server: SimServer, ids: IntArray) -> None:
+        now = float(self.env.now)
+        self.population.attach(ids, server.index, now)
+        self._event(ConnectionEventKind.CONNECTED, server.index, "ok", len(ids))
+        lifetime_s = self.scenario.connection_lifetime_s
+        if lifetime_s > 0:
+            self.population.close_at[ids] = now + self.rng.exponential(lifetime_s, len(ids))
+
+    def _schedule_attempts(self, ids: IntArray, delays_s: npt.NDArray[np.float64] | float) -> None:
+        """Attempt to connect ``ids`` after their delays, batched into 10 ms slots."""
+        if len(ids) == 0:
+            return
+        delays = np.broadcast_to(np.asarray(delays_s, dtype=np.float64), ids.shape)
+        slots = np.floor(delays / _RETRY_SLOT_S).astype(np.int64)
+        unique, inverse = np.unique(slots, return_inverse=True)
+        if len(unique) == 1:
+            self.env.process(self._attempt_batch(ids, float(delays.min())))
+            return
+        order = np.argsort(inverse, kind="stable")
+        boundaries = np.flatnonzero(np.diff(inverse[order])) + 1
+        for group in np.split(order, boundaries):
+            self.env.process(self._attempt_batch(ids[group], float(delays[group].min())))
+
+    def _attempt_batch(self, ids: IntArray, delay_s: float) -> Generator[Any, Any, None]:
+        if delay_s > 0:
+            yield self.env.timeout(delay_s)
+        # Only clients still waiting to connect (not connected meanwhile, not given up).
+        ids = ids[(self.population.server_of[ids] < 0) & ~self.population.gave_up[ids]]
+        for server, batch in self._admit(ids):
+            self.env.process(self._handshake(server, batch, float(self.env.now)))
+
+    def _handshake(self, server: SimServer, ids: IntArray, attempted_at_s: float) -> Generator[Any, Any, None]:
+        s = self.scenario
+        server.handshakes_in_progress += len(ids)
+        try:
+            yield server.pool.acquire()
+            if self.env.now - attempted_at_s > s.handshake_timeout_s:
+                # The client gave up waiting; the server finds a dead socket and moves on.
+                server.pool.release()
+                self._release_ports(server, ids)
+                self._fail(ids, server.index, "handshake_timeout", ConnectionEventKind.REFUSED)
+                return
+            yield from server.use_cpu(s.handshake_cpu_s * len(ids))
+            server.pool.release()
+        finally:
+            server.handshakes_in_progress -= len(ids)
+        self._attach(server, ids)
+
+    def _release_ports(self, server: SimServer, ids: IntArray) -> None:
+        self._release_client_ports(ids)
+        self._release_proxy_ports(server, ids)
+
+    def _fail(self, ids: IntArray, server: int, reason: str, kind: ConnectionEventKind) -> None:
+        """Attempts that failed: record them, then retry with the reconnect delays or give up."""
+        if len(ids) == 0:
+            return
+        s = self.scenario
+        self._event(kind, server, reason, len(ids))
+        population = self.population
+        population.failed_attempts[ids] += 1
+        exhausted = ids[(population.failed_attempts[ids] >= len(s.reconnect_delays_s)) | (not s.reconnect)]
+        retry = ids[(population.failed_attempts[ids] < len(s.reconnect_delays_s)) & s.reconnect]
+        self._give_up(exhausted)
+        if len(retry):
+            delays = np.asarray(s.reconnect_delays_s, dtype=np.float64)[population.failed_attempts[retry]]
+            self._schedule_attempts(retry, self._jitter(delays))
+
+    def _give_up(self, ids: IntArray) -> None:
+        if len(ids) == 0:
+            return
+        population = self.population
+        population.gave_up[ids] = True
+        after_drop = ids[population.was_dropped[ids]]
+        never_connected = ids[~population.was_dropped[ids]]
+        self._event(ConnectionEventKind.GAVE_UP, NO_SERVER, "retries_exhausted_after_drop", len(after_drop))
+        self._event(ConnectionEventKind.GAVE_UP, NO_SERVER, "retries_exhausted", len(never_connected))
+
+    def _jitter(self, delays: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        spread = self.scenario.reconnect_jitter
+        if spread <= 0:
+            return delays
+        return delays * self.rng.uniform(1.0 - spread, 1.0 + spread, len(delays))
+
+    def _disconnect(self, ids: IntArray, reason: str, kind: ConnectionEventKind) -> None:
+        """Close established connections; dropped clients start their reconnect sequence."""
+        if len(ids) == 0:
+            return
+        population = self.population
+        servers = population.server_of[ids]
+        for server in self.servers:
+            batch = ids[servers == server.index]
+            if len(batch):
+                self._release_ports(server, batch)
+                self._event(kind, server.index, reason, len(batch))
+        population.detach(ids)
+        population.was_dropped[ids] = kind is ConnectionEventKind.DROPPED
+        if kind is ConnectionEventKind.CLOSED:
+            self._schedule_attempts(ids, 0.0)  # the app opens a new connection right away
+        elif self.scenario.reconnect:
+            delays = np.full(len(ids), self.scenario.reconnect_delays_s[0])
+            self._schedule_attempts(ids, self._jitter(delays))
+        else:
+            self._give_up(ids)
+
+    def _churn(self) -> Generator[Any, Any, None]:
+        """Clients close after their connection lifetime and reconnect (fills TIME_WAIT)."""
+        population = self.population
+        while True:
+            yield self.env.timeout(_CHURN_SLOT_S)
+            due = np.flatnonzero(population.close_at <= self.env.now)
+            self._disconnect(due.astype(np.int64), "client_stop", ConnectionEventKind.CLOSED)
+
+    # ============================================================================================
+    # keep-alive and the server timeout
+    # ============================================================================================
+    def _heartbeat(self, server: SimServer) -> Generator[Any, Any, None]:
+        s = self.scenario
+        tick = 0
+        while True:
+            yield self.env.timeout(_HEARTBEAT_S)
+            self._check_server_timeouts(server)
+            phase = tick % self.phases
+            tick += 1
+            # One ping per client of this phase, and the clients' own pings read back.
+            cost_s = int(self.population.per_server_phase[server.index, phase]) * s.keepalive_cpu_s * 2
+            self.env.process(self._ping(server, phase, cost_s))
+
+    def _ping(self, server: SimServer, phase: int, cost_s: float) -> Generator[Any, Any, None]:
+        yield from server.work(cost_s)
+        server.last_ping_at_s[phase] = self.env.now
+
+    def _check_server_timeouts(self, server: SimServer) -> None:
+        """Clients that heard nothing (no ping, no message) for ``server_timeout_s`` drop."""
+        now = float(self.env.now)
+        limit_s = self.scenario.server_timeout_s
+        heard = np.maximum(server.last_ping_at_s, server.last_message_at_s)
+        silent_phases = np.flatnonzero((now - heard > limit_s) & (self.population.per_server_phase[server.index] > 0))
+        if len(silent_phases) == 0:
+            return
+        population = self.population
+        candidates = np.flatnonzero((population.server_of == server.index) & np.isin(population.phase, silent_phases))
+        timed_out = candidates[population.connected_at[candidates] < now - limit_s]
+        self._disconnect(timed_out.astype(np.int64), "server_timeout", ConnectionEventKind.DROPPED)
+
+    # ============================================================================================
+    # broadcasts
+    # ============================================================================================
+    def _network_delay_s(self, count: int | None = None) -> Any:
+        s = self.scenario
+        if count is None:
+            jitter = self.rng.exponential(s.network_jitter_s) if s.network_jitter_s else 0.0
+            return s.network_latency_s + jitter
+        if s.network_jitter_s:
+            return s.network_latency_s + self.rng.exponential(s.network_jitter_s, count)
+        return np.full(count, s.network_latency_s)
+
+    def _broadcasts(self) -> Generator[Any, Any, None]:
+        s = self.scenario
+        mean_gap_s = 1.0 / s.broadcast_rate_per_s
+        while True:
+            yield self.env.timeout(self.rng.exponential(mean_gap_s))
+            if self.env.now >= s.duration_s:
+                return
+            sender = self.population.random_connected(self.rng)
+            if sender < 0:
+                continue
+            broadcast_id = self._broadcast_ids
+            self._broadcast_ids += 1
+            origin = int(self.population.server_of[sender])
+            sent_at = float(self.env.now)
+            counted = sent_at >= s.warmup_s
+            if counted:
+                self.records.broadcasts.append(
+                    BroadcastRecord("model", s.name, broadcast_id, origin, sent_at, self.population.connected)
+                )
+            self.env.process(self._send_broadcast(broadcast_id, self.servers[origin], sent_at, counted))
+
+    def _send_broadcast(
+        self, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool
+    ) -> Generator[Any, Any, None]:
+        s = self.scenario
+        yield self.env.timeout(self._network_delay_s())
+        # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
+        yield from origin.work(s.invocation_cpu_s + s.serialize_cpu_s)
+        if self.backplane is None or delivers_locally_on_send(self.routing):
+            self.env.process(self._fan_out(origin, broadcast_id, origin.index, sent_at_s, counted))
+        if self.backplane is not None:
+
+            def deliver(server_index: int) -> None:
+                self.env.process(self._receive_publish(server_index, broadcast_id, origin, sent_at_s, counted))
+
+            self.env.process(self.backplane.publish(self._payload_bytes, deliver))
+
+    def _receive_publish(
+        self, server_index: int, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool
+    ) -> Generator[Any, Any, None]:
+        server = self.servers[server_index]
+        assert self.backplane is not None
+        if accepts_from_backplane(self.routing, origin.name, server.name):
+            yield from self._fan_out(server, broadcast_id, origin.index, sent_at_s, counted, from_backplane=True)
+            return
+        # Our own echo: read it and drop it (it still costs a read).
+        yield from server.work(self.scenario.invocation_cpu_s)
+        self.backplane.consumed(server_index, self._payload_bytes)
+
+    def _fan_out(
+        self,
+        server: SimServer,
+        broadcast_id: int,
+        origin_index: int,
+        sent_at_s: float,
+        counted: bool,
+        *,
+        from_backplane: bool = False,
+    ) -> Generator[Any, Any, None]:
+        s = self.scenario
+        queued_bytes = float(self.population.per_server[server.index] * s.message_bytes)
+        server.buffered_bytes += queued_bytes
+        yield server.pool.acquire()
+        if from_backplane and self.backplane is not None:
+            self.backplane.consumed(server.index, self._payload_bytes)
+        recipients = int(self.population.per_server[server.index])
+        # The message was serialised once at the origin; a copy from the backplane costs a read.
+        overhead_s = s.invocation_cpu_s if from_backplane else 0.0
+        started = yield from server.use_cpu(overhead_s + recipients * s.send_cpu_per_recipient_s)
+        server.pool.release()
+        server.buffered_bytes -= queued_bytes
+        if recipients == 0:
+            return
+        server.last_message_at_s = float(self.env.now)
+        if not counted:
+            return
+        sample = min(recipients, s.latency_samples_per_fanout)
+        if sample == recipients:
+            positions = np.arange(1, recipients + 1, dtype=np.float64)
+        else:
+            positions = self.rng.integers(1, recipients + 1, sample).astype(np.float64)
+        receive_s = started + overhead_s + positions * s.send_cpu_per_recipient_s + self._network_delay_s(sample)
+        latencies = receive_s - sent_at_s
+        self.records.latency.add(latencies, weight=recipients / sample)
+        self.records.deliveries.append(
+            DeliveryRecord(
+                "model",
+                s.name,
+                broadcast_id,
+                server.index,
+                origin_index,
+                sent_at_s,
+                recipients,
+                recipients,
+                float(latencies.mean()),
+                float(latencies.max()),
+            )
+        )
+
+    # ============================================================================================
+    # other hub methods (what starves a thread pool)
+    # ============================================================================================
+    def _invocations(self) -> Generator[Any, Any, None]:
+        s = self.scenario
+        population = self.population
+        # Thinning: candidates at the all-clients rate, kept only when the client is connected.
+        mean_gap_s = 1.0 / (s.invocation_rate_per_client_per_s * s.clients)
+        while True:
+            yield self.env.timeout(self.rng.exponential(mean_gap_s))
+            if self.env.now >= s.duration_s:
+                return
+            client = int(self.rng.integers(s.clients))
+            server_index = int(population.server_of[client])
+            if server_index < 0:
+                continue
+            # One invocation at a time per connection (MaximumParallelInvocationsPerClient = 1).
+            if population.invocation_busy[client]:
+                if population.invocation_backlog[client] < _MAX_INVOCATION_BACKLOG:
+                    population.invocation_backlog[client] += 1
+                continue
+            population.invocation_busy[client] = True
+            self.env.process(self._invoke(client, self.servers[server_index]))
+
+    def _invoke(self, client: int, server: SimServer) -> Generator[Any, Any, None]:
+        s = self.scenario
+        population = self.population
+        while True:
+            yield self.env.timeout(self._network_delay_s())
+            read_s = s.invocation_cpu_s + s.method_cpu_s / 2
+            reply_s = s.method_cpu_s / 2 + s.serialize_cpu_s + s.send_cpu_per_recipient_s
+            if s.method_kind == "async":
+                # The thread goes back to the pool while the method awaits its I/O.
+                yield from server.work(read_s)
+                yield self.env.timeout(s.method_wait_s)
+                yield from server.work(reply_s)
+            else:
+                yield from server.work(
+                    read_s + reply_s, s.method_wait_s, blocking_on_task=s.method_kind == "sync-over-async"
+                )
+            if population.invocation_backlog[client] > 0 and population.server_of[client] == server.index:
+                population.invocation_backlog[client] -= 1
+                continue
+            population.invocation_backlog[client] = 0
+            population.invocation_busy[client] = False
+            return
+
+    # ============================================================================================
+    # sampling
+    # ============================================================================================
+    def _sampler(self) -> Generator[Any, Any, None]:
+        s = self.scenario
+        interval_s = s.sample_interval_s
+        sample_index = 0
+        while True:
+            yield self.env.timeout(interval_s)
+            now = float(self.env.now)
+            backplane_queue = float(self.backplane.queue_length) if self.backplane else math.nan
+            for server in self.servers:
+                connections = int(self.population.per_server[server.index])
+                self.records.resources.append(
+                    ResourceSample(
+                        "model",
+                        s.name,
+                        now,
+                        server.index,
+                        cpu_utilization=server.meter.busy_s(sample_index) / (interval_s * server.cores),
+                        connections=connections,
+                        memory_bytes=s.memory_base_bytes
+                        + connections * s.memory_per_connection_bytes
+                        + server.buffered_bytes,
+                        threads=float(server.pool.threads),
+                        threadpool_queue=float(server.pool.queue_length),
+                        ports_in_use=float(sum(pool.in_use for pool in server.proxy_pools)),
+                        ports_time_wait=float(sum(pool.time_wait_at(now) for pool in server.proxy_pools)),
+                        backplane_queue=backplane_queue,
+                    )
+                )
+            if self.client_pools:
+                # The clients' side of the port story: every NAT address's pool, summed.
+                self.records.resources.append(
+                    ResourceSample(
+                        "model",
+                        s.name,
+                        now,
+                        NO_SERVER,
+                        cpu_utilization=math.nan,
+                        connections=self.population.connected,
+                        memory_bytes=math.nan,
+                        ports_in_use=float(sum(pool.in_use for pool in self.client_pools)),
+                        ports_time_wait=float(sum(pool.time_wait_at(now) for pool in self.client_pools)),
+                        backplane_queue=backplane_queue,
+                    )
+                )
+            sample_index += 1
+
+
+def _sticky_hash(address: int) -> int:
+    """A stable hash of a client address (ip_hash): the same address always maps the same way."""
+    return zlib.crc32(address.to_bytes(8, "little"))

@@ -1,0 +1,97 @@
+"""A hub server: a thread pool (or one event loop) in front of CPU cores, plus its bookkeeping.
+
+Every piece of server work — a handshake, a hub method, a keep-alive tick, a broadcast fan-out —
+is a *work item*: it waits for a thread, may hold that thread while blocked (no CPU), then queues
+for a core for its CPU time. The two profiles differ only in the pool:
+
+* ``aspnetcore``: a .NET thread pool starting at min threads = cores and growing when starved;
+* ``asyncio-hub``: one event loop — a pool of exactly one "thread" that never grows, so the process
+  uses at most one core and anything that blocks stalls every connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simscale.model.cpu import BusyMeter, Cpu
+from simscale.model.ports import PortPool
+from simscale.model.threadpool import ThreadPool
+
+__all__ = ["SimServer"]
+
+
+class SimServer:
+    """One hub server process."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        *,
+        profile: str,
+        cpu: Cpu,
+        cores: int,
+        min_threads: int,
+        max_threads: int,
+        injection_interval_s: float,
+        horizon_s: float,
+        sample_interval_s: float,
+        phases: int,
+        proxy_pools: list[PortPool],
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.name = f"server-{index}"
+        self.profile = profile
+        self.cpu = cpu
+        self.meter = BusyMeter(horizon_s, sample_interval_s)
+        if profile == "asyncio-hub":
+            self.cores = 1
+            self.pool = ThreadPool(env, 1, 1, injection_interval_s, inject=False, cores=1)
+        else:
+            self.cores = cores
+            self.pool = ThreadPool(
+                env,
+                min_threads,
+                max_threads,
+                injection_interval_s,
+                inject=True,
+                cores=cores,
+                cpu_utilization=self.recent_cpu_utilization,
+            )
+        self.proxy_pools = proxy_pools
+        self.last_message_at_s = 0.0
+        self.last_ping_at_s = np.zeros(phases, dtype=np.float64)
+        self.handshakes_in_progress = 0
+        self.buffered_bytes = 0.0
+
+    def recent_cpu_utilization(self) -> float:
+        """Utilisation of this server's cores over the last complete sampling interval."""
+        current = int(self.env.now / self.meter.interval_s)
+        return self.meter.busy_s(current - 1) / (self.meter.interval_s * self.cores)
+
+    def work(self, cpu_s: float, hold_s: float = 0.0, *, blocking_on_task: bool = False) -> Generator[Any, Any, float]:
+        """Process body of one work item; returns the time its CPU part started."""
+        yield self.pool.acquire()
+        if hold_s > 0:
+            if blocking_on_task:
+                self.pool.notify_blocking()
+            yield self.env.timeout(hold_s)
+        started = yield from self.use_cpu(cpu_s)
+        self.pool.release()
+        return started
+
+    def use_cpu(self, cpu_s: float) -> Generator[Any, Any, float]:
+        """Hold one core for ``cpu_s`` (the caller already holds a thread); returns the start time."""
+        if cpu_s <= 0:
+            return float(self.env.now)
+        with self.cpu.lanes.request() as lane:
+            yield lane
+            started = float(self.env.now)
+            yield self.env.timeout(cpu_s)
+        self.meter.add(started, cpu_s)
+        return started

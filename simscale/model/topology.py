@@ -1,0 +1,56 @@
+"""The deployment as a graph (networkx): what the documentation diagrams are drawn from.
+
+Nodes carry a ``kind`` (client, load_balancer, server, backplane) and, for clients, the ``server``
+they were connected to at the end of the run (-1 when not connected). Beyond
+``MAX_CLIENT_NODES`` clients, each server's clients become one aggregate node with a ``count``.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+
+from simscale.scenarios.config import Scenario
+
+__all__ = ["MAX_CLIENT_NODES", "build_topology"]
+
+MAX_CLIENT_NODES = 400
+
+
+def build_topology(scenario: Scenario, server_of: npt.NDArray[np.int32]) -> nx.Graph:
+    """The graph of clients → load balancer → servers (→ backplane) for ``scenario``."""
+    graph = nx.Graph(scenario=scenario.name, backplane=scenario.backplane)
+    graph.add_node("load-balancer", kind="load_balancer", label=f"load balancer ({scenario.load_balancer})")
+    for index in range(scenario.servers):
+        node = f"server-{index}"
+        graph.add_node(
+            node,
+            kind="server",
+            server=index,
+            label=f"server {index}",
+            connections=int(np.count_nonzero(server_of == index)),
+        )
+        graph.add_edge("load-balancer", node, kind="proxy")
+    if scenario.backplane == "redis":
+        graph.add_node("backplane", kind="backplane", label="Redis backplane")
+        for index in range(scenario.servers):
+            graph.add_edge(f"server-{index}", "backplane", kind="pubsub")
+    if len(server_of) <= MAX_CLIENT_NODES:
+        for client, server in enumerate(server_of.tolist()):
+            node = f"client-{client}"
+            graph.add_node(node, kind="client", client=client, server=int(server), count=1)
+            graph.add_edge(node, "load-balancer", kind="connection")
+            if server >= 0:
+                graph.add_edge(node, f"server-{server}", kind="session")
+    else:
+        for index in range(-1, scenario.servers):
+            count = int(np.count_nonzero(server_of == index))
+            if count == 0:
+                continue
+            node = f"clients-of-{index}" if index >= 0 else "clients-disconnected"
+            graph.add_node(node, kind="client", client=-1, server=index, count=count)
+            graph.add_edge(node, "load-balancer", kind="connection")
+            if index >= 0:
+                graph.add_edge(node, f"server-{index}", kind="session")
+    return graph

@@ -1,0 +1,88 @@
+"""Named scenarios: the three classic scale-out cases and the two ways connections run out.
+
+Each preset is a set of overrides on :class:`~simscale.scenarios.config.Scenario`'s defaults; the
+defaults themselves come from REFERENCE.md (see ``simscale simulate PRESET --describe``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simscale.scenarios.config import Scenario
+
+__all__ = ["PRESETS", "Preset", "preset", "preset_names"]
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A named scenario: what it shows and the fields it sets."""
+
+    name: str
+    summary: str
+    overrides: dict[str, Any]
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            "single-server",
+            "One server: every broadcast reaches every connected client.",
+            {"servers": 1, "clients": 1_000, "broadcast_rate_per_s": 20.0, "duration_s": 60.0},
+        ),
+        Preset(
+            "no-backplane",
+            "Three servers, no backplane: a broadcast reaches only the sender's server's clients (≈1/3).",
+            {"servers": 3, "clients": 3_000, "broadcast_rate_per_s": 20.0, "duration_s": 60.0},
+        ),
+        Preset(
+            "backplane",
+            "Three servers joined by Redis pub/sub: everyone gets every broadcast; the backplane pays.",
+            {"servers": 3, "clients": 3_000, "broadcast_rate_per_s": 20.0, "duration_s": 60.0, "backplane": "redis"},
+        ),
+        Preset(
+            "port-exhaustion",
+            "3,000 clients behind one NAT address reconnect every ~4 s: TIME_WAIT eats the 28,232 "
+            "ephemeral ports and new connections are refused while the CPU idles.",
+            {
+                "servers": 1,
+                "clients": 3_000,
+                "client_addresses": 1,
+                "connection_lifetime_s": 4.0,
+                "broadcast_rate_per_s": 1.0,
+                "duration_s": 90.0,
+                "warmup_s": 5.0,
+            },
+        ),
+        Preset(
+            "thread-starvation",
+            "Blocking hub methods starve the .NET thread pool: pings queue behind them, clients hit "
+            "their 30 s server timeout and reconnect into the starved pool, while the CPU idles.",
+            {
+                "servers": 1,
+                "clients": 2_000,
+                "cores_per_server": 2,
+                "invocation_rate_per_client_per_s": 0.2,
+                "method_kind": "blocking",
+                "method_wait_s": 1.0,
+                "broadcast_rate_per_s": 0.5,
+                "duration_s": 90.0,
+                "warmup_s": 5.0,
+            },
+        ),
+    )
+}
+
+
+def preset_names() -> list[str]:
+    """The preset names, in teaching order."""
+    return list(PRESETS)
+
+
+def preset(name: str, **overrides: Any) -> Scenario:
+    """The scenario of preset ``name`` with optional field overrides (validated)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    fields = {"name": name, **PRESETS[name].overrides, **overrides}
+    return Scenario(**fields)
