@@ -1,0 +1,466 @@
+"""The benchmark's one load generator: asyncio + aiohttp raw WebSocket clients, run as its own process.
+
+The harness starts ``python -m benchmarks.hub.loadgen SPEC_JSON`` and then speaks a line protocol:
+one JSON command per stdin line, one JSON answer per stdout line. Commands:
+
+- ``{"cmd": "connect", "count": N}``: open N more clients, spread round-robin over the spec's URLs.
+- ``{"cmd": "sleep", "seconds": S}``: hold every client idle (keep-alives still flow).
+- ``{"cmd": "close", "keep": K}``: close all clients but the first K.
+- ``{"cmd": "burst", "broadcasts": B, "drain_s": D}``: send B broadcasts back to back, wait for them.
+- ``{"cmd": "rate", "deliveries_per_s": R, "duration_s": T, "drain_s": D}``: open-loop paced sends.
+- ``{"cmd": "quit"}``.
+
+Every answer carries the load generator's own CPU seconds and wall seconds for that command, so the
+harness can tell when the load generator, not the server, is the bottleneck.
+
+A thin adapter per peer does the framing: raw text for the floor, Engine.IO/Socket.IO v4 text packets,
+and SignalR JSON or MessagePack through ``simscale.protocol``. Each broadcast carries a marker
+``~T<phase>:<scheduled send ns>~``; receivers find the marker in the raw frame (no decode, no object
+kept per delivery) and append the latency to an ``array('q')`` that becomes a numpy array at the end.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import json
+import resource
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+MARK = "~T"
+MARK_BYTES = b"~T"
+CONNECT_CONCURRENCY = 256
+"""Connections being opened at once; a few hundred keeps the accept queue busy without timeouts."""
+SIGNALR_KEEPALIVE_S = 15.0
+"""SignalR clients ping every 15 s (servers drop a client silent for 30 s)."""
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+class Adapter:
+    """How one peer's wire protocol opens a client, frames a broadcast and answers keep-alives."""
+
+    path = "/"
+    keepalive_frame: str | bytes | None = None
+
+    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Complete the protocol's own handshake after the WebSocket upgrade."""
+
+    def broadcast_frame(self, payload: str) -> str | bytes:
+        """Frame a request asking the server to send ``payload`` to every client."""
+        raise NotImplementedError
+
+    def control_reply(self, data: str) -> str | None:
+        """Answer a protocol control frame (a ping), or None."""
+        return None
+
+
+class FloorAdapter(Adapter):
+    """Raw text: whatever a client sends, the floor server writes to everyone."""
+
+    path = "/ws"
+
+    def broadcast_frame(self, payload: str) -> str:
+        """The payload itself."""
+        return payload
+
+
+class SocketIoAdapter(Adapter):
+    """Engine.IO v4 + Socket.IO v4 text packets over a WebSocket-only transport."""
+
+    path = "/socket.io/?EIO=4&transport=websocket"
+
+    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read the Engine.IO open packet, join the default namespace, wait for its CONNECT."""
+        opened = await ws.receive_str()
+        if not opened.startswith("0"):
+            raise ConnectionError(f"unexpected Engine.IO open packet {opened[:40]!r}")
+        await ws.send_str("40")
+        while True:
+            packet = await ws.receive_str()
+            if packet.startswith("40"):
+                return
+            if packet == "2":
+                await ws.send_str("3")
+                continue
+            raise ConnectionError(f"unexpected Socket.IO packet {packet[:40]!r}")
+
+    def broadcast_frame(self, payload: str) -> str:
+        """An EVENT packet ``broadcast`` the peer servers relay to everyone as ``msg``."""
+        return '42["broadcast",' + json.dumps(payload) + "]"
+
+    def control_reply(self, data: str) -> str | None:
+        """Engine.IO: the server pings ("2"), the client pongs ("3")."""
+        return "3" if data == "2" else None
+
+
+class SignalRAdapter(Adapter):
+    """SignalR hub protocol (JSON or MessagePack) with ``simscale.protocol`` doing the framing."""
+
+    path = "/chatHub"
+
+    def __init__(self, protocol_name: str) -> None:
+        """Load the codec; fall back to a minimal JSON encoder only if simscale.protocol is absent."""
+        self.protocol_name = protocol_name
+        self.framing = "simscale.protocol"
+        self._encode: Callable[[str], bytes]
+        try:
+            from simscale.protocol.handshake import encode_handshake_request
+            from simscale.protocol.json_protocol import JsonHubProtocol
+            from simscale.protocol.messages import InvocationMessage, PingMessage
+            from simscale.protocol.msgpack_protocol import MessagePackHubProtocol
+
+            codec = JsonHubProtocol() if protocol_name == "json" else MessagePackHubProtocol()
+            self._handshake = encode_handshake_request(protocol_name, 1)
+            self._encode = lambda payload: codec.encode(InvocationMessage("SendMessage", ("u", payload)))
+            ping = codec.encode(PingMessage())
+        except ImportError:
+            if protocol_name != "json":
+                raise
+            self.framing = "built-in JSON (simscale.protocol not importable)"
+            self._handshake = b'{"protocol":"json","version":1}\x1e'
+            self._encode = lambda payload: (
+                json.dumps({"type": 1, "target": "SendMessage", "arguments": ["u", payload]}) + "\x1e"
+            ).encode()
+            ping = b'{"type":6}\x1e'
+        self.binary = protocol_name != "json"
+        self.keepalive_frame = ping if self.binary else ping.decode()
+
+    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Send the handshake request and wait for the empty handshake response."""
+        await ws.send_str(self._handshake.decode())
+        message = await ws.receive()
+        text = message.data if isinstance(message.data, str) else bytes(message.data or b"").decode()
+        if not text.startswith("{}"):
+            raise ConnectionError(f"handshake refused: {text[:80]!r}")
+
+    def broadcast_frame(self, payload: str) -> str | bytes:
+        """A non-blocking ``SendMessage("u", payload)`` invocation."""
+        frame = self._encode(payload)
+        return frame if self.binary else frame.decode()
+
+
+def make_adapter(name: str, signalr_protocol: str = "json") -> Adapter:
+    """The adapter for a peer's wire protocol: ``floor``, ``socketio`` or ``signalr``."""
+    if name == "floor":
+        return FloorAdapter()
+    if name == "socketio":
+        return SocketIoAdapter()
+    if name == "signalr":
+        return SignalRAdapter(signalr_protocol)
+    raise ValueError(f"adapter must be floor, socketio or signalr, not {name!r}")
+
+
+@dataclass
+class Client:
+    """One open WebSocket and its reader task."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    reader: asyncio.Task[None]
+
+
+class LoadGenerator:
+    """Opens clients, sends broadcasts, and times every delivery of the current phase."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        """Configure from the harness's spec (urls, adapter, optional TLS CA file)."""
+        self.urls: list[str] = list(spec["urls"])
+        self.adapter = make_adapter(spec["adapter"], spec.get("signalr_protocol", "json"))
+        self.ssl: ssl.SSLContext | bool = True
+        if spec.get("tls_ca"):
+            self.ssl = ssl.create_default_context(cafile=spec["tls_ca"])
+        self.clients: list[Client] = []
+        self.phase = 0
+        self.latencies_ns = array.array("q")
+        self.received = 0
+        self.stale = 0
+        self.last_receive_ns = 0
+        self.failures: dict[str, int] = {}
+        self.reader_errors: dict[str, int] = {}
+        self.session: aiohttp.ClientSession | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Create the shared HTTP session (no connection limit) and the keep-alive ticker."""
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, enable_cleanup_closed=False)
+        self.session = aiohttp.ClientSession(connector=connector)
+        if self.adapter.keepalive_frame is not None:
+            self._keepalive_task = asyncio.create_task(self._keepalive())
+
+    async def stop(self) -> None:
+        """Close every client and the session."""
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+        await self.close(keep=0)
+        if self.session is not None:
+            await self.session.close()
+
+    # --- receiving ---------------------------------------------------------------------------------
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """The per-client hot loop: find markers, record latencies, answer pings."""
+        adapter = self.adapter
+        latencies = self.latencies_ns
+        clock = time.monotonic_ns
+        try:
+            async for message in ws:
+                data = message.data
+                if isinstance(data, str):
+                    start = data.find(MARK)
+                    if start < 0:
+                        reply = adapter.control_reply(data)
+                        if reply is not None:
+                            await ws.send_str(reply)
+                        continue
+                    mark, end_mark, sep = MARK, "~", ":"
+                elif isinstance(data, bytes | bytearray):
+                    start = data.find(MARK_BYTES)
+                    if start < 0:
+                        continue
+                    mark, end_mark, sep = MARK_BYTES, b"~", b":"
+                else:
+                    continue
+                now = clock()
+                while start >= 0:
+                    end = data.find(end_mark, start + 2)
+                    phase, _, sent = data[start + 2 : end].partition(sep)  # type: ignore[arg-type]
+                    if int(phase) == self.phase:
+                        latencies.append(now - int(sent))
+                        self.received += 1
+                        self.last_receive_ns = now
+                    else:
+                        self.stale += 1
+                    start = data.find(mark, end + 1)  # type: ignore[arg-type]
+        except (aiohttp.ClientError, ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception as error:  # a parsing bug must not pass silently
+            self.reader_errors[type(error).__name__] = self.reader_errors.get(type(error).__name__, 0) + 1
+
+    async def _keepalive(self) -> None:
+        """Send the protocol's client ping to every client once per interval, spread over it."""
+        frame = self.adapter.keepalive_frame
+        slices = 15
+        tick = 0
+        while True:
+            await asyncio.sleep(SIGNALR_KEEPALIVE_S / slices)
+            for client in self.clients[tick % slices :: slices]:
+                with contextlib.suppress(Exception):
+                    if isinstance(frame, bytes):
+                        await client.ws.send_bytes(frame)
+                    elif frame is not None:
+                        await client.ws.send_str(frame)
+            tick += 1
+
+    # --- commands ----------------------------------------------------------------------------------
+
+    async def connect(self, count: int) -> dict[str, Any]:
+        """Open ``count`` clients round-robin over the URLs; report the rate and failures."""
+        assert self.session is not None
+        session = self.session
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        first = len(self.clients)
+        opened: list[Client | None] = [None] * count
+
+        async def open_one(slot: int) -> None:
+            url = self.urls[(first + slot) % len(self.urls)] + self.adapter.path
+            async with gate:
+                try:
+                    ws = await session.ws_connect(
+                        url,
+                        ssl=self.ssl,
+                        autoping=True,
+                        max_msg_size=0,
+                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                    )
+                    await asyncio.wait_for(self.adapter.open(ws), timeout=10)
+                except Exception as error:  # counted, reported, never fatal
+                    kind = type(error).__name__
+                    self.failures[kind] = self.failures.get(kind, 0) + 1
+                    return
+            opened[slot] = Client(ws, asyncio.create_task(self._read(ws)))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(open_one(slot) for slot in range(count)))
+        elapsed = time.perf_counter() - started
+        new = [client for client in opened if client is not None]
+        self.clients.extend(new)
+        return {
+            "opened": len(new),
+            "failed": count - len(new),
+            "failures": dict(self.failures),
+            "clients": len(self.clients),
+            "connect_s": elapsed,
+            "connections_per_s": len(new) / elapsed if elapsed > 0 else 0.0,
+        }
+
+    async def sleep(self, seconds: float) -> dict[str, Any]:
+        """Hold the clients idle."""
+        await asyncio.sleep(seconds)
+        return {"clients": self.live_clients()}
+
+    def live_clients(self) -> int:
+        """Clients whose socket is still open."""
+        return sum(1 for client in self.clients if not client.ws.closed)
+
+    async def close(self, keep: int) -> dict[str, Any]:
+        """Close all clients past the first ``keep``."""
+        doomed, self.clients = self.clients[keep:], self.clients[:keep]
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def close_one(client: Client) -> None:
+            async with gate:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.ws.close(), timeout=3)
+            client.reader.cancel()
+
+        await asyncio.gather(*(close_one(client) for client in doomed))
+        return {"closed": len(doomed), "clients": len(self.clients)}
+
+    def _new_phase(self) -> None:
+        self.phase += 1
+        del self.latencies_ns[:]  # in place: the readers hold a reference to this array
+        self.received = 0
+        self.stale = 0
+        self.last_receive_ns = 0
+
+    async def _send(self, frame: str | bytes) -> None:
+        ws = self.clients[0].ws
+        if isinstance(frame, bytes):
+            await ws.send_bytes(frame)
+        else:
+            await ws.send_str(frame)
+
+    async def _drain(self, expected: int, drain_s: float) -> None:
+        deadline = time.monotonic() + drain_s
+        while self.received < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+    def _latency_summary(self) -> dict[str, Any]:
+        values_ms = np.frombuffer(self.latencies_ns, dtype=np.int64).astype(np.float64) / 1e6
+        if values_ms.size == 0:
+            return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+        p50, p99 = np.percentile(values_ms, [50, 99])
+        return {"p50_ms": float(p50), "p99_ms": float(p99), "max_ms": float(values_ms.max())}
+
+    async def burst(self, broadcasts: int, drain_s: float) -> dict[str, Any]:
+        """Send ``broadcasts`` back to back from client 0; deliveries/s until the last one lands."""
+        self._new_phase()
+        recipients = self.live_clients()
+        expected = broadcasts * recipients
+        adapter = self.adapter
+        first_ns = time.monotonic_ns()
+        for _ in range(broadcasts):
+            await self._send(adapter.broadcast_frame(f"{MARK}{self.phase}:{time.monotonic_ns()}~"))
+        await self._drain(expected, drain_s)
+        span_s = max(self.last_receive_ns - first_ns, 1) / 1e9
+        result = {
+            "recipients": recipients,
+            "broadcasts": broadcasts,
+            "expected": expected,
+            "delivered": self.received,
+            "delivered_fraction": self.received / expected if expected else 0.0,
+            "span_s": span_s,
+            "deliveries_per_s": self.received / span_s if self.received else 0.0,
+            "reader_errors": dict(self.reader_errors),
+        }
+        result.update(self._latency_summary())
+        return result
+
+    async def rate(self, deliveries_per_s: float, duration_s: float, drain_s: float) -> dict[str, Any]:
+        """Open-loop broadcasts paced to offer ``deliveries_per_s``; latency from each actual send."""
+        self._new_phase()
+        recipients = self.live_clients()
+        broadcasts_per_s = deliveries_per_s / max(recipients, 1)
+        total = max(1, round(broadcasts_per_s * duration_s))
+        interval_ns = int(1e9 / broadcasts_per_s)
+        adapter = self.adapter
+        start_ns = time.monotonic_ns() + 1_000_000
+        late_sends = 0
+        for index in range(total):
+            due_ns = start_ns + index * interval_ns
+            wait_ns = due_ns - time.monotonic_ns()
+            if wait_ns > 0:
+                await asyncio.sleep(wait_ns / 1e9)
+            elif wait_ns < -5_000_000:
+                late_sends += 1
+            # Stamped when actually sent: asyncio's ~1 ms timer slack would otherwise bias every peer's
+            # latency alike; a sender that falls behind its schedule shows up in late_sends instead.
+            await self._send(adapter.broadcast_frame(f"{MARK}{self.phase}:{time.monotonic_ns()}~"))
+        send_span_s = (time.monotonic_ns() - start_ns) / 1e9
+        expected = total * recipients
+        await self._drain(expected, drain_s)
+        result = {
+            "recipients": recipients,
+            "offered_deliveries_per_s": deliveries_per_s,
+            "broadcasts": total,
+            "sent_broadcasts_per_s": total / send_span_s if send_span_s > 0 else 0.0,
+            "late_sends": late_sends,
+            "expected": expected,
+            "delivered": self.received,
+            "delivered_fraction": self.received / expected if expected else 0.0,
+            "stale": self.stale,
+            "reader_errors": dict(self.reader_errors),
+        }
+        result.update(self._latency_summary())
+        return result
+
+
+async def serve_commands(spec: dict[str, Any]) -> None:
+    """Read commands from stdin, answer each with one JSON line on stdout."""
+    generator = LoadGenerator(spec)
+    await generator.start()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    ready = {"event": "ready", "fd_limit": raise_fd_limit()}
+    if isinstance(generator.adapter, SignalRAdapter):
+        ready["framing"] = generator.adapter.framing
+    print(json.dumps(ready), flush=True)
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            command = json.loads(line)
+            name = command.pop("cmd")
+            if name == "quit":
+                break
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            try:
+                answer = await getattr(generator, name)(**command)
+            except Exception as error:
+                answer = {"error": f"{type(error).__name__}: {error}"}
+            cpu_s = time.process_time() - cpu_before
+            wall_s = time.perf_counter() - wall_before
+            answer.update({"cmd": name, "loadgen_cpu_s": cpu_s, "wall_s": wall_s})
+            answer["loadgen_cpu_fraction"] = cpu_s / wall_s if wall_s > 0 else 0.0
+            print(json.dumps(answer), flush=True)
+    finally:
+        await generator.stop()
+
+
+def main() -> None:
+    """Entry point: ``python -m benchmarks.hub.loadgen SPEC_JSON``."""
+    raise_fd_limit()
+    spec = json.loads(sys.argv[1])
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_commands(spec))
+
+
+if __name__ == "__main__":
+    main()

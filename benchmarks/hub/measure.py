@@ -1,0 +1,230 @@
+"""One peer, one run: the scenarios that produce every figure in the table.
+
+A run of a peer has three scenarios, each with fresh server processes:
+
+1. ``single``: one server. Warm up, connect the idle population (connections/s, RSS per idle
+   connection, idle CPU over a window), keep the fan-out population, then a burst (deliveries/s,
+   server CPU µs per delivery) and paced rates (p50/p99, delivered fraction).
+2. ``redis``: two servers sharing a real Redis, clients split between them, the sender on the first;
+   the same burst and paced rates (server CPU is the sum of both servers).
+3. ``tls``: one server with a self-signed certificate: RSS per idle TLS connection, connections/s.
+
+Figures are flat ``{metric: value}`` dictionaries; a scenario that fails records ``error:<scenario>``
+and leaves its metrics out, so one broken peer never stops the benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.hub.catalog import Peer
+from benchmarks.hub.processes import LoadGenProcess, RedisProcess, ServerProcess
+
+Figures = dict[str, Any]
+WARM_CLIENTS = 16
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is; ``full()`` matches the issue, ``quick()`` is a smoke run."""
+
+    idle_connections: int
+    tls_connections: int
+    fanout_clients: int
+    burst_broadcasts: int
+    rates_per_s: tuple[int, ...]
+    rate_duration_s: float
+    drain_s: float
+    burst_drain_s: float
+    idle_window_s: float
+    settle_s: float
+
+    @classmethod
+    def full(cls) -> Sizes:
+        """10k idle connections, 1,000 fan-out clients, 5k/20k/50k deliveries/s offered."""
+        return cls(10_000, 10_000, 1_000, 100, (5_000, 20_000, 50_000), 3.0, 3.0, 20.0, 10.0, 2.0)
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        """Tiny sizes for a smoke run (well under a minute for two peers)."""
+        return cls(300, 100, 50, 20, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3)
+
+
+@dataclass
+class Context:
+    """What every scenario needs: sizes, log folder, TLS files, a Redis URL."""
+
+    sizes: Sizes
+    log_dir: Path
+    tls_files: tuple[Path, Path, Path] | None
+    """(certificate chain, key, CA) or None when TLS is skipped."""
+    redis: RedisProcess | None
+    signalr_protocol: str = "json"
+
+
+def _loadgen(peer: Peer, context: Context, urls: list[str], tag: str, tls_ca: Path | None = None) -> LoadGenProcess:
+    spec = {
+        "adapter": peer.adapter,
+        "urls": urls,
+        "signalr_protocol": context.signalr_protocol,
+        "tls_ca": str(tls_ca) if tls_ca else None,
+    }
+    return LoadGenProcess(spec, context.log_dir / f"loadgen-{peer.key}-{tag}.log")
+
+
+def _connect_timeout(count: int) -> float:
+    return 60.0 + count / 100.0
+
+
+def _burst_and_rates(
+    servers: list[ServerProcess], loadgen: LoadGenProcess, sizes: Sizes, prefix: str, figures: Figures
+) -> None:
+    """Warm-up burst, measured burst, then the paced rates; server CPU summed over ``servers``."""
+
+    def server_cpu() -> float:
+        return sum(server.cpu_s() for server in servers)
+
+    loadgen.call(sizes.burst_drain_s + 30, "burst", broadcasts=max(2, sizes.burst_broadcasts // 10),
+                 drain_s=sizes.burst_drain_s)  # fmt: skip
+    cpu_before = server_cpu()
+    burst = loadgen.call(sizes.burst_drain_s + 60, "burst", broadcasts=sizes.burst_broadcasts,
+                         drain_s=sizes.burst_drain_s)  # fmt: skip
+    cpu_s = server_cpu() - cpu_before
+    figures[f"{prefix}burst_deliveries_per_s"] = burst["deliveries_per_s"]
+    figures[f"{prefix}burst_delivered_fraction"] = burst["delivered_fraction"]
+    figures[f"{prefix}burst_recipients"] = burst["recipients"]
+    figures[f"{prefix}burst_loadgen_cpu"] = burst["loadgen_cpu_fraction"]
+    figures[f"{prefix}burst_server_cpu"] = cpu_s / max(burst["wall_s"], 1e-9)
+    if burst["delivered"]:
+        figures[f"{prefix}cpu_us_per_delivery"] = cpu_s / burst["delivered"] * 1e6
+    for rate in sizes.rates_per_s:
+        cpu_before = server_cpu()
+        answer = loadgen.call(sizes.rate_duration_s + sizes.drain_s + 60, "rate", deliveries_per_s=rate,
+                              duration_s=sizes.rate_duration_s, drain_s=sizes.drain_s)  # fmt: skip
+        cpu_s = server_cpu() - cpu_before
+        key = f"{prefix}rate{rate}"
+        figures[f"{key}_p50_ms"] = answer["p50_ms"]
+        figures[f"{key}_p99_ms"] = answer["p99_ms"]
+        figures[f"{key}_delivered_fraction"] = answer["delivered_fraction"]
+        figures[f"{key}_loadgen_cpu"] = answer["loadgen_cpu_fraction"]
+        figures[f"{key}_server_cpu"] = cpu_s / max(answer["wall_s"], 1e-9)
+        figures[f"{key}_late_sends"] = answer["late_sends"]
+
+
+def _idle_population(
+    server: ServerProcess, loadgen: LoadGenProcess, count: int, sizes: Sizes, prefix: str, figures: Figures,
+    idle_window: bool,
+) -> None:  # fmt: skip
+    """Connect ``count`` clients after a warm-up; RSS per connection, connections/s, idle CPU."""
+    loadgen.call(_connect_timeout(WARM_CLIENTS), "connect", count=WARM_CLIENTS)
+    time.sleep(sizes.settle_s)
+    rss_before = server.rss_bytes()
+    connected = loadgen.call(_connect_timeout(count), "connect", count=count)
+    figures[f"{prefix}connections_per_s"] = connected["connections_per_s"]
+    figures[f"{prefix}connect_failed"] = connected["failed"]
+    figures[f"{prefix}connect_loadgen_cpu"] = connected["loadgen_cpu_fraction"]
+    if connected["failed"]:
+        figures[f"{prefix}connect_failures"] = connected["failures"]
+    loadgen.call(sizes.settle_s + 30, "sleep", seconds=sizes.settle_s)
+    rss_after = server.rss_bytes()
+    if connected["opened"]:
+        figures[f"{prefix}rss_per_idle_conn_kb"] = (rss_after - rss_before) / connected["opened"] / 1024
+    figures[f"{prefix}server_rss_mb"] = rss_after / 2**20
+    if idle_window:
+        cpu_before, wall_before = server.cpu_s(), time.perf_counter()
+        idle = loadgen.call(sizes.idle_window_s + 30, "sleep", seconds=sizes.idle_window_s)
+        figures[f"{prefix}idle_cpu_pct"] = (server.cpu_s() - cpu_before) / (time.perf_counter() - wall_before) * 100
+        figures[f"{prefix}idle_loadgen_cpu"] = idle["loadgen_cpu_fraction"]
+        figures[f"{prefix}idle_clients_alive"] = idle["clients"]
+
+
+def _scenario(name: str, figures: Figures, body: Callable[[], None]) -> None:
+    started = time.perf_counter()
+    try:
+        body()
+    except Exception as error:
+        figures[f"error:{name}"] = f"{type(error).__name__}: {error}"
+        traceback.print_exc()
+    figures[f"seconds:{name}"] = round(time.perf_counter() - started, 1)
+
+
+def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
+    """All scenarios for one peer in one run."""
+    figures: Figures = {}
+    sizes = context.sizes
+    tag = f"run{run_index}"
+
+    def single() -> None:
+        server = ServerProcess(peer.key, peer.command(), context.log_dir / f"server-{peer.key}-{tag}.log")
+        loadgen: LoadGenProcess | None = None
+        try:
+            loadgen = _loadgen(peer, context, [server.url], tag)
+            figures["framing"] = loadgen.ready.get("framing", peer.adapter)
+            _idle_population(server, loadgen, sizes.idle_connections, sizes, "", figures, idle_window=True)
+            loadgen.call(120, "close", keep=sizes.fanout_clients)
+            _burst_and_rates([server], loadgen, sizes, "", figures)
+            figures["server_alive"] = server.alive()
+        finally:
+            if loadgen is not None:
+                loadgen.stop()
+            server.stop()
+
+    def redis() -> None:
+        assert context.redis is not None and peer.redis_option is not None
+        servers: list[ServerProcess] = []
+        loadgen: LoadGenProcess | None = None
+        try:
+            for index in range(2):
+                log = context.log_dir / f"server-{peer.key}-{tag}-redis{index}.log"
+                servers.append(ServerProcess(f"{peer.key}#{index}", peer.command(redis_url=context.redis.url), log))
+            loadgen = _loadgen(peer, context, [server.url for server in servers], f"{tag}-redis")
+            answer = loadgen.call(_connect_timeout(sizes.fanout_clients), "connect", count=sizes.fanout_clients)
+            figures["redis_connect_failed"] = answer["failed"]
+            time.sleep(sizes.settle_s)
+            redis_cpu_before = context.redis.cpu_s()
+            _burst_and_rates(servers, loadgen, sizes, "redis_", figures)
+            figures["redis_redis_cpu_s"] = context.redis.cpu_s() - redis_cpu_before
+        finally:
+            if loadgen is not None:
+                loadgen.stop()
+            for server in servers:
+                server.stop()
+
+    def tls() -> None:
+        assert context.tls_files is not None and peer.tls_options is not None
+        chain, key, ca = context.tls_files
+        server = ServerProcess(peer.key, peer.command(tls=(chain, key)),
+                               context.log_dir / f"server-{peer.key}-{tag}-tls.log")  # fmt: skip
+        loadgen: LoadGenProcess | None = None
+        try:
+            loadgen = _loadgen(peer, context, [server.url], f"{tag}-tls", tls_ca=ca)
+            _idle_population(server, loadgen, sizes.tls_connections, sizes, "tls_", figures, idle_window=False)
+        finally:
+            if loadgen is not None:
+                loadgen.stop()
+            server.stop()
+
+    _scenario("single", figures, single)
+    if context.redis is not None and peer.redis_option is not None:
+        _scenario("redis", figures, redis)
+    if context.tls_files is not None and peer.tls_options is not None:
+        _scenario("tls", figures, tls)
+    return figures
+
+
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a 127.0.0.1 server certificate (trustme)."""
+    import trustme
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca = folder / "server-chain.pem", folder / "server-key.pem", folder / "ca.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    certificate.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    return chain, key, ca

@@ -1,0 +1,72 @@
+"""The floor: a bare aiohttp WebSocket broadcast loop at ``/ws``.
+
+Every text frame a client sends is written to every connected client. With ``--redis`` the frame
+is published to one Redis channel instead, and each server's subscriber writes it to its own
+clients: the least work a "broadcast to all" across servers can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from _common import parse_options, serve_until_signal
+from aiohttp import WSMsgType, web
+
+CHANNEL = "floor:all"
+clients: set[web.WebSocketResponse] = set()
+
+
+async def broadcast(text: str) -> None:
+    """Write ``text`` to every local client (the loop being measured)."""
+    for ws in tuple(clients):
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(text)
+
+
+async def handle_ws(request: web.Request) -> web.WebSocketResponse:
+    """Accept a client and relay what it sends."""
+    ws = web.WebSocketResponse(autoping=True, compress=False)
+    await ws.prepare(request)
+    clients.add(ws)
+    publish = request.app.get("publish")
+    try:
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            if publish is None:
+                await broadcast(message.data)
+            else:
+                await publish(CHANNEL, message.data)
+    finally:
+        clients.discard(ws)
+    return ws
+
+
+async def relay_from_redis(pubsub: Any) -> None:
+    """Deliver every message on the shared channel to the local clients."""
+    async for item in pubsub.listen():
+        if item.get("type") == "message":
+            await broadcast(item["data"].decode())
+
+
+async def main() -> None:
+    """Build the app and serve it."""
+    options = parse_options("bare aiohttp WebSocket broadcast loop")
+    app = web.Application()
+    app.router.add_get("/ws", handle_ws)
+    if options.redis:
+        import redis.asyncio as aioredis
+
+        publisher = aioredis.from_url(options.redis)
+        subscriber = aioredis.from_url(options.redis)
+        pubsub = subscriber.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        app["publish"] = publisher.publish
+        app["relay"] = asyncio.create_task(relay_from_redis(pubsub))
+    await serve_until_signal(app, options)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
