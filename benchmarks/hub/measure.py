@@ -100,8 +100,12 @@ def _burst_and_rates(
     figures[f"{prefix}burst_recipients"] = burst["recipients"]
     figures[f"{prefix}burst_loadgen_cpu"] = burst["loadgen_cpu_fraction"]
     figures[f"{prefix}burst_server_cpu"] = cpu_s / max(burst["wall_s"], 1e-9)
-    if burst["delivered"]:
+    if burst["delivered"] and cpu_s > 0:
         figures[f"{prefix}cpu_us_per_delivery"] = cpu_s / burst["delivered"] * 1e6
+        # What one fully busy server core would deliver: independent of the load generator's ceiling.
+        figures[f"{prefix}deliveries_per_server_cpu_s"] = burst["delivered"] / cpu_s
+    if burst.get("reader_errors"):
+        figures[f"{prefix}burst_reader_errors"] = burst["reader_errors"]
     for rate in sizes.rates_per_s:
         cpu_before = server_cpu()
         answer = loadgen.call(sizes.rate_duration_s + sizes.drain_s + 60, "rate", deliveries_per_s=rate,

@@ -227,11 +227,13 @@ def markdown(runs: Runs, peers: Sequence[tuple[str, str]], rates: Sequence[int],
         f"idle CPU @{sizes['idle_connections']} (% of a core)",
         "server CPU µs per delivery",
         f"burst deliveries/s, {sizes['fanout_clients']} clients",
+        "deliveries per server CPU-second",
         f"p50 / p99 at {rates[-1]} deliveries/s offered",
     ]
     rows = [
         [label, cell(runs, key, "rss_per_idle_conn_kb", " KB"), cell(runs, key, "idle_cpu_pct", " %", ratio=False),
          cell(runs, key, "cpu_us_per_delivery"), cell(runs, key, "burst_deliveries_per_s"),
+         cell(runs, key, "deliveries_per_server_cpu_s"),
          _latency_cell(runs, key, "", rates[-1])]
         for key, label in peers
     ]  # fmt: skip

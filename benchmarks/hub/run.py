@@ -113,7 +113,7 @@ def summarise_profile(raw_path: Path, top: int = 15) -> list[str]:
     return lines
 
 
-def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Path) -> dict[str, Any]:
+def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Path, stem: str) -> dict[str, Any]:
     """py-spy profiles of simscale's hub under the load behind each missed goal."""
     sizes = context.sizes
     py_spy = install.py_spy()
@@ -126,7 +126,7 @@ def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Pat
         loadgen = LoadGenProcess({**spec, "urls": [server.url]}, context.log_dir / "loadgen-profile-load.log")
         try:
             loadgen.call(120, "connect", count=sizes.fanout_clients)
-            out = out_dir / "profile-simscale-load.txt"
+            out = out_dir / f"{stem}-profile-simscale-load.txt"
             duration = max(3, int(sizes.rate_duration_s * 2))
             profiler = start_profiler(py_spy, server.process.pid, out, duration)
             time.sleep(0.5)
@@ -151,7 +151,7 @@ def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Pat
             loadgen.call(300, "connect", count=sizes.idle_connections)
             loadgen.call(60, "sleep", seconds=sizes.settle_s)
             rss_after = server.rss_bytes()
-            out = out_dir / "profile-simscale-idle.txt"
+            out = out_dir / f"{stem}-profile-simscale-idle.txt"
             duration = max(2, int(sizes.idle_window_s))
             profiler = start_profiler(py_spy, server.process.pid, out, duration)
             loadgen.call(duration + 60, "sleep", seconds=duration)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 simscale = next(peer for peer in peers if peer.key == SIMSCALE)
                 print(f"[bench] profiling simscale's hub with py-spy ({', '.join(sorted(missed))})", file=sys.stderr)
                 try:
-                    evidence = profile_simscale(simscale, context, missed, RESULTS)
+                    evidence = profile_simscale(simscale, context, missed, RESULTS, stem)
                 except BenchError as error:
                     evidence = {"error": str(error)}
         finally:

@@ -1,20 +1,24 @@
 """The floor: a bare aiohttp WebSocket broadcast loop at ``/ws``.
 
-Every text frame a client sends is written to every connected client. With ``--redis`` the frame
-is published to one Redis channel instead, and each server's subscriber writes it to its own
-clients: the least work a "broadcast to all" across servers can do.
+Every text frame a client sends is written to every connected client. With ``--redis`` the server
+also publishes the frame (prefixed by its own id) on one Redis channel; the other servers' subscribers
+write it to their clients and each server drops its own echo. That is the least work a "broadcast to
+all" across servers can do, and the same delivery rule simscale (direct-local) and socket.io's Redis
+adapter follow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 from _common import parse_options, serve_until_signal
 from aiohttp import WSMsgType, web
 
 CHANNEL = "floor:all"
+SERVER_ID = os.urandom(6).hex()
 clients: set[web.WebSocketResponse] = set()
 
 
@@ -35,10 +39,9 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
                 continue
-            if publish is None:
-                await broadcast(message.data)
-            else:
-                await publish(CHANNEL, message.data)
+            await broadcast(message.data)
+            if publish is not None:
+                await publish(CHANNEL, f"{SERVER_ID}|{message.data}")
     finally:
         clients.discard(ws)
     return ws
@@ -47,8 +50,11 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
 async def relay_from_redis(pubsub: Any) -> None:
     """Deliver every message on the shared channel to the local clients."""
     async for item in pubsub.listen():
-        if item.get("type") == "message":
-            await broadcast(item["data"].decode())
+        if item.get("type") != "message":
+            continue
+        origin, _, text = item["data"].decode().partition("|")
+        if origin != SERVER_ID:
+            await broadcast(text)
 
 
 async def main() -> None:
