@@ -62,9 +62,7 @@ class FakeHub:
         await self.runner.cleanup()
 
     def _authorised(self, request: web.Request) -> bool:
-        return self.require_token is None or (
-            request.headers.get("Authorization") == f"Bearer {self.require_token}"
-        )
+        return self.require_token is None or (request.headers.get("Authorization") == f"Bearer {self.require_token}")
 
     async def negotiate(self, request: web.Request) -> web.StreamResponse:
         self.negotiate_queries.append(dict(request.query))

@@ -1,0 +1,111 @@
+"""``simscale loadgen``: drive real hubs with many clients and print what they measured."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from simscale.loadgen.config import LoadConfig
+from simscale.loadgen.runner import LoadResult, run_load
+
+__all__ = ["config_from_args", "register"]
+
+T = TypeVar("T")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``loadgen`` to the top-level ``simscale`` command."""
+    parser = subparsers.add_parser(
+        "loadgen",
+        help="load-test real hub servers (ChatHub SendMessage broadcasts)",
+        description=(
+            "Connect --clients clients round-robin over the --url hubs, send SendMessage broadcasts at "
+            "Poisson times from random clients, and report deliveries and latency."
+        ),
+    )
+    # Values are parsed in config_from_args so that a bad one is a one-line error naming its flag.
+    parser.add_argument("--url", action="append", required=True, help="hub URL, repeatable (server index = order)")
+    parser.add_argument("--clients", required=True, help="number of clients")
+    parser.add_argument("--broadcast-rate", default="1", help="broadcasts per second, all senders together")
+    parser.add_argument("--duration", default="10", help="measured seconds (after the warm-up)")
+    parser.add_argument("--protocol", default="json", help="json or messagepack")
+    parser.add_argument("--message-bytes", default="64", help="payload size of each broadcast")
+    parser.add_argument("--warmup", default="0", help="seconds of broadcasts not counted")
+    parser.add_argument("--seed", default="0", help="random seed (send times and senders)")
+    parser.add_argument("--connect-concurrency", default="200", help="connection attempts in flight")
+    parser.add_argument("--connect-timeout", default="15", help="seconds allowed per connection attempt")
+    parser.add_argument("--scenario", default="loadgen", help="label written into the records")
+    parser.add_argument("--access-token", default=None, help="bearer token for every client")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(handler=_run)
+
+
+def _parse(convert: Callable[[str], T], text: str, flag: str) -> T:
+    try:
+        return convert(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be {'an integer' if convert is int else 'a number'}, got {text!r}") from None
+
+
+def config_from_args(args: argparse.Namespace) -> LoadConfig:
+    """The :class:`LoadConfig` for parsed ``loadgen`` arguments.
+
+    Raises:
+        ValueError: a flag's value is malformed or out of range (the message names the flag).
+    """
+    return LoadConfig(
+        urls=tuple(args.url),
+        clients=_parse(int, args.clients, "--clients"),
+        broadcast_rate_per_s=_parse(float, args.broadcast_rate, "--broadcast-rate"),
+        duration_s=_parse(float, args.duration, "--duration"),
+        protocol=args.protocol,
+        message_bytes=_parse(int, args.message_bytes, "--message-bytes"),
+        warmup_s=_parse(float, args.warmup, "--warmup"),
+        seed=_parse(int, args.seed, "--seed"),
+        scenario=args.scenario,
+        connect_concurrency=_parse(int, args.connect_concurrency, "--connect-concurrency"),
+        connect_timeout_s=_parse(float, args.connect_timeout, "--connect-timeout"),
+        access_token=args.access_token,
+    )
+
+
+def _format(value: Any, unit: str = "", digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def format_text(result: LoadResult) -> str:
+    """A few human-readable lines."""
+    s = result.summary
+    document = result.to_json_dict()
+    return "\n".join(
+        [
+            f"clients: {s.clients} requested, {result.connected_clients} connected, "
+            f"{s.connections_refused} refused, {s.connections_dropped} dropped",
+            f"broadcasts: {s.broadcasts} in {_format(s.duration_s, ' s', 1)} ({result.send_failures} failed sends)",
+            f"deliveries: {s.deliveries} ({_format(s.deliveries_per_s, '/s', 1)}), "
+            f"delivered fraction {_format(s.delivered_fraction, '', 4)}",
+            f"latency: p50 {_format(s.latency_p50_ms, ' ms')}, p99 {_format(s.latency_p99_ms, ' ms')}",
+            f"load generator: {_format(result.loadgen_cpu_s, ' s CPU', 2)} over {_format(s.wall_s, ' s wall', 2)}"
+            f" ({_format(document['loadgen_cpu_utilization'], '', 2)} of one core)",
+        ]
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = asyncio.run(run_load(config))
+    if args.json:
+        print(json.dumps(result.to_json_dict()))
+    else:
+        print(format_text(result))
+    sys.stdout.flush()
+    return 0 if result.connected_clients else 1

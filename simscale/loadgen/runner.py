@@ -1,0 +1,434 @@
+"""Run a load test against real hubs and describe it with the model's record vocabulary.
+
+Three phases, like a fire drill: everybody comes in (connect, round-robin over the URLs), the
+alarm rings at random times (a seeded Poisson stream of ``SendMessage`` broadcasts from random
+connected clients), and everybody leaves (stop). Each broadcast carries the sender's send time;
+each recipient subtracts it from its receive time, on the same ``time.perf_counter`` clock.
+
+The generator must stay lighter than the server it measures, so nothing is kept per delivery:
+deliveries are tallied per (broadcast, server) in numpy arrays and latencies go into a
+:class:`~simscale.metrics.histogram.LatencyHistogram` in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import resource
+import secrets
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+
+from simscale._version import __version__
+from simscale.hub.client import HubClient, HubConnectionError
+from simscale.loadgen.config import LoadConfig
+from simscale.metrics.histogram import LatencyHistogram
+from simscale.metrics.records import (
+    BroadcastRecord,
+    ConnectionEvent,
+    ConnectionEventKind,
+    DeliveryRecord,
+    RunRecords,
+    RunSummary,
+)
+from simscale.protocol import ConnectionState
+
+__all__ = ["LoadResult", "raise_open_file_limit", "run_load"]
+
+_LATENCY_CHUNK = 65_536
+_POLL_S = 0.01
+_STOP_TIMEOUT_S = 30.0
+_MAX_SCHEDULE_ROUNDS = 100
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What a load test measured.
+
+    Attributes:
+        records: broadcasts, per-(broadcast, server) deliveries, connection events, latencies.
+        summary: the headline figures (``source="hub"``; what a client cannot see is ``None``).
+        loadgen_cpu_s: CPU seconds this process used (compare with ``summary.wall_s``).
+        connected_clients: clients connected when the broadcasts started.
+        send_failures: broadcasts whose send failed (not counted anywhere else).
+        foreign_messages: ``ReceiveMessage`` calls that were not this run's broadcasts.
+    """
+
+    records: RunRecords
+    summary: RunSummary
+    loadgen_cpu_s: float
+    connected_clients: int = 0
+    send_failures: int = 0
+    foreign_messages: int = 0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The summary's fields plus the load generator's own figures (``--json`` output)."""
+        document: dict[str, Any] = {
+            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in asdict(self.summary).items()
+        }
+        document["loadgen_cpu_s"] = round(self.loadgen_cpu_s, 4)
+        wall_s = self.summary.wall_s
+        document["loadgen_cpu_utilization"] = round(self.loadgen_cpu_s / wall_s, 4) if wall_s else None
+        document["connected_clients"] = self.connected_clients
+        document["send_failures"] = self.send_failures
+        document["simscale_version"] = __version__
+        return document
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (each client holds a socket); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for target in (hard, 1_048_576, 65_536):
+        if target == resource.RLIM_INFINITY or target <= soft:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+    return soft
+
+
+def poisson_offsets_s(rate_per_s: float, horizon_s: float, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """Send times (seconds from the start of the broadcast phase) of a Poisson stream up to ``horizon_s``."""
+    if rate_per_s <= 0:
+        return np.empty(0)
+    expected = rate_per_s * horizon_s
+    batch = int(expected + 10 * math.sqrt(expected) + 20)
+    parts: list[npt.NDArray[np.float64]] = []
+    last = 0.0
+    for _ in range(_MAX_SCHEDULE_ROUNDS):  # almost always one round
+        offsets = last + np.cumsum(rng.exponential(1.0 / rate_per_s, size=batch))
+        parts.append(offsets)
+        last = float(offsets[-1])
+        if last >= horizon_s:
+            break
+    offsets = np.concatenate(parts)
+    return offsets[offsets < horizon_s]
+
+
+class _Tally:
+    """Per-(broadcast, server) delivery counts and latency sums, in numpy arrays."""
+
+    def __init__(self, broadcasts: int, servers: int, first_measured: int) -> None:
+        shape = (broadcasts, servers)
+        self.broadcasts = broadcasts
+        self.first_measured = first_measured
+        self.delivered = np.zeros(shape, dtype=np.int64)
+        self.latency_sum_s = np.zeros(shape)
+        self.latency_max_s = np.full(shape, -math.inf)
+        self.recipients = np.zeros(shape, dtype=np.int64)
+        self.sent_at_s = np.full(broadcasts, math.nan)
+        self.origin_server = np.full(broadcasts, -1, dtype=np.int64)
+        self.connected_clients = np.zeros(broadcasts, dtype=np.int64)
+        self.histogram = LatencyHistogram()
+        self._chunk = np.empty(_LATENCY_CHUNK)
+        self._filled = 0
+        self.delivered_total = 0
+        """Deliveries of any sent broadcast (warm-up included): what the drain waits for."""
+        self.expected_total = 0
+        self.foreign = 0
+
+    def note_send(
+        self, index: int, sent_at_s: float, origin: int, connected: int, per_server: npt.NDArray[np.int64]
+    ) -> None:
+        self.sent_at_s[index] = sent_at_s
+        self.origin_server[index] = origin
+        self.connected_clients[index] = connected
+        self.recipients[index] = per_server
+        self.expected_total += connected
+
+    def forget_send(self, index: int) -> None:
+        self.expected_total -= int(self.connected_clients[index])
+        self.sent_at_s[index] = math.nan
+        self.connected_clients[index] = 0
+        self.recipients[index] = 0
+
+    def record(self, index: int, server: int, latency_s: float) -> None:
+        if not 0 <= index < self.broadcasts:
+            self.foreign += 1
+            return
+        self.delivered[index, server] += 1
+        self.latency_sum_s[index, server] += latency_s
+        if latency_s > self.latency_max_s[index, server]:
+            self.latency_max_s[index, server] = latency_s
+        self.delivered_total += 1
+        if index >= self.first_measured:
+            self._chunk[self._filled] = latency_s
+            self._filled += 1
+            if self._filled == _LATENCY_CHUNK:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._filled:
+            self.histogram.add(self._chunk[: self._filled])
+            self._filled = 0
+
+
+class _Member:
+    """One client of the run: which server it is on and how it tallies what it receives."""
+
+    __slots__ = ("client", "position", "prefix", "server", "tally")
+
+    def __init__(self, client: HubClient, server: int, tally: _Tally, prefix: str) -> None:
+        self.client = client
+        self.server = server
+        self.tally = tally
+        self.prefix = prefix
+        self.position = -1
+        """Index in the run's list of connected members (-1 when not connected)."""
+
+    def on_receive(self, user: Any, message: Any) -> None:
+        received_s = time.perf_counter()
+        prefix = self.prefix
+        try:
+            if not user.startswith(prefix):
+                raise ValueError(user)
+            index = int(user[len(prefix) :])
+            sent_s = float(message[: message.index("|")])
+        except (AttributeError, ValueError, TypeError):
+            self.tally.foreign += 1
+            return
+        self.tally.record(index, self.server, received_s - sent_s)
+
+
+class _Run:
+    """The mutable state of one run (kept off the public API)."""
+
+    def __init__(self, config: LoadConfig) -> None:
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.prefix = f"lg{secrets.token_hex(3)}-"
+        horizon_s = config.warmup_s + config.duration_s
+        self.offsets_s = poisson_offsets_s(config.broadcast_rate_per_s, horizon_s, self.rng)
+        first_measured = int(np.searchsorted(self.offsets_s, config.warmup_s, side="left"))
+        self.tally = _Tally(len(self.offsets_s), config.servers, first_measured)
+        self.connected: list[_Member] = []
+        self.per_server = np.zeros(config.servers, dtype=np.int64)
+        self.records = RunRecords()
+        self.stopping = False
+        self.dropped = 0
+        self.refused = 0
+        self.send_failures = 0
+        self.t0 = time.perf_counter()
+
+    def now_s(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def attach(self, member: _Member) -> None:
+        member.position = len(self.connected)
+        self.connected.append(member)
+        self.per_server[member.server] += 1
+
+    def detach(self, member: _Member) -> None:
+        position = member.position
+        if position < 0:
+            return
+        last = self.connected.pop()
+        if last is not member:
+            self.connected[position] = last
+            last.position = position
+        member.position = -1
+        self.per_server[member.server] -= 1
+
+    def on_close(self, member: _Member, reason: str | None) -> None:
+        self.detach(member)
+        if not self.stopping:
+            self.dropped += 1
+            self.records.connections.append(
+                ConnectionEvent(
+                    "hub",
+                    self.config.scenario,
+                    self.now_s(),
+                    member.server,
+                    ConnectionEventKind.DROPPED,
+                    reason or "server_closed",
+                )
+            )
+
+    async def connect(self, session: aiohttp.ClientSession) -> list[_Member]:
+        config = self.config
+        gate = asyncio.Semaphore(config.connect_concurrency)
+        refused: Counter[tuple[int, str]] = Counter()
+
+        async def connect_one(index: int) -> _Member | None:
+            server = index % config.servers
+            client = HubClient(
+                config.urls[server],
+                protocol=config.protocol,
+                access_token=config.access_token,
+                session=session,
+                handshake_timeout_s=config.connect_timeout_s,
+            )
+            member = _Member(client, server, self.tally, self.prefix)
+            client.on("ReceiveMessage", member.on_receive)
+            async with gate:
+                try:
+                    await client.start()
+                except HubConnectionError as error:
+                    refused[(server, error.reason)] += 1
+                    return None
+            client.on_close(lambda reason: self.on_close(member, reason))
+            self.attach(member)
+            if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
+                self.on_close(member, client.close_reason)
+            return member
+
+        results = await asyncio.gather(*(connect_one(i) for i in range(config.clients)))
+        members = [m for m in results if m is not None]
+        now_s = self.now_s()
+        for server in range(config.servers):
+            count = int(sum(1 for m in members if m.server == server))
+            if count:
+                self.records.connections.append(
+                    ConnectionEvent("hub", config.scenario, now_s, server, ConnectionEventKind.CONNECTED, "ok", count)
+                )
+        for (server, reason), count in sorted(refused.items()):
+            self.refused += count
+            self.records.connections.append(
+                ConnectionEvent("hub", config.scenario, now_s, server, ConnectionEventKind.REFUSED, reason, count)
+            )
+        return members
+
+    async def broadcast(self) -> None:
+        config, tally = self.config, self.tally
+        padding = config.message_bytes
+        start = time.perf_counter()
+        for index, offset_s in enumerate(self.offsets_s.tolist()):  # bounded by the schedule
+            delay_s = start + offset_s - time.perf_counter()
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            if not self.connected:
+                continue
+            member = self.connected[int(self.rng.integers(len(self.connected)))]
+            sent_s = time.perf_counter()
+            head = f"{sent_s!r}|"
+            message = head + "x" * max(0, padding - len(head))
+            tally.note_send(index, sent_s - self.t0, member.server, len(self.connected), self.per_server)
+            try:
+                await member.client.send("SendMessage", f"{self.prefix}{index}", message)
+            except HubConnectionError:
+                tally.forget_send(index)
+                self.send_failures += 1
+        end_s = start + config.warmup_s + config.duration_s
+        remaining_s = end_s - time.perf_counter()
+        if remaining_s > 0:
+            await asyncio.sleep(remaining_s)
+        deadline = time.perf_counter() + config.drain_s
+        while tally.delivered_total < tally.expected_total and time.perf_counter() < deadline:
+            await asyncio.sleep(_POLL_S)
+        tally.flush()
+
+    async def stop(self, members: list[_Member]) -> None:
+        self.stopping = True
+        gate = asyncio.Semaphore(self.config.connect_concurrency)
+        closed: Counter[int] = Counter()
+
+        async def stop_one(member: _Member) -> None:
+            async with gate:
+                if member.position >= 0:
+                    closed[member.server] += 1
+                await member.client.stop()
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_STOP_TIMEOUT_S):
+                await asyncio.gather(*(stop_one(m) for m in members))
+        now_s = self.now_s()
+        for server, count in sorted(closed.items()):
+            self.records.connections.append(
+                ConnectionEvent(
+                    "hub", self.config.scenario, now_s, server, ConnectionEventKind.CLOSED, "client_stop", count
+                )
+            )
+
+    def build_records(self) -> tuple[int, int]:
+        """Fill broadcast and delivery records for the measured, sent broadcasts."""
+        config, tally, records = self.config, self.tally, self.records
+        measured = [
+            index for index in range(tally.first_measured, tally.broadcasts) if not math.isnan(tally.sent_at_s[index])
+        ]
+        for index in measured:
+            origin = int(tally.origin_server[index])
+            sent_at_s = float(tally.sent_at_s[index])
+            records.broadcasts.append(
+                BroadcastRecord("hub", config.scenario, index, origin, sent_at_s, int(tally.connected_clients[index]))
+            )
+            for server in range(config.servers):
+                delivered = int(tally.delivered[index, server])
+                records.deliveries.append(
+                    DeliveryRecord(
+                        "hub",
+                        config.scenario,
+                        index,
+                        server,
+                        origin,
+                        sent_at_s,
+                        int(tally.recipients[index, server]),
+                        delivered,
+                        float(tally.latency_sum_s[index, server]) / delivered if delivered else math.nan,
+                        float(tally.latency_max_s[index, server]) if delivered else math.nan,
+                    )
+                )
+        records.latency = tally.histogram
+        delivered_total = sum(record.delivered for record in records.deliveries)
+        expected_total = sum(record.connected_clients for record in records.broadcasts)
+        return delivered_total, expected_total
+
+
+def _ms_or_none(histogram: LatencyHistogram, q: float) -> float | None:
+    value = histogram.quantile_s(q)
+    return None if math.isnan(value) else value * 1000.0
+
+
+async def run_load(config: LoadConfig) -> LoadResult:
+    """Connect ``config.clients`` clients, broadcast, measure, disconnect.
+
+    Bounded in time: connecting (each attempt bounded by ``connect_timeout_s``), warm-up plus
+    duration, at most ``drain_s`` of drain, and at most 30 s of stopping.
+    """
+    raise_open_file_limit()
+    cpu_start_s = time.process_time()
+    run = _Run(config)
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        members = await run.connect(session)
+        connected_at_start = len(run.connected)
+        try:
+            await run.broadcast()
+        finally:
+            await run.stop(members)
+    delivered, expected = run.build_records()
+    wall_s = time.perf_counter() - run.t0
+    histogram = run.records.latency
+    summary = RunSummary(
+        scenario=config.scenario,
+        servers=None,
+        clients=config.clients,
+        duration_s=config.duration_s,
+        broadcasts=len(run.records.broadcasts),
+        delivered_fraction=delivered / expected if expected else None,
+        latency_p50_ms=_ms_or_none(histogram, 0.5),
+        latency_p99_ms=_ms_or_none(histogram, 0.99),
+        connections_refused=run.refused,
+        connections_dropped=run.dropped,
+        cpu_utilization_max=None,
+        wall_s=wall_s,
+        events=None,
+        deliveries=delivered,
+        deliveries_per_s=delivered / config.duration_s,
+        source="hub",
+    )
+    return LoadResult(
+        records=run.records,
+        summary=summary,
+        loadgen_cpu_s=time.process_time() - cpu_start_s,
+        connected_clients=connected_at_start,
+        send_failures=run.send_failures,
+        foreign_messages=run.tally.foreign,
+    )

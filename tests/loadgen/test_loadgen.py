@@ -1,0 +1,219 @@
+"""The load generator: configuration, schedule, and full runs against real hub servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import resource
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+import pytest
+
+from simscale.backplane.memory import MemoryBackplane, MemoryBus
+from simscale.cli import main
+from simscale.hub.server import HubServer
+from simscale.loadgen import LoadConfig, LoadResult, run_load
+from simscale.loadgen.runner import poisson_offsets_s, raise_open_file_limit
+from simscale.metrics.records import ConnectionEventKind
+
+SUMMARY_KEYS = {
+    "clients",
+    "duration_s",
+    "broadcasts",
+    "delivered_fraction",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "connections_refused",
+    "connections_dropped",
+    "wall_s",
+    "loadgen_cpu_s",
+    "simscale_version",
+}
+
+
+@asynccontextmanager
+async def hub_cluster(servers: int) -> AsyncIterator[list[str]]:
+    """``servers`` real hub servers on 127.0.0.1 sharing one private in-memory backplane."""
+    bus = MemoryBus()
+    hubs = [HubServer(backplane=MemoryBackplane(bus), server_name=f"s{i}") for i in range(servers)]
+    urls = [f"{await hub.listen()}/chatHub" for hub in hubs]
+    try:
+        yield urls
+    finally:
+        for hub in hubs:
+            await hub.close()
+
+
+def free_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/chatHub"  # nothing listens there any more
+
+
+# ---- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "flag"),
+    [
+        ({"urls": ()}, "--url"),
+        ({"urls": ("ftp://x",)}, "--url"),
+        ({"clients": 0}, "--clients"),
+        ({"clients": True}, "--clients"),
+        ({"broadcast_rate_per_s": -1.0}, "--broadcast-rate"),
+        ({"broadcast_rate_per_s": math.nan}, "--broadcast-rate"),
+        ({"duration_s": 0.0}, "--duration"),
+        ({"protocol": "xml"}, "--protocol"),
+        ({"message_bytes": -1}, "--message-bytes"),
+        ({"warmup_s": -0.1}, "--warmup"),
+        ({"seed": -1}, "--seed"),
+        ({"connect_concurrency": 0}, "--connect-concurrency"),
+        ({"connect_timeout_s": 0.0}, "--connect-timeout"),
+        ({"drain_s": 100.0}, "--drain"),
+    ],
+)
+def test_bad_configuration_names_the_flag(change: dict[str, object], flag: str) -> None:
+    arguments: dict[str, object] = {"urls": ("http://127.0.0.1:1/chatHub",), "clients": 1, **change}
+    with pytest.raises(ValueError, match=flag):
+        LoadConfig(**arguments)  # type: ignore[arg-type]
+
+
+def test_poisson_schedule_is_seeded_and_has_the_right_rate() -> None:
+    first = poisson_offsets_s(200.0, 10.0, np.random.default_rng(7))
+    again = poisson_offsets_s(200.0, 10.0, np.random.default_rng(7))
+    np.testing.assert_array_equal(first, again)
+    assert abs(len(first) - 2000) < 5 * math.sqrt(2000)
+    assert np.all(np.diff(first) > 0) and first[-1] < 10.0
+    assert len(poisson_offsets_s(0.0, 10.0, np.random.default_rng(7))) == 0
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    raised = raise_open_file_limit()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft == raised
+    assert soft == hard or hard == resource.RLIM_INFINITY
+
+
+def test_cli_bad_flags_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for flags, name in [
+        (["--clients", "many"], "--clients"),
+        (["--clients", "2", "--duration", "-3"], "--duration"),
+        (["--clients", "2", "--protocol", "xml"], "--protocol"),
+    ]:
+        assert main(["loadgen", "--url", "http://127.0.0.1:1/chatHub", *flags]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and name in error
+
+
+# ---- runs against real hubs ---------------------------------------------------------------------
+
+
+def check_consistency(result: LoadResult) -> None:
+    records, summary = result.records, result.summary
+    assert summary.source == "hub"
+    assert summary.broadcasts == len(records.broadcasts)
+    assert summary.deliveries == sum(d.delivered for d in records.deliveries)
+    assert math.isclose(records.latency.count, summary.deliveries or 0)
+    for broadcast in records.broadcasts:
+        assert broadcast.source == "hub"
+        assert broadcast.connected_clients == sum(
+            d.recipients for d in records.deliveries if d.broadcast_id == broadcast.broadcast_id
+        )
+
+
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+async def test_single_server_run_delivers_everything(protocol: str) -> None:
+    async with hub_cluster(1) as urls:
+        config = LoadConfig(
+            urls=tuple(urls),
+            clients=20,
+            broadcast_rate_per_s=40.0,
+            duration_s=1.0,
+            protocol=protocol,  # type: ignore[arg-type]
+            message_bytes=300,
+            seed=3,
+        )
+        result = await run_load(config)
+    summary = result.summary
+    check_consistency(result)
+    assert result.connected_clients == 20
+    assert summary.broadcasts is not None and 15 <= summary.broadcasts <= 80
+    assert summary.delivered_fraction == 1.0
+    assert summary.deliveries == 20 * summary.broadcasts
+    assert summary.latency_p50_ms is not None and 0 < summary.latency_p50_ms < 1000
+    assert summary.latency_p99_ms is not None and summary.latency_p99_ms >= summary.latency_p50_ms
+    assert summary.connections_refused == 0 and summary.connections_dropped == 0
+    assert summary.wall_s is not None and summary.wall_s >= 1.0
+    assert summary.cpu_utilization_max is None and summary.events is None
+    assert result.loadgen_cpu_s > 0
+    events = {(e.event, e.reason): e.clients for e in result.records.connections}
+    assert events == {(ConnectionEventKind.CONNECTED, "ok"): 20, (ConnectionEventKind.CLOSED, "client_stop"): 20}
+    assert all(d.latency_max_s >= d.latency_mean_s > 0 for d in result.records.deliveries)
+
+
+async def test_two_servers_round_robin_and_warmup() -> None:
+    async with hub_cluster(2) as urls:
+        result = await run_load(
+            LoadConfig(urls=tuple(urls), clients=9, broadcast_rate_per_s=30.0, duration_s=1.0, warmup_s=0.5, seed=1)
+        )
+    check_consistency(result)
+    connected = {e.server: e.clients for e in result.records.connections if e.event == "connected"}
+    assert connected == {0: 5, 1: 4}
+    assert result.summary.delivered_fraction == 1.0
+    # Warm-up broadcasts are sent but not recorded: every record starts after it.
+    first_sent = min(b.sent_at_s for b in result.records.broadcasts)
+    last_connected = max(e.time_s for e in result.records.connections if e.event == "connected")
+    assert first_sent >= last_connected + 0.5 - 0.05
+    per_server = {(d.server, d.recipients) for d in result.records.deliveries}
+    assert per_server == {(0, 5), (1, 4)}
+    assert {b.origin_server for b in result.records.broadcasts} == {0, 1}
+
+
+async def test_refused_connections_are_recorded_with_a_reason() -> None:
+    async with hub_cluster(1) as urls:
+        result = await run_load(
+            LoadConfig(urls=(urls[0], free_port_url()), clients=6, broadcast_rate_per_s=20.0, duration_s=0.5)
+        )
+    check_consistency(result)
+    assert result.summary.connections_refused == 3
+    refused = [e for e in result.records.connections if e.event == ConnectionEventKind.REFUSED]
+    assert [(e.server, e.reason, e.clients) for e in refused] == [(1, "connection_refused", 3)]
+    assert result.summary.delivered_fraction == 1.0
+
+
+async def test_dropped_connections_are_recorded() -> None:
+    bus = MemoryBus()
+    hub = HubServer(backplane=MemoryBackplane(bus))
+    url = f"{await hub.listen()}/chatHub"
+    config = LoadConfig(urls=(url,), clients=5, broadcast_rate_per_s=10.0, duration_s=1.5, drain_s=0.2)
+    run = asyncio.create_task(run_load(config))
+    await asyncio.sleep(0.8)
+    await hub.close()
+    result = await asyncio.wait_for(run, 30)
+    assert result.summary.connections_dropped == 5
+    drops = [e for e in result.records.connections if e.event == ConnectionEventKind.DROPPED]
+    assert len(drops) == 5 and all(e.reason for e in drops)
+    assert result.connected_clients == 5
+
+
+async def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    async with hub_cluster(1) as urls:
+        argv = ["loadgen", "--url", urls[0], "--clients", "4", "--broadcast-rate", "20", "--duration", "0.5"]
+
+        def run_cli() -> int:
+            return main([*argv, "--json", "--protocol", "messagepack", "--seed", "2"])
+
+        status = await asyncio.to_thread(run_cli)
+        assert status == 0
+        document = json.loads(capsys.readouterr().out)
+        assert set(document) >= SUMMARY_KEYS
+        assert document["clients"] == 4 and document["delivered_fraction"] == 1.0
+        assert document["cpu_utilization_max"] is None and document["servers"] is None
+        text_status = await asyncio.to_thread(lambda: main([*argv, "--message-bytes", "10"]))
+        assert text_status == 0
+        assert "delivered fraction 1.0000" in capsys.readouterr().out
