@@ -360,15 +360,11 @@ class RedisBackplane(Backplane):
                 await link.closed.wait()
                 if self._link is link:
                     self._link = None
-                    logger.warning(
-                        "Redis backplane %s lost (%s); reconnecting", redact_url(self.url), link.failure
-                    )
+                    logger.warning("Redis backplane %s lost (%s); reconnecting", redact_url(self.url), link.failure)
                 self._set_state(BackplaneState.RECONNECTING)
                 await link.aclose()
             if self.max_reconnect_attempts is not None and failed_attempts >= self.max_reconnect_attempts:
-                logger.error(
-                    "Redis backplane %s: giving up after %d attempts", redact_url(self.url), failed_attempts
-                )
+                logger.error("Redis backplane %s: giving up after %d attempts", redact_url(self.url), failed_attempts)
                 self._set_state(BackplaneState.STOPPED)
                 return
             await asyncio.sleep(self._backoff_s(failed_attempts))
