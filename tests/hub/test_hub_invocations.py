@@ -101,9 +101,7 @@ async def connect(session: aiohttp.ClientSession, server: Any, protocol: str = "
 
 
 @pytest.mark.parametrize("protocol", ["json", "messagepack"])
-async def test_results_void_and_pascal_or_snake_case_targets(
-    session: aiohttp.ClientSession, protocol: str
-) -> None:
+async def test_results_void_and_pascal_or_snake_case_targets(session: aiohttp.ClientSession, protocol: str) -> None:
     async with running_server(HUBS) as server:
         client, _ = await connect(session, server, protocol)
         assert (await client.invoke("Add", 2, 3)).result == 5
