@@ -16,7 +16,7 @@ from typing import Any
 
 from simscale._version import __version__
 
-_COMMAND_MODULES = ("simscale.hub.cli", "simscale.loadgen.cli", "simscale.figures.cli", "simscale.validation.cli")
+_COMMAND_MODULES = ("simscale.hub.cli", "simscale.loadgen.cli", "simscale.report", "simscale.validation.cli")
 """Modules that add sub-commands: each has ``register(subparsers)``; absent ones are skipped."""
 
 _TABLE_KEYS = (
@@ -205,10 +205,10 @@ def _demo(args: argparse.Namespace) -> int:
     )
     if not args.no_figures:
         try:
-            figures = importlib.import_module("simscale.figures")
+            report = importlib.import_module("simscale.report")
         except ModuleNotFoundError:
             return 0
-        written = figures.render_all(Path(args.out))
+        written = report.render_all(Path(args.out))
         print(f"\nfigures regenerated in {args.out}/ ({len(written)} files)")
     return 0
 

@@ -1,0 +1,134 @@
+"""Scenario invariants: who receives a broadcast, and how connections are lost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import simscale
+from simscale.scenarios import preset, simulate
+
+
+def short(name: str, **overrides: object) -> simscale.Scenario:
+    return preset(name, **{"duration_s": 30.0, "warmup_s": 2.0, **overrides})
+
+
+@pytest.mark.parametrize("name", ["single-server", "backplane"])
+def test_single_server_and_backplane_deliver_everything(name: str) -> None:
+    summary = simulate(short(name)).summary
+    assert summary.broadcasts and summary.broadcasts > 300
+    assert summary.delivered_fraction == 1.0
+
+
+@pytest.mark.parametrize("routing", ["direct-local", "via-backplane"])
+def test_backplane_routing_modes_both_reach_everyone_but_cost_differently(routing: str) -> None:
+    result = simulate(short("backplane", backplane_routing=routing))
+    assert result.summary.delivered_fraction == 1.0
+    deliveries = result.frames()["deliveries"]
+    # Every broadcast is fanned out once by every server, whatever the routing.
+    assert (deliveries.groupby("broadcast_id")["server"].nunique() == 3).all()
+
+
+def test_via_backplane_local_clients_pay_the_round_trip() -> None:
+    direct = simulate(short("backplane", backplane_routing="direct-local")).frames()["deliveries"]
+    via = simulate(short("backplane", backplane_routing="via-backplane")).frames()["deliveries"]
+    local_direct = direct[direct.server == direct.origin_server].latency_mean_s.mean()
+    local_via = via[via.server == via.origin_server].latency_mean_s.mean()
+    assert local_via > local_direct + 0.0003  # at least the two backplane hops of 0.2 ms
+
+
+@pytest.mark.parametrize("servers", [2, 3, 5])
+def test_no_backplane_even_spread_reaches_one_over_n(servers: int) -> None:
+    summary = simulate(short("no-backplane", servers=servers, clients=600 * servers)).summary
+    assert summary.delivered_fraction == pytest.approx(1 / servers, rel=0.06)
+
+
+def test_no_backplane_sticky_ip_behind_three_nats_matches_sum_of_squared_shares() -> None:
+    result = simulate(
+        preset(
+            "no-backplane",
+            servers=3,
+            clients=900,
+            load_balancer="sticky-ip",
+            client_addresses=3,
+            broadcast_rate_per_s=100.0,
+            duration_s=60.0,
+            warmup_s=1.0,
+        )
+    )
+    shares = np.array([result.topology.nodes[f"server-{i}"]["connections"] for i in range(3)]) / 900
+    expected = float((shares**2).sum())
+    assert abs(expected - 1 / 3) > 0.05, "the three NAT addresses should spread unevenly"
+    assert result.summary.delivered_fraction == pytest.approx(expected, rel=0.01)
+    assert result.summary.delivered_fraction != pytest.approx(1 / 3, rel=0.05)
+
+
+def test_thread_starvation_drops_clients_by_server_timeout_while_cpu_is_low() -> None:
+    result = simulate(preset("thread-starvation"))
+    summary = result.summary
+    assert summary.connections_dropped and summary.connections_dropped > 100
+    assert summary.cpu_utilization_max is not None and summary.cpu_utilization_max < 0.5
+    connections = result.frames()["connections"]
+    drops = connections[connections.event == "dropped"]
+    assert set(drops.reason) == {"server_timeout"}
+
+
+def test_thread_pool_grows_about_one_thread_per_half_second_while_starved() -> None:
+    resources = simulate(preset("thread-starvation")).frames()["resources"]
+    starved = resources[(resources.threadpool_queue > 0) & (resources.time_s <= 25)]
+    slope_per_s = np.polyfit(starved.time_s, starved.threads, 1)[0]
+    assert slope_per_s == pytest.approx(2.0, rel=0.2)
+
+
+@pytest.mark.parametrize("fix", [{"method_kind": "async"}, {"min_threads": 600}])
+def test_thread_starvation_fixed_by_async_methods_or_more_min_threads(fix: dict[str, object]) -> None:
+    summary = simulate(preset("thread-starvation", **fix)).summary
+    assert summary.connections_dropped == 0
+    assert summary.connections_refused == 0
+
+
+def test_port_exhaustion_refuses_connections_while_cpu_is_low() -> None:
+    result = simulate(preset("port-exhaustion"))
+    summary = result.summary
+    assert summary.connections_refused and summary.connections_refused > 100
+    assert summary.cpu_utilization_max is not None and summary.cpu_utilization_max < 0.5
+    connections = result.frames()["connections"]
+    refused = connections[connections.event == "refused"]
+    assert set(refused.reason) == {"ports_exhausted"}
+    resources = result.frames()["resources"]
+    client_side = resources[resources.server == -1]
+    assert client_side.ports_in_use.add(client_side.ports_time_wait).max() == 28_232
+
+
+def test_more_nat_addresses_move_the_exhaustion_to_the_proxy_hop() -> None:
+    """Four NAT addresses fix the clients' side, but the proxy's one address to the backend runs out too."""
+    result = simulate(preset("port-exhaustion", client_addresses=4))
+    connections = result.frames()["connections"]
+    refused = connections[connections.event == "refused"]
+    assert set(refused.reason) == {"proxy_ports_exhausted"}
+    fixed = simulate(preset("port-exhaustion", client_addresses=4, proxy_addresses=4)).summary
+    assert fixed.connections_refused == 0
+
+
+def test_idle_cpu_and_memory_rise_linearly_with_connections() -> None:
+    clients = np.array([1_000, 2_000, 4_000, 8_000])
+    cpu, memory = [], []
+    for count in clients:
+        result = simulate(
+            preset("single-server", clients=int(count), broadcasts_enabled=False, duration_s=45.0, warmup_s=15.0)
+        )
+        resources = result.frames()["resources"]
+        window = resources[resources.time_s > 15]
+        cpu.append(window.cpu_utilization.mean())
+        memory.append(window.memory_bytes.mean())
+    for values in (np.array(cpu), np.array(memory)):
+        slope, intercept = np.polyfit(clients, values, 1)
+        predicted = slope * clients + intercept
+        assert slope > 0
+        assert np.abs(predicted - values).max() <= 0.02 * values.max()
+    assert cpu[-1] == pytest.approx(8 * cpu[0], rel=0.1)  # no broadcasts: pings alone, proportional
+
+
+def test_reconnect_storm_without_reconnect_gives_up_at_once() -> None:
+    summary = simulate(preset("thread-starvation", reconnect=False)).summary
+    assert summary.clients_gave_up == summary.connections_dropped

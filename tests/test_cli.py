@@ -1,0 +1,104 @@
+"""The `simscale` command's model side: JSON contract, --describe, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simscale.scenarios import PRESETS
+
+REQUIRED_KEYS = {
+    "scenario", "servers", "clients", "duration_s", "broadcasts", "delivered_fraction", "latency_p50_ms",
+    "latency_p99_ms", "connections_refused", "connections_dropped", "cpu_utilization_max", "wall_s", "events",
+    "simscale_version", "seed", "parameters",
+}  # fmt: skip
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "simscale.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_presets_lists_one_line_each() -> None:
+    result = run("presets")
+    assert result.returncode == 0
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(PRESETS)
+
+
+def test_simulate_json_is_complete_and_deterministic_but_for_wall_time() -> None:
+    args = ("simulate", "no-backplane", "--servers", "2", "--clients", "400", "--duration", "10", "--seed", "7")
+    first, second = run(*args, "--json"), run(*args, "--json")
+    assert first.returncode == 0, first.stderr
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert set(one) >= REQUIRED_KEYS
+    assert one["servers"] == 2 and one["clients"] == 400 and one["duration_s"] == 10 and one["seed"] == 7
+    assert 0 <= one["cpu_utilization_max"] <= 1
+    one.pop("wall_s"), two.pop("wall_s")
+    assert one == two
+    other = json.loads(run(*args[:-1], "8", "--json").stdout)
+    assert other["latency_p50_ms"] != one["latency_p50_ms"]
+
+
+def test_simulate_set_flags_and_table_output() -> None:
+    result = run(
+        "simulate", "backplane", "--duration", "5", "--set", "backplane_routing=via-backplane",
+        "--set", "reconnect_jitter=0.5", "--broadcast-rate", "5", "--message-bytes", "200",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "delivered" in result.stdout and "backplane" in result.stdout
+
+
+def test_simulate_out_writes_records_and_summary(tmp_path: Path) -> None:
+    result = run("simulate", "single-server", "--duration", "5", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    for name in ("broadcasts", "deliveries", "connections", "resources"):
+        assert (tmp_path / f"{name}.csv").stat().st_size > 0
+    assert json.loads((tmp_path / "summary.json").read_text())["scenario"] == "single-server"
+
+
+def test_simulate_replications_report_confidence_intervals() -> None:
+    result = run("simulate", "single-server", "--duration", "5", "--replications", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["replications"] == 3
+    assert any(row["metric"] == "latency_p99_ms" for row in payload["confidence_intervals"])
+
+
+def test_describe_lists_every_field_with_unit_default_range_and_source() -> None:
+    result = run("simulate", "thread-starvation", "--describe", "--json")
+    assert result.returncode == 0
+    rows = {row["field"]: row for row in json.loads(result.stdout)}
+    assert rows["method_kind"]["value"] == "blocking"
+    assert rows["keepalive_interval_s"]["unit"] == "s"
+    assert "REFERENCE" in rows["keepalive_interval_s"]["source"]
+    text = run("simulate", "single-server", "--describe").stdout
+    assert "time_wait_s [s] = 60.0" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("simulate", "nope"), "unknown preset"),
+        (("simulate", "single-server", "--servers", "0"), "servers must be"),
+        (("simulate", "single-server", "--clients", "-5"), "clients must be"),
+        (("simulate", "single-server", "--broadcast-rate", "0"), "broadcast_rate_per_s must be"),
+        (("simulate", "single-server", "--duration", "-1"), "duration_s must be"),
+        (("simulate", "single-server", "--set", "bogus=1"), "unknown field"),
+        (("simulate", "single-server", "--set", "servers=two"), "servers must be"),
+        (("simulate", "single-server", "--set", "noequals"), "FIELD=VALUE"),
+        (("simulate", "single-server", "--servers", "x"), "invalid int"),
+        (("simulate", "single-server", "--replications", "0"), "replications"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,60 @@
+"""The dependency direction of STYLE.md, enforced so it cannot rot.
+
+Each check imports one module in a fresh interpreter and looks at what else got loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import simscale
+
+
+def loaded_after_import(module: str) -> set[str]:
+    code = f"import sys, json; import {module}; print(json.dumps(sorted(sys.modules)))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return set(json.loads(output.stdout))
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("simscale.metrics.records", {"simpy", "pandas", "plotly", "asyncio", "aiohttp"}),
+        ("simscale.model", {"pandas", "plotly", "aiohttp"}),
+        ("simscale.protocol", {"asyncio", "aiohttp", "simpy", "pandas"}),
+        ("simscale.backplane.routing", {"asyncio", "redis", "simpy", "pandas"}),
+        ("simscale.backplane.envelope", {"asyncio", "redis", "simpy", "pandas"}),
+        ("simscale", {"simpy", "pandas", "plotly", "aiohttp"}),
+    ],
+)
+def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
+    assert not top_level(loaded_after_import(module)) & forbidden
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden_ours"),
+    [
+        ("simscale.model", {"simscale.hub", "simscale.figures", "simscale.metrics.frames"}),
+        ("simscale.metrics.records", {"simscale.model", "simscale.scenarios", "simscale.hub"}),
+        ("simscale.protocol", {"simscale.hub", "simscale.model", "simscale.backplane", "simscale.scenarios"}),
+    ],
+)
+def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None:
+    loaded = loaded_after_import(module)
+    assert not {name for name in loaded if any(name.startswith(prefix) for prefix in forbidden_ours)}
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(simscale.__all__) == sorted(
+        ["Scenario", "__version__", "preset", "preset_names", "replicate", "simulate", "sweep"]
+    )
+    for name in simscale.__all__:
+        assert getattr(simscale, name) is not None
