@@ -156,7 +156,7 @@ class HubClient:
                 self._ws = await self._get_session().ws_connect(
                     ws_url,
                     headers=self._auth_headers(),
-                    max_msg_size=self._max_message_bytes + 16,
+                    max_msg_size=4 * self._max_message_bytes,  # a frame may batch several messages
                     autoping=True,
                     decode_text=False,
                 )
@@ -346,7 +346,7 @@ class HubClient:
             for callback in self._handlers.get(message.target.lower(), ()):
                 try:
                     result = callback(*message.arguments)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception:  # a broken handler must not kill the connection
                     _log.exception("handler for %r failed", message.target)

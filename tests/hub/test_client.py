@@ -307,3 +307,18 @@ async def test_keepalive_ping_rides_on_incoming_frames(fake_hub: FakeHub) -> Non
     await client.invoke("Echo", 2)
     await client.stop()
     assert sum(isinstance(m, PingMessage) for m in fake_hub.received) >= 2
+
+
+async def test_ws_scheme_url_is_accepted(fake_hub: FakeHub) -> None:
+    client = HubClient(fake_hub.url.replace("http://", "ws://"), protocol="messagepack")
+    await client.start()
+    assert await client.invoke("Echo", b"\x00\x01") == b"\x00\x01"  # bytes survive MessagePack
+    await client.stop()
+
+
+def test_public_api_is_pinned() -> None:
+    import simscale.hub.client as client_module
+    import simscale.loadgen as loadgen
+
+    assert sorted(client_module.__all__) == ["HubClient", "HubConnectionError", "HubError"]
+    assert sorted(loadgen.__all__) == ["LoadConfig", "LoadResult", "run_load"]
