@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", default="0", help="random seed (send times and senders)")
     parser.add_argument("--connect-concurrency", default="200", help="connection attempts in flight")
     parser.add_argument("--connect-timeout", default="15", help="seconds allowed per connection attempt")
+    parser.add_argument("--drain", default="2", help="seconds to wait for late deliveries after the last send")
     parser.add_argument("--scenario", default="loadgen", help="label written into the records")
     parser.add_argument("--access-token", default=None, help="bearer token for every client")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -70,6 +71,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         scenario=args.scenario,
         connect_concurrency=_parse(int, args.connect_concurrency, "--connect-concurrency"),
         connect_timeout_s=_parse(float, args.connect_timeout, "--connect-timeout"),
+        drain_s=_parse(float, args.drain, "--drain"),
         access_token=args.access_token,
     )
 

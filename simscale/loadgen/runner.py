@@ -410,7 +410,7 @@ async def run_load(config: LoadConfig) -> LoadResult:
         scenario=config.scenario,
         servers=None,
         clients=config.clients,
-        duration_s=config.duration_s,
+        duration_s=float(config.duration_s),
         broadcasts=len(run.records.broadcasts),
         delivered_fraction=delivered / expected if expected else None,
         latency_p50_ms=_ms_or_none(histogram, 0.5),

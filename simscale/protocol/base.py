@@ -39,6 +39,9 @@ class FrameParser(abc.ABC):
     def feed(self, data: bytes) -> list[HubMessage]:
         """Add ``data`` and return every message it completes, in order.
 
+        A ``ProtocolError`` is fatal: messages completed by the same call are not returned, and
+        the parser must not be fed again (the connection is closing).
+
         Raises:
             MessageTooLargeError: a message is (or is declared to be) over ``max_message_bytes``.
             ProtocolError: the bytes are not a valid message.

@@ -94,9 +94,7 @@ def parse_handshake_request(
 
 def encode_handshake_request(protocol: str, version: int = 1) -> bytes:
     """The client's first record, e.g. ``{"protocol":"json","version":1}`` + ``0x1E``."""
-    return json.dumps({"protocol": protocol, "version": version}, separators=(",", ":")).encode() + (
-        RECORD_SEPARATOR
-    )
+    return json.dumps({"protocol": protocol, "version": version}, separators=(",", ":")).encode() + (RECORD_SEPARATOR)
 
 
 def encode_handshake_response(error: str | None = None) -> bytes:

@@ -217,8 +217,7 @@ class JsonFrameParser(FrameParser):
         if len(buffer) + len(data) > limit and data.find(_SEPARATOR) < 0:
             # Refuse before buffering: the record is already too large and still unterminated.
             raise MessageTooLargeError(
-                f"unterminated JSON message already {len(buffer) + len(data)} bytes, "
-                f"over the {limit}-byte limit"
+                f"unterminated JSON message already {len(buffer) + len(data)} bytes, over the {limit}-byte limit"
             )
         buffer += data
         messages: list[HubMessage] = []
@@ -230,9 +229,7 @@ class JsonFrameParser(FrameParser):
             if end < 0:
                 break
             if end - start > limit:
-                raise MessageTooLargeError(
-                    f"JSON message of {end - start} bytes is over the {limit}-byte limit"
-                )
+                raise MessageTooLargeError(f"JSON message of {end - start} bytes is over the {limit}-byte limit")
             if end == start:
                 raise ProtocolError("empty JSON record (two 0x1E in a row)")
             messages.append(decode_record(bytes(buffer[start:end])))

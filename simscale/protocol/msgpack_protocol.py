@@ -92,9 +92,7 @@ def _invocation(fields: list[Any]) -> HubMessage:
 
 def _stream_item(fields: list[Any]) -> HubMessage:
     _need(fields, 4, "StreamItem")
-    return StreamItemMessage(
-        check.as_str(fields[2], "invocationId"), fields[3], headers=check.as_headers(fields[1])
-    )
+    return StreamItemMessage(check.as_str(fields[2], "invocationId"), fields[3], headers=check.as_headers(fields[1]))
 
 
 def _completion(fields: list[Any]) -> HubMessage:
@@ -126,9 +124,7 @@ def _stream_invocation(fields: list[Any]) -> HubMessage:
 
 def _cancel(fields: list[Any]) -> HubMessage:
     _need(fields, 3, "CancelInvocation")
-    return CancelInvocationMessage(
-        check.as_str(fields[2], "invocationId"), headers=check.as_headers(fields[1])
-    )
+    return CancelInvocationMessage(check.as_str(fields[2], "invocationId"), headers=check.as_headers(fields[1]))
 
 
 def _ping(fields: list[Any]) -> HubMessage:
@@ -175,9 +171,7 @@ def decode_body(body: bytes) -> HubMessage:
     try:
         fields = msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True)
     except (msgpack.UnpackException, ValueError, TypeError, RecursionError) as error:
-        raise ProtocolError(
-            f"malformed MessagePack message: {type(error).__name__}: {str(error)[:100]}"
-        ) from None
+        raise ProtocolError(f"malformed MessagePack message: {type(error).__name__}: {str(error)[:100]}") from None
     if not isinstance(fields, list) or not fields:
         raise ProtocolError("a MessagePack hub message must be a non-empty array")
     kind = fields[0]
@@ -255,9 +249,7 @@ class MessagePackFrameParser(FrameParser):
             length, body_start = prefix
             if length > limit:
                 # Refuse on the declared length alone: the body is never buffered.
-                raise MessageTooLargeError(
-                    f"MessagePack message declares {length} bytes, over the {limit}-byte limit"
-                )
+                raise MessageTooLargeError(f"MessagePack message declares {length} bytes, over the {limit}-byte limit")
             if length == 0:
                 raise ProtocolError("MessagePack message with a zero length")
             body_end = body_start + length
