@@ -1,14 +1,15 @@
 """Run a real, throw-away ``redis-server`` for tests, demos and local clusters.
 
-Binds 127.0.0.1 only, keeps nothing on disk (``--save '' --appendonly no``), and never outlives the
-Python process: `stop` in ``__exit__`` and an ``atexit`` hook for anything still running. `kill` sends
-SIGKILL to simulate a crash; `restart` comes back on the same port, which is what clients reconnect to.
+Binds 127.0.0.1 only, keeps nothing on disk (``--save '' --appendonly no``), and never outlives its
+owner: `stop` in ``__exit__``, and a finalizer that kills the process when the `RedisServer` is garbage
+collected or the interpreter exits. `kill` sends SIGKILL to simulate a crash; `restart` comes back on the
+same port, which is what clients reconnect to.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,10 +26,9 @@ __all__ = ["RedisServer", "RedisServerError", "find_redis_server"]
 _HOST = "127.0.0.1"
 _POLL_INTERVAL_S = 0.02
 _STOP_TIMEOUT_S = 5.0
+_PROCESS_ID = re.compile(rb"process_id:(\d+)\r\n")
 _PORT_ATTEMPTS = 5
 """Start attempts on a picked free port, in case another process takes it in between."""
-
-_live_servers: weakref.WeakSet[RedisServer] = weakref.WeakSet()
 
 
 class RedisServerError(RuntimeError):
@@ -63,6 +63,13 @@ def _free_port() -> int:
         probe.bind((_HOST, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Kills and waits for a child; the finalizer of a running server (no reference to the server)."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=_STOP_TIMEOUT_S)
 
 
 def _command(*args: str) -> bytes:
@@ -106,6 +113,7 @@ class RedisServer:
         self._fixed_port = port is not None
         self._port = port if port is not None else 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._reaper: weakref.finalize[[subprocess.Popen[bytes]], RedisServer] | None = None
         self._workdir: str | None = None
 
     # ---------------------------------------------------------------------------------- observation
@@ -166,7 +174,6 @@ class RedisServer:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
-        _live_servers.discard(self)
 
     def kill(self) -> None:
         """SIGKILLs the server, as a crash would; `restart` brings it back on the same port."""
@@ -213,7 +220,8 @@ class RedisServer:
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _live_servers.add(self)
+        # Runs when this object is collected or at interpreter exit, whichever comes first.
+        self._reaper = weakref.finalize(self, _reap, self._process)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -221,7 +229,7 @@ class RedisServer:
                     f"redis-server exited with status {self._process.returncode} on port {self._port}: "
                     f"{self._log_tail(log_path)}"
                 )
-            if self._answers_ping():
+            if self._answers_as_ours(self._process.pid):
                 return
             time.sleep(_POLL_INTERVAL_S)
         raise RedisServerError(
@@ -229,26 +237,29 @@ class RedisServer:
             f"{self._log_tail(log_path)}"
         )
 
-    def _answers_ping(self) -> bool:
+    def _answers_as_ours(self, pid: int) -> bool:
+        # PING alone is not enough: another server already on the port would answer it.
         try:
             with socket.create_connection((_HOST, self._port), timeout=0.5) as conn:
-                request = _command("PING")
+                request = _command("INFO", "server")
                 if self.password:
                     request = _command("AUTH", self.password) + request
                 conn.sendall(request)
                 reply = b""
-                # Read until the PONG line (after +OK for AUTH), bounded by the socket timeout.
-                while b"PONG" not in reply and b"-" not in reply[:1] and len(reply) < 1024:
-                    chunk = conn.recv(1024)
-                    if not chunk:
-                        break
+                # Bounded by the size cap and the socket timeout; INFO server is about 1.5 KB.
+                while not _PROCESS_ID.search(reply) and len(reply) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk or reply.startswith(b"-"):
+                        return False
                     reply += chunk
-                return b"+PONG" in reply
         except OSError:
             return False
+        found = _PROCESS_ID.search(reply)
+        return found is not None and int(found.group(1)) == pid
 
     def _terminate(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
+        reaper, self._reaper = self._reaper, None
         if process is None:
             return
         if process.poll() is None:
@@ -258,6 +269,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=_STOP_TIMEOUT_S)
+        if reaper is not None:
+            reaper.detach()
 
     @staticmethod
     def _log_tail(log_path: str) -> str:
@@ -266,10 +279,3 @@ class RedisServer:
         except OSError:
             return "(no log)"
         return " | ".join(lines[-3:]) or "(empty log)"
-
-
-@atexit.register
-def _stop_live_servers() -> None:
-    # Tests that crash or forget to stop must not leave redis-server processes behind.
-    for server in list(_live_servers):
-        server.stop()
