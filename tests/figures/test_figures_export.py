@@ -23,7 +23,8 @@ def _small_figure() -> go.Figure:
 
 def test_normalise_svg_replaces_the_random_id_everywhere() -> None:
     def svg(uid: str) -> str:
-        return f'<svg><defs id="defs-{uid}"><clipPath id="clip{uid}xyplot"/></defs><g clip-path="url(#clip{uid}xy)"/></svg>'
+        clip = f'<clipPath id="clip{uid}xyplot"/>'
+        return f'<svg><defs id="defs-{uid}">{clip}</defs><g clip-path="url(#clip{uid}xy)"/></svg>'
 
     first, second = normalise_svg(svg("1a8303"), "x"), normalise_svg(svg("43d55d"), "x")
     assert first == second
