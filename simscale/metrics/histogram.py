@@ -23,7 +23,10 @@ _N_BINS = _DECADES * _BINS_PER_DECADE
 class LatencyHistogram:
     """Counts latencies (seconds) in log-spaced bins; weights allow sampled fan-outs."""
 
-    __slots__ = ("_counts", "_max_s", "_min_s", "_sum_s")
+    __slots__ = ("_counts", "_max_s", "_min_s", "_pending", "_pending_size", "_sum_s")
+
+    _FLUSH_AT = 1 << 16
+    """Small adds are buffered and binned together: one log10/bincount per ~65k latencies."""
 
     def __init__(self) -> None:
         # Bin 0 collects everything below 1 µs, the last bin everything above 1,000 s.
@@ -31,6 +34,8 @@ class LatencyHistogram:
         self._sum_s = 0.0
         self._min_s = math.inf
         self._max_s = -math.inf
+        self._pending: list[tuple[npt.NDArray[np.float64], float]] = []
+        self._pending_size = 0
 
     @staticmethod
     def _bin_of(latency_s: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
@@ -44,14 +49,29 @@ class LatencyHistogram:
         values = np.asarray(latency_s, dtype=np.float64).ravel()
         if values.size == 0:
             return
-        bins = self._bin_of(values)
-        self._counts += np.bincount(bins, minlength=_N_BINS + 2) * weight
-        self._sum_s += float(values.sum()) * weight
+        self._pending.append((values, weight))
+        self._pending_size += values.size
+        if self._pending_size >= self._FLUSH_AT:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        values = np.concatenate([chunk for chunk, _ in self._pending])
+        weights = np.repeat(
+            np.array([weight for _, weight in self._pending]), [chunk.size for chunk, _ in self._pending]
+        )
+        self._pending.clear()
+        self._pending_size = 0
+        self._counts += np.bincount(self._bin_of(values), weights=weights, minlength=_N_BINS + 2)
+        self._sum_s += float(np.dot(values, weights))
         self._min_s = min(self._min_s, float(values.min()))
         self._max_s = max(self._max_s, float(values.max()))
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add another histogram's counts to this one."""
+        self._flush()
+        other._flush()
         self._counts += other._counts
         self._sum_s += other._sum_s
         self._min_s = min(self._min_s, other._min_s)
@@ -60,11 +80,13 @@ class LatencyHistogram:
     @property
     def count(self) -> float:
         """How many latencies were counted (a float because sampled fan-outs carry weights)."""
+        self._flush()
         return float(self._counts.sum())
 
     @property
     def mean_s(self) -> float:
         """Mean latency, or NaN when empty."""
+        self._flush()
         total = self.count
         return self._sum_s / total if total else math.nan
 
@@ -72,7 +94,7 @@ class LatencyHistogram:
         """The ``q`` quantile (0-1), read from the bins with log interpolation; NaN when empty."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"q must be within 0-1, got {q!r}")
-        total = self.count
+        total = self.count  # flushes
         if total == 0:
             return math.nan
         cumulative = np.cumsum(self._counts)
@@ -90,4 +112,5 @@ class LatencyHistogram:
 
     def to_counts(self) -> npt.NDArray[np.float64]:
         """A copy of the raw bin counts (for serialisation and tests)."""
+        self._flush()
         return self._counts.copy()
