@@ -39,6 +39,10 @@ def _reject_constant(name: str) -> Any:
     raise ProtocolError(f"'{name}' is not valid JSON")
 
 
+# One decoder for every record: json.loads with keyword arguments would build a new one per call.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _required(document: dict[str, Any], name: str) -> Any:
     if name not in document:
         raise ProtocolError(f"missing required property '{name}'")
@@ -46,6 +50,17 @@ def _required(document: dict[str, Any], name: str) -> Any:
 
 
 def _invocation(document: dict[str, Any]) -> HubMessage:
+    target, arguments = document.get("target"), document.get("arguments")
+    invocation_id = document.get("invocationId")
+    if (
+        type(target) is str
+        and type(arguments) is list
+        and (invocation_id is None or type(invocation_id) is str)
+        and "streamIds" not in document
+        and "headers" not in document
+    ):
+        # The common case, checked inline: a fan-out recipient decodes one of these per message.
+        return InvocationMessage(target, tuple(arguments), invocation_id)
     return InvocationMessage(
         target=check.as_str(_required(document, "target"), "target"),
         arguments=check.as_arguments(_required(document, "arguments")),
@@ -131,7 +146,7 @@ def decode_record(record: bytes) -> HubMessage:
         ProtocolError: not UTF-8 JSON, not an object, unknown type, or a field of the wrong type.
     """
     try:
-        document = json.loads(record.decode("utf-8"), parse_constant=_reject_constant)
+        document = _decoder.decode(record.decode("utf-8"))
     except ProtocolError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
@@ -219,28 +234,35 @@ class JsonFrameParser(FrameParser):
             raise MessageTooLargeError(
                 f"unterminated JSON message already {len(buffer) + len(data)} bytes, over the {limit}-byte limit"
             )
-        buffer += data
+        # Usually the buffer is empty and the frame holds whole records: parse it in place.
+        stream: bytes | bytearray = data
+        search_from = 0
+        if buffer:
+            buffer += data
+            stream = buffer
+            search_from = self._scanned
         messages: list[HubMessage] = []
         start = 0
-        search_from = self._scanned
-        # Each pass consumes one separator, so the loop runs at most len(buffer) times.
+        # Each pass consumes one separator, so the loop runs at most len(stream) times.
         while True:
-            end = buffer.find(_SEPARATOR, search_from)
+            end = stream.find(_SEPARATOR, search_from)
             if end < 0:
                 break
             if end - start > limit:
                 raise MessageTooLargeError(f"JSON message of {end - start} bytes is over the {limit}-byte limit")
             if end == start:
                 raise ProtocolError("empty JSON record (two 0x1E in a row)")
-            messages.append(decode_record(bytes(buffer[start:end])))
+            messages.append(decode_record(bytes(stream[start:end])))
             start = search_from = end + 1
-        pending = len(buffer) - start
+        pending = len(stream) - start
         if pending > limit:
             raise MessageTooLargeError(
                 f"unterminated JSON message already {pending} bytes, over the {limit}-byte limit"
             )
-        if start:
+        if stream is buffer:
             del buffer[:start]
+        elif pending:
+            buffer += stream[start:]
         self._scanned = len(buffer)
         return messages
 

@@ -81,6 +81,17 @@ def _need(fields: list[Any], count: int, name: str) -> None:
 
 def _invocation(fields: list[Any]) -> HubMessage:
     _need(fields, 5, "Invocation")
+    headers, invocation_id, target, arguments = fields[1], fields[2], fields[3], fields[4]
+    stream_ids = fields[5] if len(fields) > 5 else None
+    if (
+        type(target) is str
+        and type(arguments) is list
+        and (invocation_id is None or type(invocation_id) is str)
+        and (headers is None or (type(headers) is dict and not headers))
+        and (stream_ids is None or (type(stream_ids) is list and not stream_ids))
+    ):
+        # The common case, checked inline: a fan-out recipient decodes one of these per message.
+        return InvocationMessage(target, tuple(arguments), invocation_id)
     return InvocationMessage(
         target=check.as_str(fields[3], "target"),
         arguments=check.as_arguments(fields[4]),
@@ -237,13 +248,17 @@ class MessagePackFrameParser(FrameParser):
     def feed(self, data: bytes) -> list[HubMessage]:
         """Add ``data``; return every message it completes (see FrameParser)."""
         buffer = self._buffer
-        buffer += data
+        # Usually the buffer is empty and the frame holds whole messages: parse it in place.
+        stream: bytes | bytearray = data
+        if buffer:
+            buffer += data
+            stream = buffer
         limit = self.max_message_bytes
         messages: list[HubMessage] = []
         offset = 0
         # Each pass consumes at least two bytes (prefix + body), so the loop is bounded.
-        while offset < len(buffer):
-            prefix = decode_varint(buffer, offset)
+        while offset < len(stream):
+            prefix = decode_varint(stream, offset)
             if prefix is None:
                 break
             length, body_start = prefix
@@ -253,12 +268,14 @@ class MessagePackFrameParser(FrameParser):
             if length == 0:
                 raise ProtocolError("MessagePack message with a zero length")
             body_end = body_start + length
-            if body_end > len(buffer):
+            if body_end > len(stream):
                 break
-            messages.append(decode_body(bytes(buffer[body_start:body_end])))
+            messages.append(decode_body(bytes(stream[body_start:body_end])))
             offset = body_end
-        if offset:
+        if stream is buffer:
             del buffer[:offset]
+        elif offset < len(stream):
+            buffer += stream[offset:]
         return messages
 
 
