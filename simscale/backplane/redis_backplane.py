@@ -12,6 +12,11 @@ breaks this backend
    ones requested while it was down, and only then reports CONNECTED.
 
 Reconnect and backoff live here only; the base class knows nothing about them.
+
+Handlers run on the reader task, one message at a time, which is what keeps per-channel order. A handler
+that blocks stalls every channel of this server, and if Redis' output buffer for this subscriber passes
+``client-output-buffer-limit pubsub`` (32 MB by default), Redis drops the connection: the link is rebuilt
+and everything published in between is lost, as with ASP.NET Core. Handlers should hand work off quickly.
 """
 
 from __future__ import annotations
@@ -102,6 +107,8 @@ class _RedisLink:
         self._waiters: dict[bytes, list[asyncio.Future[bool]]] = {}
         """Awaited SUBSCRIBE confirmations by wire channel: True if confirmed, False if the link broke."""
         self._last_read_s = time.monotonic()
+        self._dispatching = False
+        """True while a handler runs: the reader is busy, not Redis silent."""
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -178,7 +185,12 @@ class _RedisLink:
                 empty_reads = 0
                 kind = message["type"]
                 if kind == "message":
-                    await self._on_message(message["channel"], message["data"])
+                    self._dispatching = True
+                    try:
+                        await self._on_message(message["channel"], message["data"])
+                    finally:
+                        self._dispatching = False
+                        self._last_read_s = time.monotonic()
                 elif kind == "subscribe":
                     for waiter in self._waiters.pop(message["channel"], ()):
                         if not waiter.done():
@@ -194,7 +206,7 @@ class _RedisLink:
         interval_s = self._health_check_interval_s
         while not self.closed.is_set():
             await asyncio.sleep(interval_s)
-            if time.monotonic() - self._last_read_s > 2 * interval_s:
+            if not self._dispatching and time.monotonic() - self._last_read_s > 2 * interval_s:
                 self.fail(f"no reply from Redis for {2 * interval_s:g} s")
                 return
             try:
