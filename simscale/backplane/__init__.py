@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from simscale.backplane.factory import create_backplane
     from simscale.backplane.memory import MemoryBackplane, MemoryBus
     from simscale.backplane.redis_backplane import RedisBackplane
-    from simscale.backplane.redis_server import RedisServer, RedisServerError, find_redis_server
+    from simscale.backplane.redis_server import RedisServer, RedisServerError, RedisTls, find_redis_server
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -60,6 +60,7 @@ __all__ = [
     "RedisBackplane",
     "RedisServer",
     "RedisServerError",
+    "RedisTls",
     "RoutingMode",
     "accepts_from_backplane",
     "create_backplane",
@@ -78,6 +79,7 @@ _LAZY_MODULES = {
     "RedisBackplane": "redis_backplane",
     "RedisServer": "redis_server",
     "RedisServerError": "redis_server",
+    "RedisTls": "redis_server",
     "find_redis_server": "redis_server",
 }
 

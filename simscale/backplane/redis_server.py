@@ -13,15 +13,18 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
 
-__all__ = ["RedisServer", "RedisServerError", "find_redis_server"]
+__all__ = ["RedisServer", "RedisServerError", "RedisTls", "find_redis_server"]
 
 _HOST = "127.0.0.1"
 _POLL_INTERVAL_S = 0.02
@@ -33,6 +36,21 @@ _PORT_ATTEMPTS = 5
 
 class RedisServerError(RuntimeError):
     """redis-server could not be found, started or reached."""
+
+
+@dataclass(frozen=True)
+class RedisTls:
+    """PEM files for a TLS-only server (``rediss://``); clients are not asked for certificates.
+
+    Attributes:
+        cert_file: the server certificate (valid for 127.0.0.1).
+        key_file: its private key.
+        ca_file: the CA that signed it; put in the `RedisServer.url` so redis-py clients trust it.
+    """
+
+    cert_file: str
+    key_file: str
+    ca_file: str
 
 
 def find_redis_server() -> str:
@@ -87,6 +105,7 @@ class RedisServer:
     Args:
         port: port to bind; a free one is picked when omitted.
         password: sets ``--requirepass``; the `url` then carries it.
+        tls: serve TLS only (``rediss://``) with these files.
         binary: redis-server to run; `find_redis_server` when omitted.
         startup_timeout_s: how long to wait for the first PONG.
 
@@ -100,6 +119,7 @@ class RedisServer:
         port: int | None = None,
         *,
         password: str | None = None,
+        tls: RedisTls | None = None,
         binary: str | None = None,
         startup_timeout_s: float = 10.0,
     ) -> None:
@@ -109,6 +129,7 @@ class RedisServer:
             raise ValueError(f"startup_timeout_s must be > 0 seconds, got {startup_timeout_s!r}")
         self.binary = binary or find_redis_server()
         self.password = password
+        self.tls = tls
         self.startup_timeout_s = startup_timeout_s
         self._fixed_port = port is not None
         self._port = port if port is not None else 0
@@ -131,9 +152,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://[:password@]127.0.0.1:{port}/0``."""
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}{_HOST}:{self.port}/0"
+        """``redis://[:password@]127.0.0.1:{port}/0``; with TLS ``rediss://…/0?ssl_ca_certs={ca_file}``."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{auth}{_HOST}:{self.port}/0"
+        return f"rediss://{auth}{_HOST}:{self.port}/0?ssl_ca_certs={quote(self.tls.ca_file)}"
 
     @property
     def pid(self) -> int | None:
@@ -205,9 +228,20 @@ class RedisServer:
         if self._workdir is None:
             self._workdir = tempfile.mkdtemp(prefix="simscale-redis-")
         log_path = os.path.join(self._workdir, "redis.log")
+        if self.tls is None:
+            ports = ["--port", str(self._port)]
+        else:
+            ports = [
+                "--port", "0",  # no plain-text listener at all
+                "--tls-port", str(self._port),
+                "--tls-cert-file", self.tls.cert_file,
+                "--tls-key-file", self.tls.key_file,
+                "--tls-ca-cert-file", self.tls.ca_file,
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         args = [
             self.binary,
-            "--port", str(self._port),
+            *ports,
             "--bind", _HOST,
             "--save", "",
             "--appendonly", "no",
@@ -240,7 +274,7 @@ class RedisServer:
     def _answers_as_ours(self, pid: int) -> bool:
         # PING alone is not enough: another server already on the port would answer it.
         try:
-            with socket.create_connection((_HOST, self._port), timeout=0.5) as conn:
+            with self._connect() as conn:
                 request = _command("INFO", "server")
                 if self.password:
                     request = _command("AUTH", self.password) + request
@@ -256,6 +290,17 @@ class RedisServer:
             return False
         found = _PROCESS_ID.search(reply)
         return found is not None and int(found.group(1)) == pid
+
+    def _connect(self) -> socket.socket:
+        conn = socket.create_connection((_HOST, self._port), timeout=0.5)
+        if self.tls is None:
+            return conn
+        context = ssl.create_default_context(cafile=self.tls.ca_file)
+        try:
+            return context.wrap_socket(conn, server_hostname=_HOST)
+        except BaseException:
+            conn.close()
+            raise
 
     def _terminate(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None

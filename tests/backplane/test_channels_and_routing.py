@@ -162,6 +162,7 @@ def test_public_api_is_pinned() -> None:
         "RedisBackplane",
         "RedisServer",
         "RedisServerError",
+        "RedisTls",
         "RoutingMode",
         "accepts_from_backplane",
         "create_backplane",

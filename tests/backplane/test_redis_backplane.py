@@ -13,6 +13,7 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -30,6 +31,7 @@ from simscale.backplane import (
     MemoryBackplane,
     RedisBackplane,
     RedisServer,
+    RedisTls,
     RoutingMode,
     accepts_from_backplane,
     create_backplane,
@@ -324,3 +326,34 @@ def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
     assert redact_url("rediss://user:pw@host/1") == "rediss://user:***@host/1"
     assert redact_url("redis://host:6379") == "redis://host:6379"
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> RedisTls:
+    """A throw-away CA and a server certificate for 127.0.0.1."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    files = RedisTls(
+        cert_file=str(tmp_path / "server.pem"), key_file=str(tmp_path / "server.key"), ca_file=str(tmp_path / "ca.pem")
+    )
+    certificate.cert_chain_pems[0].write_to_path(files.cert_file)
+    certificate.private_key_pem.write_to_path(files.key_file)
+    authority.cert_pem.write_to_path(files.ca_file)
+    return files
+
+
+async def test_rediss_url_with_password_over_tls(tls_files: RedisTls) -> None:
+    with RedisServer(password="tls-pw", tls=tls_files) as server:
+        assert server.url.startswith("rediss://:tls-pw@127.0.0.1:")
+        inbox = Inbox()
+        async with create_backplane(server.url) as sender, create_backplane(server.url) as receiver:
+            await receiver.subscribe("hub:all", inbox)
+            await sender.publish("hub:all", b"encrypted")
+            await inbox.wait_for_count(1)
+        # The server speaks TLS only, and a client that does not trust its CA is refused.
+        plain = f"redis://:tls-pw@127.0.0.1:{server.port}/0"
+        untrusted = f"rediss://:tls-pw@127.0.0.1:{server.port}/0"
+        for url in (plain, untrusted):
+            with pytest.raises(BackplaneUnavailable):
+                await RedisBackplane(url, connect_timeout_s=1.0).start()
