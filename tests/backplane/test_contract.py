@@ -294,3 +294,13 @@ async def test_names_follow_the_prefix(cluster: Cluster) -> None:
     server = await cluster.server()
     assert server.names.all == "SimScale.ChatHub:all"
     assert server.server_name.startswith("server-")
+
+
+async def test_memory_backplanes_without_a_bus_share_the_process_bus() -> None:
+    inbox = Inbox()
+    async with MemoryBackplane() as one, MemoryBackplane() as two:
+        assert one.bus is two.bus is MemoryBus.shared()
+        await two.subscribe("hub:shared-bus-test", inbox)
+        await one.publish("hub:shared-bus-test", b"same process")
+        await inbox.wait_for_count(1)
+    assert MemoryBus.shared().subscriber_count("hub:shared-bus-test") == 0

@@ -357,3 +357,18 @@ async def test_rediss_url_with_password_over_tls(tls_files: RedisTls) -> None:
         for url in (plain, untrusted):
             with pytest.raises(BackplaneUnavailable):
                 await RedisBackplane(url, connect_timeout_s=1.0).start()
+
+
+async def test_unconfirmed_subscribe_raises_and_records_nothing(own_server: RedisServer) -> None:
+    backplane = RedisBackplane(own_server.url, subscribe_timeout_s=0.3)
+    await backplane.start()
+    assert own_server.pid is not None
+    os.kill(own_server.pid, signal.SIGSTOP)  # accepts bytes, answers nothing
+    try:
+        with pytest.raises(BackplaneUnavailable, match="did not confirm"):
+            await backplane.subscribe("hub:group:g", Inbox())
+        assert backplane.subscription_count("hub:group:g") == 0
+        assert backplane.channels == ()
+    finally:
+        os.kill(own_server.pid, signal.SIGCONT)
+        await backplane.stop()
