@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import signal
 import ssl
 import sys
@@ -18,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from simscale.backplane.base import Backplane
+from simscale.backplane.factory import create_backplane
+from simscale.backplane.memory import MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
 from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
 from simscale.hub.settings import HubSettings
@@ -67,9 +68,7 @@ def register(subparsers: Any) -> None:
     cluster = commands.add_parser("cluster", help="run N hub server processes sharing a backplane")
     cluster.add_argument("--servers", type=int, required=True, help="number of server processes")
     cluster.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    cluster.add_argument(
-        "--base-port", type=int, default=0, help="server i listens on BASE+i (0: free ports)"
-    )
+    cluster.add_argument("--base-port", type=int, default=0, help="server i listens on BASE+i (0: free ports)")
     _add_common(cluster)
     cluster.set_defaults(handler=cluster_command)
 
@@ -116,13 +115,8 @@ def _check_backplane_spec(spec: str, *, allow_bare_redis: bool = False) -> None:
 def make_backplane(spec: str, server_name: str | None) -> Backplane:
     """The backplane named on the command line: ``memory`` or a ``redis://`` / ``rediss://`` URL."""
     _check_backplane_spec(spec)
-    if spec == "memory":
-        from simscale.backplane.memory import MemoryBackplane, MemoryBus
-
-        return MemoryBackplane(MemoryBus(), server_name=server_name)
-    from simscale.backplane.redis_backplane import RedisBackplane
-
-    return RedisBackplane(spec, server_name=server_name)
+    # A private bus: one serve process is one server, whatever else runs in the process.
+    return create_backplane(spec, server_name=server_name, bus=MemoryBus() if spec == "memory" else None)
 
 
 def _authenticator(pairs: Sequence[str]) -> Authenticator:
@@ -237,11 +231,9 @@ def cluster_command(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as stack:
             backplane = args.backplane
             if backplane == "redis":
-                # Imported by name: the launcher is an optional part of the backplane package.
-                redis_server_class: Any = importlib.import_module(
-                    "simscale.backplane.redis_server"
-                ).RedisServer
-                redis_server = stack.enter_context(redis_server_class())
+                from simscale.backplane.redis_server import RedisServer
+
+                redis_server = stack.enter_context(RedisServer())
                 backplane = redis_server.url
                 print(f"redis on {backplane}", flush=True)
             elif backplane == "memory" and args.servers > 1:
@@ -286,9 +278,7 @@ def cluster_command(args: argparse.Namespace) -> int:
                 processes.append(process)
                 print(f"server {index} listening on {url}", flush=True)
             print("cluster ready", flush=True)
-            waiters = [asyncio.ensure_future(stop.wait())] + [
-                asyncio.ensure_future(p.wait()) for p in processes
-            ]
+            waiters = [asyncio.ensure_future(stop.wait())] + [asyncio.ensure_future(p.wait()) for p in processes]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()

@@ -139,15 +139,9 @@ class HubDispatcher:
         if method is None:
             return _failed_to_invoke(target, "HubException: Method does not exist.")
         if method.is_stream and not streaming:
-            return (
-                f"The client attempted to invoke the streaming '{target}' method "
-                "with a non-streaming invocation."
-            )
+            return f"The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
         if streaming and not method.is_stream:
-            return (
-                f"The client attempted to invoke the non-streaming '{target}' method "
-                "with a streaming invocation."
-            )
+            return f"The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
         problem = check_arguments(method, arguments)
         if problem is not None:
             return _failed_to_invoke(target, f"InvalidDataException: {problem}")
@@ -207,9 +201,7 @@ class HubDispatcher:
         if invocation_id in streams:
             self._complete(
                 connection,
-                CompletionMessage.with_error(
-                    invocation_id, f"Invocation ID '{invocation_id}' is already in use."
-                ),
+                CompletionMessage.with_error(invocation_id, f"Invocation ID '{invocation_id}' is already in use."),
             )
             return
         generator = getattr(self._new_hub(connection), resolved.name)(*message.arguments)

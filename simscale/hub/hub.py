@@ -36,9 +36,7 @@ class ClientProxy:
 
     __slots__ = ("_excluded", "_key", "_kind", "_lifetime")
 
-    def __init__(
-        self, lifetime: HubLifetimeManager, kind: str, key: str = "", excluded: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, lifetime: HubLifetimeManager, kind: str, key: str = "", excluded: tuple[str, ...] = ()) -> None:
         self._lifetime = lifetime
         self._kind = kind
         self._key = key

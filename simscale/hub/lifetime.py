@@ -191,9 +191,7 @@ class HubLifetimeManager:
         envelope = Envelope(channel_kind, key, payloads, excluded, self.server_name)
         await self._publish(self._channel_for(channel_kind, key), envelope.encode())
 
-    def deliver(
-        self, kind: ChannelKind, key: str, payloads: Mapping[str, bytes], excluded: Iterable[str] = ()
-    ) -> int:
+    def deliver(self, kind: ChannelKind, key: str, payloads: Mapping[str, bytes], excluded: Iterable[str] = ()) -> int:
         """Write pre-encoded payloads to the matching local connections; returns how many."""
         recipients: Iterable[HubConnection]
         if kind is ChannelKind.ALL:

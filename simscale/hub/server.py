@@ -132,9 +132,7 @@ class HubServer:
                 routing_mode,
                 self.counters,
             )
-            dispatcher = HubDispatcher(
-                hub_class, lifetime, self.counters, self.settings.max_parallel_invocations
-            )
+            dispatcher = HubDispatcher(hub_class, lifetime, self.counters, self.settings.max_parallel_invocations)
             endpoint = _Endpoint(path, dispatcher, lifetime)
             self._endpoints[path] = endpoint
             self.app.router.add_post(f"{path}/negotiate", self._negotiate_handler(endpoint))
@@ -146,9 +144,7 @@ class HubServer:
 
     # ---- life cycle -----------------------------------------------------------------------------
 
-    async def listen(
-        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
-    ) -> str:
+    async def listen(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None) -> str:
         """Serve on ``host:port`` (0 picks a free port) and return the base URL."""
         runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
@@ -310,9 +306,7 @@ class HubServer:
                 await ws.close()
         return ws
 
-    async def _receive_loop(
-        self, endpoint: _Endpoint, connection: HubConnection, ws: web.WebSocketResponse
-    ) -> None:
+    async def _receive_loop(self, endpoint: _Endpoint, connection: HubConnection, ws: web.WebSocketResponse) -> None:
         state = connection.protocol_connection
         dispatcher = endpoint.dispatcher
         async for frame in ws:
@@ -388,9 +382,7 @@ class HubServer:
                 continue
             if now_s - connection.last_received_s >= settings.client_timeout_s:
                 self.counters.timeouts += 1
-                connection.close(
-                    f"Server closed the connection: nothing received for {settings.client_timeout_s:g} s."
-                )
+                connection.close(f"Server closed the connection: nothing received for {settings.client_timeout_s:g} s.")
             elif now_s - connection.last_sent_s >= settings.keepalive_interval_s:
                 connection.write(self._ping_records[protocol.name], messages=0)
         expired = [token for token, r in self._reservations.items() if r.expires_s <= now_s]

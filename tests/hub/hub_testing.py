@@ -156,3 +156,61 @@ class RawClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class ServerProcess:
+    """``simscale hub serve`` in a child process (a real, separate server)."""
+
+    def __init__(self, *flags: str) -> None:
+        self.flags = flags
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self, timeout_s: float = 30.0) -> ServerProcess:
+        import sys
+
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "simscale.cli",
+            "hub",
+            "serve",
+            "--port",
+            "0",
+            *self.flags,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout_s)
+        text = line.decode().strip()
+        if not text.startswith("listening on "):
+            assert self.process.stderr is not None
+            error = await asyncio.wait_for(self.process.stderr.read(), timeout_s)
+            raise AssertionError(f"server did not start: {text!r} {error.decode()[-2000:]}")
+        self.url = text.removeprefix("listening on ")
+        return self
+
+    @property
+    def ws(self) -> str:
+        return self.url.replace("http", "ws", 1) + "/chatHub"
+
+    async def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        process = self.process
+        if process is None:
+            return 0
+        if process.returncode is None:
+            process.terminate()
+        try:
+            return await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+
+    async def __aenter__(self) -> ServerProcess:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
