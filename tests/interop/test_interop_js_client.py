@@ -3,9 +3,12 @@ without negotiation, errors, streams, groups, keep-alive and automatic reconnect
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import trustme
 from interop_testing import JsClient
 
 from simscale.hub import HubServer, HubSettings
@@ -128,6 +131,24 @@ async def test_access_token_reaches_the_authenticator() -> None:
         await js.finish()
         refused = await JsClient.start("listen", f"{url}/chatHub", "json")
         assert "401" in await refused.expect_failure()
+    finally:
+        await js.stop()
+        await server.close()
+
+
+async def test_official_client_over_tls(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(ca_file)
+    server = HubServer()
+    url = await server.listen("127.0.0.1", 0, server_context)
+    assert url.startswith("https://")
+    js = await JsClient.start("basic", f"{url}/chatHub", "messagepack", env={"NODE_EXTRA_CA_CERTS": str(ca_file)})
+    try:
+        events = {e["event"]: e for e in await js.finish()}
+        assert events["echo2"]["value"] == "still alive"
     finally:
         await js.stop()
         await server.close()
