@@ -37,6 +37,7 @@ from typing import Self
 from simscale.backplane.channels import DEFAULT_PREFIX, ChannelNames
 
 __all__ = [
+    "DEFAULT_PUBLISH_TIMEOUT_S",
     "Backplane",
     "BackplaneState",
     "BackplaneUnavailable",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PUBLISH_TIMEOUT_S = 0.9
+"""Publish deadline: under the 1 s the contract promises, leaving room for the event loop to notice."""
 
 MessageHandler = Callable[[str, bytes], Awaitable[None] | None]
 """Called as ``handler(channel, payload)`` for each message; may be a plain function or a coroutine."""
@@ -100,7 +104,7 @@ class Backplane(ABC):
         *,
         prefix: str = DEFAULT_PREFIX,
         server_name: str | None = None,
-        publish_timeout_s: float = 1.0,
+        publish_timeout_s: float = DEFAULT_PUBLISH_TIMEOUT_S,
     ) -> None:
         if not publish_timeout_s > 0:
             raise ValueError(f"publish_timeout_s must be > 0 seconds, got {publish_timeout_s!r}")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from simscale.backplane.base import Backplane
+from simscale.backplane.base import DEFAULT_PUBLISH_TIMEOUT_S, Backplane
 from simscale.backplane.channels import DEFAULT_PREFIX
 
 __all__ = ["MemoryBackplane", "MemoryBus"]
@@ -86,7 +86,7 @@ class MemoryBackplane(Backplane):
         *,
         prefix: str = DEFAULT_PREFIX,
         server_name: str | None = None,
-        publish_timeout_s: float = 1.0,
+        publish_timeout_s: float = DEFAULT_PUBLISH_TIMEOUT_S,
     ) -> None:
         super().__init__(prefix=prefix, server_name=server_name, publish_timeout_s=publish_timeout_s)
         self.bus = bus if bus is not None else MemoryBus.shared()

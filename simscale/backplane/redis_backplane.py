@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without redis-py
         "(or use the in-process backplane: create_backplane('memory'))"
     ) from exc
 
-from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable
+from simscale.backplane.base import DEFAULT_PUBLISH_TIMEOUT_S, Backplane, BackplaneState, BackplaneUnavailable
 from simscale.backplane.channels import DEFAULT_PREFIX
 
 __all__ = ["RedisBackplane", "redact_url"]
@@ -258,7 +258,7 @@ class RedisBackplane(Backplane):
         channel_prefix: str = "",
         *,
         server_name: str | None = None,
-        publish_timeout_s: float = 1.0,
+        publish_timeout_s: float = DEFAULT_PUBLISH_TIMEOUT_S,
         connect_timeout_s: float = 2.0,
         subscribe_timeout_s: float = 5.0,
         health_check_interval_s: float = 5.0,

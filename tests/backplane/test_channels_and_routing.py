@@ -171,3 +171,20 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in simscale.backplane.__all__:
         assert getattr(simscale.backplane, name) is not None
+
+
+def test_missing_redis_py_gives_an_actionable_message() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "import simscale.backplane as b\n"
+        "assert b.create_backplane('memory') is not None\n"
+        "try:\n"
+        "    b.RedisBackplane\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'redis>=5'" in result.stdout
+    assert "memory" in result.stdout
