@@ -66,7 +66,7 @@ test)
     say "mypy"
     .venv/bin/mypy
     say "pytest"
-    exec .venv/bin/python -m pytest -p no:cacheprovider "${@:2}"
+    exec .venv/bin/python -m pytest -p no:cacheprovider --nbmake tests notebooks "${@:2}"
     ;;
 *)
     say "usage: bash scripts/setup.sh demo|test"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DIAGRAMS",
     "FIGURE_NAMES",
+    "INDEX_NAME",
     "NOTEBOOK_NAME",
     "build_figures",
     "connection_limits_frame",
@@ -211,6 +212,7 @@ NOTEBOOK_NAME = re.compile(r"^(\d{2})\.(\d{2})-([A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]
 """``CC.SS-Title.ipynb``: chapter, section, title words joined by hyphens."""
 
 INDEX_NAME = "00.00-Index.ipynb"
+"""The generated index notebook's file name."""
 
 
 def _title_of(path: Path) -> str:
