@@ -172,6 +172,10 @@ class HubClient:
                 raise
             reason = "handshake_timeout" if isinstance(error, TimeoutError) else describe_error(error)
             raise HubConnectionError(reason, reason) from error
+        except asyncio.CancelledError:
+            # Do not leave a socket or a reader behind; shielded so the clean-up itself completes.
+            await asyncio.shield(self._abort())
+            raise
 
     async def invoke(self, target: str, *args: Any) -> Any:
         """Call ``target`` on the hub and return its result.

@@ -45,6 +45,7 @@ class FakeHub:
         self.app = web.Application()
         self.app.router.add_post("/hub/negotiate", self.negotiate)
         self.app.router.add_get("/hub", self.websocket)
+        self.app.router.add_post("/redirect/negotiate", self.redirect)
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -78,6 +79,10 @@ class FakeHub:
                 "availableTransports": [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}],
             }
         )
+
+    async def redirect(self, request: web.Request) -> web.StreamResponse:
+        # Azure SignalR style: negotiate elsewhere, with this access token.
+        return web.json_response({"url": self.url, "accessToken": "from-redirect"})
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
@@ -322,3 +327,23 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(client_module.__all__) == ["HubClient", "HubConnectionError", "HubError"]
     assert sorted(loadgen.__all__) == ["LoadConfig", "LoadResult", "run_load"]
+
+
+async def test_negotiate_redirect_is_followed_with_its_access_token() -> None:
+    async with FakeHub(require_token="from-redirect") as hub:
+        client = HubClient(hub.url.replace("/hub", "/redirect"))
+        await client.start()
+        assert client.access_token == "from-redirect"
+        assert await client.invoke("Echo", "ok") == "ok"
+        await client.stop()
+
+
+async def test_cancelled_start_leaves_nothing_running(fake_hub: FakeHub) -> None:
+    client = HubClient(fake_hub.url)
+    starting = asyncio.create_task(client.start())
+    await asyncio.sleep(0)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert client._reader is None or client._reader.done()
+    assert client.state is ConnectionState.CLOSED
