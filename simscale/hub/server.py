@@ -117,6 +117,7 @@ class HubServer:
         self._endpoints: dict[str, _Endpoint] = {}
         self._ping_records = {name: p.encode(PingMessage()) for name, p in SUPPORTED_PROTOCOLS.items()}
         self._sweep_task: asyncio.Task[None] | None = None
+        self._backplane_start_failed = False
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
         """Base URL once :meth:`listen` returned."""
@@ -173,7 +174,9 @@ class HubServer:
     async def _start_backplane(self) -> None:
         try:
             await self.backplane.start()
+            self._backplane_start_failed = False
         except BackplaneUnavailable as error:
+            self._backplane_start_failed = True
             # Serve local clients anyway; the sweep keeps trying (subscriptions are recorded).
             _log.warning("backplane unavailable at start, will retry: %s", error)
 
@@ -361,7 +364,7 @@ class HubServer:
             expected_s = now_s + interval_s
             try:
                 self.sweep(now_s)
-                if self.backplane.state is BackplaneState.STOPPED:
+                if self._backplane_start_failed:
                     await self._start_backplane()
                 for endpoint in self._endpoints.values():
                     await endpoint.lifetime.retry_pending_subscriptions()

@@ -4,6 +4,7 @@ and what happens while Redis is down."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -140,3 +141,40 @@ async def test_redis_outage_local_delivery_goes_on_and_delivery_resumes() -> Non
             assert [said(x, "after") for x in (a, b, c, late)] == [1, 1, 1, 1]
             for client in (a, b, c, late):
                 await client.close()
+
+
+async def test_server_starts_while_redis_is_down_and_joins_when_it_comes_up() -> None:
+    from simscale.backplane.redis_backplane import RedisBackplane
+    from simscale.hub import HubServer, HubSettings
+
+    with socket.socket() as probe:  # a port nobody listens on (yet)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = HubSettings(sweep_interval_s=0.1)
+    left = HubServer(backplane=RedisBackplane(url, server_name="left", connect_timeout_s=0.5), settings=settings)
+    right = HubServer(backplane=RedisBackplane(url, server_name="right", connect_timeout_s=0.5), settings=settings)
+    await left.listen()
+    await right.listen()
+    redis: RedisServer | None = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            a = await RawClient.connect(session, left.url.replace("http", "ws", 1) + "/chatHub")  # type: ignore[union-attr]
+            assert left.health()["status"] == "degraded"
+            await a.invoke("SendMessage", "a", "alone")
+            await wait_until_heard(a, "alone")  # local delivery without Redis
+            redis = RedisServer(port=port).start()
+            deadline = time.monotonic() + 15
+            while left.health()["status"] != "ok" or right.health()["status"] != "ok":
+                assert time.monotonic() < deadline, "servers did not connect once Redis came up"
+                await asyncio.sleep(0.1)
+            b = await RawClient.connect(session, right.url.replace("http", "ws", 1) + "/chatHub")  # type: ignore[union-attr]
+            await a.invoke("SendMessage", "a", "together")
+            await wait_until_heard(b, "together")
+            for client in (a, b):
+                await client.close()
+    finally:
+        await left.close()
+        await right.close()
+        if redis is not None:
+            redis.stop()
