@@ -32,6 +32,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import numpy.typing as npt
+import simpy
 
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
 from simscale.metrics.records import (
@@ -125,6 +126,12 @@ class HubModel:
                 resubscribe_s=s.backplane_resubscribe_s,
             )
             if s.backplane == "redis"
+            else None
+        )
+        # The load generator: one event loop, on the shared host's cores or a core of its own.
+        self.loadgen = (
+            (simpy.Resource(self.env, capacity=1), shared or Cpu(self.env, 1))
+            if s.loadgen_cpu_per_delivery_s > 0 or s.loadgen_cpu_per_send_s > 0
             else None
         )
         self._round_robin_next = 0
@@ -457,6 +464,13 @@ class HubModel:
         self, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool
     ) -> Generator[Any, Any, None]:
         s = self.scenario
+        if self.loadgen is not None and s.loadgen_cpu_per_send_s > 0:
+            loop, cpu = self.loadgen
+            with loop.request() as turn:
+                yield turn
+                with cpu.lanes.request() as lane:
+                    yield lane
+                    yield self.env.timeout(s.loadgen_cpu_per_send_s)
         yield self.env.timeout(self._network_delay_s())
         # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
         yield from origin.work(s.invocation_cpu_s + s.serialize_cpu_s)
@@ -506,20 +520,34 @@ class HubModel:
         if recipients == 0:
             return
         server.last_message_at_s = float(self.env.now)
-        if not counted:
-            return
         sample = min(recipients, s.latency_samples_per_fanout)
         if sample == recipients:
             positions = np.arange(1, recipients + 1, dtype=np.float64)
         else:
-            positions = self.rng.integers(1, recipients + 1, sample).astype(np.float64)
-        receive_s = started + overhead_s + positions * s.send_cpu_per_recipient_s + self._network_delay_s(sample)
-        latencies = receive_s - sent_at_s
-        self.records.latency.add(latencies, weight=recipients / sample)
+            positions = np.sort(self.rng.integers(1, recipients + 1, sample)).astype(np.float64)
+        arrivals_s = started + overhead_s + positions * s.send_cpu_per_recipient_s + self._network_delay_s(sample)
+        if self.loadgen is not None:
+            self.env.process(
+                self._loadgen_receive(server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s)
+            )
+        elif counted:
+            self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
+
+    def _record_fan_out(
+        self,
+        server: SimServer,
+        broadcast_id: int,
+        origin_index: int,
+        sent_at_s: float,
+        recipients: int,
+        received_s: npt.NDArray[np.float64],
+    ) -> None:
+        latencies = received_s - sent_at_s
+        self.records.latency.add(latencies, weight=recipients / len(latencies))
         self.records.deliveries.append(
             DeliveryRecord(
                 "model",
-                s.name,
+                self.scenario.name,
                 broadcast_id,
                 server.index,
                 origin_index,
@@ -530,6 +558,44 @@ class HubModel:
                 float(latencies.max()),
             )
         )
+
+    def _loadgen_receive(
+        self,
+        server: SimServer,
+        broadcast_id: int,
+        origin_index: int,
+        sent_at_s: float,
+        counted: bool,
+        recipients: int,
+        arrivals_s: npt.NDArray[np.float64],
+    ) -> Generator[Any, Any, None]:
+        """The load generator's one event loop reads the fan-out's messages, one after another.
+
+        Receive times follow the Lindley recursion D_k = max(A_k, D_{k-1}) + S (a FIFO single server),
+        in closed form D_k = k·S + max(start, max_{j<=k}(A_j - (j-1)·S)); with sampled arrivals each
+        sample stands for ``recipients / samples`` messages, so S is scaled to match.
+        """
+        assert self.loadgen is not None
+        loop, cpu = self.loadgen
+        s = self.scenario
+        order = np.argsort(arrivals_s, kind="stable")
+        arrivals_s = arrivals_s[order]
+        first_s = float(arrivals_s[0])
+        if first_s > self.env.now:
+            yield self.env.timeout(first_s - self.env.now)
+        with loop.request() as turn:
+            yield turn
+            with cpu.lanes.request() as lane:
+                yield lane
+                start_s = float(self.env.now)
+                per_sample_s = s.loadgen_cpu_per_delivery_s * recipients / len(arrivals_s)
+                steps = np.arange(len(arrivals_s), dtype=np.float64)
+                received_s = (steps + 1) * per_sample_s + np.maximum(
+                    start_s, np.maximum.accumulate(arrivals_s - steps * per_sample_s)
+                )
+                yield self.env.timeout(float(received_s[-1]) - start_s)
+        if counted:
+            self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, received_s)
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)

@@ -15,7 +15,9 @@ from typing import Any
 
 from simscale.scenarios.config import Scenario
 
-__all__ = ["CALIBRATED_FIELDS", "Calibration", "apply_calibration", "load_calibration", "save_calibration"]
+__all__ = [
+    "LOADGEN_FIELDS",
+    "CALIBRATED_FIELDS", "Calibration", "apply_calibration", "load_calibration", "save_calibration"]
 
 CALIBRATED_FIELDS = (
     "invocation_cpu_s",
@@ -28,7 +30,10 @@ CALIBRATED_FIELDS = (
     "backplane_publish_base_s",
     "backplane_latency_s",
 )
-"""Scenario fields a calibration replaces."""
+"""Scenario fields a calibration replaces: the hub's own costs."""
+
+LOADGEN_FIELDS = ("loadgen_cpu_per_delivery_s", "loadgen_cpu_per_send_s")
+"""Scenario fields that describe the load generator; set only when predicting a loopback load test."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +50,16 @@ class Calibration:
     backplane_publish_base_s: float
     backplane_latency_s: float
     connections: int
+    loadgen_cpu_per_delivery_s: float = 0.0
+    """The load generator's CPU per message received (to predict a loopback run, not a hub)."""
+    loadgen_cpu_per_send_s: float = 0.0
     host: str = ""
     created_at: str = ""
     simscale_version: str = ""
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in CALIBRATED_FIELDS:
+        for name in CALIBRATED_FIELDS + LOADGEN_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"calibration {name} must be a non-negative number, got {value!r}")

@@ -400,6 +400,21 @@ class Scenario:
         help="Time a disconnected subscriber takes to resubscribe.",
     )
 
+    # --- the clients' own machine (for predicting a loopback load test) -------------------------
+    loadgen_cpu_per_delivery_s: float = _field(
+        0.0,
+        unit="s",
+        low=0.0,
+        high=1.0,
+        source="simscale calibrate",
+        help="0: clients cost nothing; >0: all clients live in one load-generator process (one event loop) "
+        "that spends this much CPU per message received, on the shared host when shared_host_cores > 0.",
+    )
+    loadgen_cpu_per_send_s: float = _field(
+        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
+        help="CPU the load-generator process spends to send one broadcast.",
+    )  # fmt: skip
+
     # --- measurement ---------------------------------------------------------------------------
     latency_samples_per_fanout: int = _field(
         256,

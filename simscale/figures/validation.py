@@ -1,0 +1,58 @@
+"""The model against the real hub: predicted and measured side by side, one panel per metric."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from simscale.figures.style import house_layout
+
+__all__ = ["validation_figure"]
+
+_PANELS = (
+    ("latency_p50_ms", "p50 latency (ms)"),
+    ("latency_p99_ms", "p99 latency (ms)"),
+    ("deliveries_per_s", "deliveries per second"),
+    ("cpu_utilization", "CPU utilisation per server"),
+)
+
+
+def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
+    """Predicted (line) vs measured (markers) against broadcast rate; saturation in the title."""
+    required = {"metric", "load", "server", "predicted", "measured"}
+    missing = required - set(comparisons.columns)
+    if missing:
+        raise ValueError(f"comparisons lack columns: {', '.join(sorted(missing))}")
+    figure = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in _PANELS])
+    for position, (metric, _) in enumerate(_PANELS):
+        row, col = position // 2 + 1, position % 2 + 1
+        rows = comparisons[comparisons.metric == metric].sort_values("load")
+        groups: list[tuple[Any, pd.DataFrame]] = (
+            [(None, rows)] if metric != "cpu_utilization" else list(rows.groupby("server"))
+        )
+        for server, group in groups:
+            label = "" if server is None else f" server {int(server)}"
+            figure.add_trace(
+                go.Scatter(x=group.load, y=group.predicted, mode="lines+markers", name=f"model{label}",
+                           legendgroup=f"model{label}", showlegend=position in (0, 3),
+                           line={"dash": "dash"}),
+                row=row, col=col,
+            )  # fmt: skip
+            figure.add_trace(
+                go.Scatter(x=group.load, y=group.measured, mode="markers", name=f"real hub{label}",
+                           legendgroup=f"hub{label}", showlegend=position in (0, 3), marker={"size": 10}),
+                row=row, col=col,
+            )  # fmt: skip
+        figure.update_xaxes(title_text="broadcasts per second", row=row, col=col)
+    saturation = comparisons[comparisons.metric == "saturation_broadcast_rate"]
+    note = ""
+    if not saturation.empty:
+        predicted, measured = saturation.predicted.iloc[0], saturation.measured.iloc[0]
+        shown = [f"{value:.1f}/s" if value is not None and not math.isnan(value) else "not reached"
+                 for value in (predicted, measured)]  # fmt: skip
+        note = f" — saturation: model {shown[0]}, real hub {shown[1]}"
+    return house_layout(figure, title=f"{scenario}: model vs real hub{note}", height_px=640)

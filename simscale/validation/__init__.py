@@ -1,0 +1,14 @@
+"""Prediction against measurement: calibrate the model on the real hub, then validate it.
+
+* :func:`~simscale.validation.calibrate.calibrate` measures the real hub's costs on this machine
+  and returns a :class:`~simscale.scenarios.calibration.Calibration` for the ``asyncio-hub`` profile;
+* :func:`~simscale.validation.validate.validate` runs a seed scenario for real on loopback (hub
+  processes + the load generator) and simulated with the same parameters, and compares them.
+"""
+
+from __future__ import annotations
+
+from simscale.validation.calibrate import calibrate
+from simscale.validation.validate import VALIDATED_PRESETS, ValidationResult, agreement, validate
+
+__all__ = ["VALIDATED_PRESETS", "ValidationResult", "agreement", "calibrate", "validate"]

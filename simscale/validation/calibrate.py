@@ -1,0 +1,215 @@
+"""``simscale calibrate``: measure the real hub's costs on this machine (at most 1,000 connections).
+
+What is measured, and how (every figure is a difference between two states of the same process,
+so the interpreter's own footprint cancels out):
+
+* memory per idle connection and the accept cost: RSS and CPU of a hub process before and after
+  ``N`` clients connect (and, for the CPU, close again);
+* CPU per keep-alive: the same idle clients with a 1 s keep-alive interval, minus the idle process;
+* per-message and per-recipient costs: three broadcast runs of the load generator with different
+  client counts and rates; the hub's CPU is fitted as ``broadcasts·(read + serialise) +
+  deliveries·send`` by least squares, with the serialisation itself timed in-process;
+* the load generator's own CPU per message received (the model needs it to predict a loopback run
+  where the clients share the host);
+* backplane latency with Redis: PUBLISH round trips against a real ``redis-server`` and the
+  pipelined PUBLISH rate for the per-publish service time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from simscale._version import __version__
+from simscale.scenarios.calibration import Calibration
+from simscale.validation.processes import HubProcess
+
+__all__ = ["calibrate"]
+
+_MAX_CONNECTIONS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class _BroadcastRun:
+    wall_s: float
+    clients: int
+    broadcasts: int
+    deliveries: int
+    hub_cpu_s: float
+    loadgen_cpu_s: float
+
+
+def _serialize_cpu_s(message_bytes: int) -> float:
+    """Time to encode one ReceiveMessage once per protocol, as the hub does for a broadcast."""
+    from simscale.protocol.json_protocol import JsonHubProtocol
+    from simscale.protocol.messages import InvocationMessage
+    from simscale.protocol.msgpack_protocol import MessagePackHubProtocol
+
+    message = InvocationMessage("ReceiveMessage", ("b-123", "x" * message_bytes))
+    protocols = (JsonHubProtocol(), MessagePackHubProtocol())
+    rounds = 2_000
+    started = time.process_time()
+    for _ in range(rounds):
+        for protocol in protocols:
+            protocol.encode(message)
+    return (time.process_time() - started) / rounds
+
+
+async def _hold_idle(url: str, clients: int, hold_s: float, hub: HubProcess) -> tuple[float, float, float]:
+    """Connect ``clients``, hold them ``hold_s``; returns (connect+close CPU, RSS delta, idle CPU)."""
+    from simscale.hub.client import HubClient
+
+    rss_before = hub.rss_bytes()
+    cpu_before = hub.cpu_s()
+    members = [HubClient(url) for _ in range(clients)]
+    semaphore = asyncio.Semaphore(100)
+
+    async def start(client: HubClient) -> None:
+        async with semaphore:
+            await asyncio.wait_for(client.start(), 15.0)
+
+    await asyncio.gather(*(start(client) for client in members))
+    cpu_connected = hub.cpu_s()
+    await asyncio.sleep(1.0)  # let allocations settle before reading RSS
+    rss_delta = hub.rss_bytes() - rss_before
+    idle_start = hub.cpu_s()
+    await asyncio.sleep(hold_s)
+    idle_cpu = hub.cpu_s() - idle_start
+    cpu_close_start = hub.cpu_s()
+    await asyncio.gather(*(asyncio.wait_for(client.stop(), 15.0) for client in members), return_exceptions=True)
+    await asyncio.sleep(0.5)
+    connect_close_cpu = (cpu_connected - cpu_before) + (hub.cpu_s() - cpu_close_start)
+    return connect_close_cpu, rss_delta, idle_cpu
+
+
+def _broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float, hub: HubProcess) -> _BroadcastRun:
+    from simscale.loadgen import LoadConfig, run_load
+
+    cpu_before = hub.cpu_s()
+    started = time.perf_counter()
+    result = asyncio.run(
+        run_load(
+            LoadConfig(
+                urls=(url,),
+                clients=clients,
+                broadcast_rate_per_s=rate_per_s,
+                duration_s=duration_s,
+                warmup_s=0.0,
+                scenario="calibration",
+            )
+        )
+    )
+    return _BroadcastRun(
+        wall_s=time.perf_counter() - started,
+        clients=clients,
+        broadcasts=len(result.records.broadcasts),
+        deliveries=int(result.summary.deliveries or 0),
+        hub_cpu_s=hub.cpu_s() - cpu_before,
+        loadgen_cpu_s=float(result.loadgen_cpu_s),
+    )
+
+
+def _publish_costs_s() -> tuple[float, float]:
+    """(per-publish Redis service time, one-way latency) measured against a real redis-server."""
+    import redis
+
+    from simscale.backplane.redis_server import RedisServer
+
+    with RedisServer() as server:
+        connection = redis.Redis.from_url(server.url)
+        for _ in range(200):
+            connection.publish("simscale:calibration", b"x" * 100)
+        round_trips = []
+        for _ in range(2_000):
+            started = time.perf_counter()
+            connection.publish("simscale:calibration", b"x" * 100)
+            round_trips.append(time.perf_counter() - started)
+        pipeline = connection.pipeline(transaction=False)
+        count = 20_000
+        for _ in range(count):
+            pipeline.publish("simscale:calibration", b"x" * 100)
+        started = time.perf_counter()
+        pipeline.execute()
+        service_s = (time.perf_counter() - started) / count
+        connection.close()
+    round_trip_s = statistics.median(round_trips)
+    return service_s, max(round_trip_s - service_s, 0.0) / 2
+
+
+def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0) -> Calibration:
+    """Measure the real hub on this machine with ``connections`` clients (at most 1,000)."""
+    if not isinstance(connections, int) or isinstance(connections, bool) or not 10 <= connections <= _MAX_CONNECTIONS:
+        raise ValueError(f"connections must be an integer from 10 to {_MAX_CONNECTIONS}, got {connections!r}")
+    del seed  # the load generator's schedule is seeded by its own default; kept for the API's shape
+    hub = HubProcess("--backplane", "memory", "--keepalive-interval-s", "1", name="calibration")
+    try:
+        base_rss = hub.rss_bytes()
+        idle_cpu_before = hub.cpu_s()
+        time.sleep(2.0)
+        empty_idle_cpu_per_s = (hub.cpu_s() - idle_cpu_before) / 2.0
+        hold_s = 3.0
+        connect_close_cpu, rss_delta, idle_cpu = asyncio.run(_hold_idle(hub.url, connections, hold_s, hub))
+        pings = connections * hold_s / 1.0
+        keepalive_cpu_s = max(idle_cpu - empty_idle_cpu_per_s * hold_s, 0.0) / pings
+        handshake_cpu_s = connect_close_cpu / connections
+
+        small, large = max(10, connections // 4), connections
+        runs = [
+            _broadcast_run(hub.url, large, 10.0, 3.0, hub),
+            _broadcast_run(hub.url, large, 25.0, 3.0, hub),
+            _broadcast_run(hub.url, small, 25.0, 3.0, hub),
+        ]
+    finally:
+        hub.stop()
+
+    # Hub CPU beyond connecting = broadcasts·(read + serialise) + deliveries·send.
+    design = np.array([[run.broadcasts, run.deliveries] for run in runs], dtype=np.float64)
+    hub_cpu = np.array(
+        [run.hub_cpu_s - run.clients * handshake_cpu_s - run.wall_s * empty_idle_cpu_per_s for run in runs]
+    )
+    (per_broadcast_s, send_s), *_ = np.linalg.lstsq(design, hub_cpu, rcond=None)
+    serialize_s = _serialize_cpu_s(message_bytes)
+    send_cpu_per_recipient_s = max(float(send_s), 1e-7)
+    invocation_cpu_s = max(float(per_broadcast_s) - serialize_s, 1e-6)
+    # The load generator: CPU per message received, from the two runs with the same clients.
+    first, second = runs[0], runs[1]
+    delta_deliveries = second.deliveries - first.deliveries
+    loadgen_per_delivery_s = (
+        max((second.loadgen_cpu_s - first.loadgen_cpu_s) / delta_deliveries, 1e-7) if delta_deliveries > 0 else 0.0
+    )
+    publish_base_s, backplane_latency_s = _publish_costs_s()
+    return Calibration(
+        invocation_cpu_s=invocation_cpu_s,
+        serialize_cpu_s=serialize_s,
+        send_cpu_per_recipient_s=send_cpu_per_recipient_s,
+        keepalive_cpu_s=keepalive_cpu_s,
+        handshake_cpu_s=handshake_cpu_s,
+        memory_base_bytes=base_rss,
+        memory_per_connection_bytes=max(rss_delta / connections, 0.0),
+        backplane_publish_base_s=publish_base_s,
+        backplane_latency_s=backplane_latency_s,
+        connections=connections,
+        loadgen_cpu_per_delivery_s=loadgen_per_delivery_s,
+        loadgen_cpu_per_send_s=0.0,
+        host=platform.node(),
+        created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        simscale_version=__version__,
+        notes={"runs": [_as_dict(run) for run in runs]},
+    )
+
+
+def _as_dict(run: _BroadcastRun) -> dict[str, float]:
+    return {
+        "wall_s": run.wall_s,
+        "clients": run.clients,
+        "broadcasts": run.broadcasts,
+        "deliveries": run.deliveries,
+        "hub_cpu_s": run.hub_cpu_s,
+        "loadgen_cpu_s": run.loadgen_cpu_s,
+    }

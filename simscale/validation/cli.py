@@ -1,0 +1,104 @@
+"""``simscale calibrate`` and ``simscale validate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``calibrate`` and ``validate`` commands."""
+    calibrate = subparsers.add_parser("calibrate", help="measure the real hub's costs on this machine")
+    calibrate.add_argument("--out", metavar="FILE", default="calibration.json", help="default calibration.json")
+    calibrate.add_argument("--connections", type=int, default=300, help="clients to measure with (<= 1000)")
+    calibrate.set_defaults(handler=_calibrate)
+
+    validate = subparsers.add_parser("validate", help="the model against the real hub, side by side")
+    validate.add_argument("preset", help="single-server, no-backplane or backplane")
+    validate.add_argument("--servers", type=int)
+    validate.add_argument("--clients", type=int)
+    validate.add_argument("--broadcast-rates", metavar="R1,R2,…", help="broadcasts per second to measure at")
+    validate.add_argument("--calibration", metavar="FILE", help="a calibration file (default: calibrate first)")
+    validate.add_argument("--duration", type=float, default=4.0, metavar="S", help="measured seconds per rate")
+    validate.add_argument("--seed", type=int, default=0)
+    validate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    validate.add_argument("--out", metavar="DIR", help="write comparisons.csv and the comparison figure")
+    validate.set_defaults(handler=_validate)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from simscale.scenarios.calibration import save_calibration
+    from simscale.validation.calibrate import calibrate
+
+    calibration = calibrate(args.connections)
+    digest = save_calibration(calibration, args.out)
+    print(f"calibration written to {args.out} (sha256 {digest[:12]}…)")
+    for name in (
+        "invocation_cpu_s", "serialize_cpu_s", "send_cpu_per_recipient_s", "keepalive_cpu_s", "handshake_cpu_s",
+        "memory_per_connection_bytes", "backplane_publish_base_s", "backplane_latency_s",
+        "loadgen_cpu_per_delivery_s",
+    ):  # fmt: skip
+        print(f"  {name:<30} {getattr(calibration, name):.4g}")
+    return 0
+
+
+def _rates(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--broadcast-rates takes numbers separated by commas, got {text!r}") from None
+    if not rates or any(not math.isfinite(rate) or rate <= 0 for rate in rates):
+        raise ValueError(f"--broadcast-rates must be positive numbers, got {text!r}")
+    return rates
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from simscale.scenarios.calibration import load_calibration
+    from simscale.validation.validate import VALIDATED_PRESETS, validate
+
+    if args.preset not in VALIDATED_PRESETS:
+        raise ValueError(f"validate takes one of {', '.join(VALIDATED_PRESETS)}, got {args.preset!r}")
+    if args.duration <= 0:
+        raise ValueError(f"--duration must be > 0, got {args.duration}")
+    calibration = load_calibration(args.calibration) if args.calibration else None
+    result = validate(
+        args.preset,
+        servers=args.servers,
+        clients=args.clients,
+        rates_per_s=_rates(args.broadcast_rates),
+        calibration=calibration,
+        duration_s=args.duration,
+        seed=args.seed,
+    )
+    if args.out:
+        _write(Path(args.out), result)
+    if args.json:
+        print(json.dumps(result.to_json_dict()))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 140, "display.max_rows", 200):
+            print(result.comparisons.to_string(index=False))
+        print(f"\n{args.preset}: validated in {result.wall_s:.0f} s")
+    return 0
+
+
+def _write(directory: Path, result: Any) -> None:
+    from simscale.figures.export import export_figures
+    from simscale.figures.validation import validation_figure
+    from simscale.scenarios.calibration import save_calibration
+
+    directory.mkdir(parents=True, exist_ok=True)
+    result.comparisons.to_csv(directory / "comparisons.csv", index=False)
+    save_calibration(result.calibration, directory / "calibration.json")
+    figure = validation_figure(result.comparisons, scenario=result.scenario)
+    report = export_figures({f"validation-{result.scenario}": figure}, directory)
+    if report.message:
+        print(report.message)

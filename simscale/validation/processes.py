@@ -1,0 +1,171 @@
+"""Real hub server processes on loopback, watched with psutil (CPU time and RSS)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import psutil
+
+__all__ = ["CpuSampler", "HubProcess", "HubProcesses"]
+
+_LISTENING = re.compile(r"listening on (\S+)")
+_START_TIMEOUT_S = 30.0
+
+
+class HubProcess:
+    """One ``simscale hub serve --port 0`` subprocess bound to 127.0.0.1."""
+
+    def __init__(self, *flags: str, name: str) -> None:
+        command = [sys.executable, "-m", "simscale.cli", "hub", "serve", "--host", "127.0.0.1", "--port", "0"]
+        self.process = subprocess.Popen(
+            [*command, "--name", name, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.name = name
+        self.base_url = self._wait_for_url()
+        self.url = self.base_url.rstrip("/") + "/chatHub"
+        self.handle = psutil.Process(self.process.pid)
+
+    def _wait_for_url(self) -> str:
+        found: list[str] = []
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                match = _LISTENING.search(line)
+                if match:
+                    found.append(match.group(1))
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(_START_TIMEOUT_S)
+        if not found:
+            self.stop()
+            stderr = self.process.stderr.read() if self.process.stderr else ""
+            raise RuntimeError(f"hub server {self.name} did not start: {stderr.strip()[-500:]}")
+        return found[0]
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far (all threads; nanosecond precision from schedstat where available)."""
+        try:
+            # /proc/PID/schedstat counts on-CPU time in ns; psutil's cpu_times ticks in 10 ms.
+            with open(f"/proc/{self.process.pid}/schedstat") as stat:
+                return int(stat.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            times = self.handle.cpu_times()
+            return float(times.user + times.system)
+
+    def rss_bytes(self) -> float:
+        """Resident memory now."""
+        return float(self.handle.memory_info().rss)
+
+    def stop(self) -> None:
+        """Terminate (then kill) the process."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class HubProcesses:
+    """``count`` hub processes sharing one backplane spec (``memory`` = independent servers)."""
+
+    def __init__(self, count: int, backplane: str, *extra_flags: str) -> None:
+        self.servers: list[HubProcess] = []
+        try:
+            for index in range(count):
+                self.servers.append(HubProcess("--backplane", backplane, *extra_flags, name=f"server-{index}"))
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The hub URLs, in server order."""
+        return tuple(server.url for server in self.servers)
+
+    def stop(self) -> None:
+        """Stop every process."""
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class CpuSampler:
+    """Samples the CPU seconds and RSS of processes every ``interval_s`` on a background thread."""
+
+    processes: list[HubProcess]
+    interval_s: float = 0.2
+    times_s: list[float] = field(default_factory=list)
+    cpu_s: list[list[float]] = field(default_factory=list)
+    rss_bytes: list[list[float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        with contextlib.suppress(psutil.Error):
+            cpu = [process.cpu_s() for process in self.processes]
+            rss = [process.rss_bytes() for process in self.processes]
+            self.times_s.append(time.perf_counter())
+            self.cpu_s.append(cpu)
+            self.rss_bytes.append(rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> Self:
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+    def utilization(self, server: int, start_s: float, end_s: float) -> float:
+        """Mean CPU utilisation (fraction of one core) of ``server`` between two perf_counter times."""
+        times = self.times_s
+        cpu = [row[server] for row in self.cpu_s]
+        if len(times) < 2 or end_s <= start_s:
+            return float("nan")
+
+        def at(moment: float) -> float:
+            # Linear interpolation of the cumulative CPU seconds.
+            for index in range(1, len(times)):
+                if times[index] >= moment:
+                    t0, t1 = times[index - 1], times[index]
+                    weight = 0.0 if t1 == t0 else (moment - t0) / (t1 - t0)
+                    return cpu[index - 1] + weight * (cpu[index] - cpu[index - 1])
+            return cpu[-1]
+
+        return (at(end_s) - at(start_s)) / (end_s - start_s)
+
+    def peak_rss_bytes(self, server: int) -> float:
+        """The largest RSS sampled for ``server``."""
+        return max(row[server] for row in self.rss_bytes)

@@ -1,0 +1,95 @@
+"""A small validation of the model against the real hub, run on every CI build.
+
+A few hundred clients and a few seconds per rate: enough that a regression in either the model
+or the hub (a lost delivery, a wrong fan-out, a broken calibration) shows up as a disagreement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simscale.scenarios.calibration import Calibration, save_calibration
+from simscale.validation import agreement, calibrate, validate
+
+COLUMNS = ["metric", "load", "server", "predicted", "measured", "relative_error", "calibrated_input"]
+
+
+@pytest.fixture(scope="module")
+def calibration() -> Calibration:
+    return calibrate(60)
+
+
+def test_calibration_measures_plausible_costs(calibration: Calibration) -> None:
+    assert 0 < calibration.send_cpu_per_recipient_s < 1e-3
+    assert 0 < calibration.invocation_cpu_s < 0.05
+    assert 1_000 < calibration.memory_per_connection_bytes < 1_000_000
+    assert 0 < calibration.backplane_latency_s + calibration.backplane_publish_base_s < 0.01
+    assert calibration.loadgen_cpu_per_delivery_s > 0
+    assert calibration.connections == 60
+
+
+@pytest.mark.parametrize(("name", "expected_fraction"), [("no-backplane", 0.5), ("backplane", 1.0)])
+def test_small_validation_agrees_on_who_receives(calibration: Calibration, name: str, expected_fraction: float) -> None:
+    result = validate(name, clients=200, rates_per_s=[4.0, 12.0], calibration=calibration, duration_s=2.0)
+    frame = result.comparisons
+    assert list(frame.columns) == COLUMNS
+    delivered = frame[frame.metric == "delivered_fraction"]
+    assert len(delivered) == 2
+    assert delivered.predicted.to_list() == pytest.approx([expected_fraction] * 2, abs=0.02)
+    assert delivered.measured.to_list() == pytest.approx([expected_fraction] * 2, abs=0.02)
+    assert agreement(result)["delivered_fraction"] is True
+    cpu = frame[frame.metric == "cpu_utilization"]
+    assert sorted(cpu.server.unique()) == [0, 1]
+    assert (cpu.measured > 0).all() and (cpu.predicted > 0).all()
+    memory = frame[frame.metric == "memory_per_connection_kb"]
+    assert memory.calibrated_input.all()
+    assert not frame[frame.metric != "memory_per_connection_kb"].calibrated_input.any()
+    saturation = frame[frame.metric == "saturation_broadcast_rate"]
+    assert len(saturation) == 1 and saturation.predicted.iloc[0] > 0
+    payload = result.to_json_dict()
+    assert payload["scenario"] == name
+    assert set(payload["comparisons"][0]) == set(COLUMNS)
+    json.dumps(payload)  # JSON-ready: no NaN objects that json cannot write
+    assert all(row["relative_error"] is None or math.isfinite(row["relative_error"]) for row in payload["comparisons"])
+
+
+def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    save_calibration(calibration, path)
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "simscale.cli", "validate", "single-server", "--clients", "150",
+        "--broadcast-rates", "5,10", "--calibration", str(path), "--duration", "2", "--json", "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["scenario"] == "single-server"
+    metrics = {row["metric"] for row in payload["comparisons"]}
+    assert {"delivered_fraction", "deliveries_per_s", "cpu_utilization", "memory_per_connection_kb",
+            "saturation_broadcast_rate"} <= metrics  # fmt: skip
+    assert (out / "comparisons.csv").stat().st_size > 0
+    assert any(out.glob("validation-single-server.*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "port-exhaustion"], "validate takes one of"),
+        (["validate", "single-server", "--broadcast-rates", "0"], "positive"),
+        (["validate", "no-backplane", "--servers", "1", "--calibration", "/nonexistent.json"], "does not exist"),
+        (["calibrate", "--connections", "5000", "--out", "/tmp/x.json"], "connections must be"),
+    ],
+)
+def test_bad_validation_input_exits_2(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "simscale.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
