@@ -16,8 +16,13 @@ from typing import Any
 from simscale.scenarios.config import Scenario
 
 __all__ = [
+    "CALIBRATED_FIELDS",
     "LOADGEN_FIELDS",
-    "CALIBRATED_FIELDS", "Calibration", "apply_calibration", "load_calibration", "save_calibration"]
+    "Calibration",
+    "apply_calibration",
+    "load_calibration",
+    "save_calibration",
+]
 
 CALIBRATED_FIELDS = (
     "invocation_cpu_s",
