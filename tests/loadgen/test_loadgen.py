@@ -217,3 +217,14 @@ async def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) ->
         text_status = await asyncio.to_thread(lambda: main([*argv, "--message-bytes", "10"]))
         assert text_status == 0
         assert "delivered fraction 1.0000" in capsys.readouterr().out
+
+
+async def test_no_broadcasts_gives_nulls_not_nans() -> None:
+    async with hub_cluster(1) as urls:
+        result = await run_load(LoadConfig(urls=tuple(urls), clients=2, broadcast_rate_per_s=0.0, duration_s=0.3))
+    summary = result.summary
+    assert (summary.broadcasts, summary.deliveries) == (0, 0)
+    assert summary.delivered_fraction is None
+    assert summary.latency_p50_ms is None and summary.latency_p99_ms is None
+    document = result.to_json_dict()
+    assert json.loads(json.dumps(document, allow_nan=False)) == document
