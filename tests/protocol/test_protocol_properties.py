@@ -33,11 +33,7 @@ text = st.text(max_size=20)
 ids = st.text(min_size=1, max_size=8)
 # Values both protocols carry unchanged: lists (not tuples), string keys, finite floats, no bytes.
 scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | text
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | text
 )
 values = st.recursive(
     scalars,
