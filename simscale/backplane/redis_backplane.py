@@ -13,10 +13,11 @@ breaks this backend
 
 Reconnect and backoff live here only; the base class knows nothing about them.
 
-Handlers run on the reader task, one message at a time, which is what keeps per-channel order. A handler
-that blocks stalls every channel of this server, and if Redis' output buffer for this subscriber passes
-``client-output-buffer-limit pubsub`` (32 MB by default), Redis drops the connection: the link is rebuilt
-and everything published in between is lost, as with ASP.NET Core. Handlers should hand work off quickly.
+The reader task only reads; handlers run one message at a time on a separate dispatcher task (which
+keeps per-channel order), so a handler may itself subscribe and wait for Redis' confirmation. Between the
+two sits a bounded queue: when handlers fall behind it fills, the reader stops reading, and once Redis'
+output buffer for this subscriber passes ``client-output-buffer-limit pubsub`` (32 MB by default) Redis
+drops the connection; the link is rebuilt and what was published meanwhile is lost, as with ASP.NET Core.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 _SUBSCRIBE_BATCH = 500
 """Channels per SUBSCRIBE when resubscribing (a server holds one channel per local connection)."""
+_INBOX_MESSAGES = 10_000
+"""Messages read but not yet handled; a full inbox stops the reader (back-pressure onto Redis)."""
 _MAX_EMPTY_READS = 10_000
 """Consecutive empty reads tolerated before the subscriber connection is declared broken."""
 _CLOSE_TIMEOUT_S = 1.0
@@ -107,15 +110,15 @@ class _RedisLink:
         self._waiters: dict[bytes, list[asyncio.Future[bool]]] = {}
         """Awaited SUBSCRIBE confirmations by wire channel: True if confirmed, False if the link broke."""
         self._last_read_s = time.monotonic()
-        self._dispatching = False
-        """True while a handler runs: the reader is busy, not Redis silent."""
-        self._tasks: list[asyncio.Task[None]] = []
+        self._inbox: asyncio.Queue[tuple[bytes, bytes] | None] = asyncio.Queue(_INBOX_MESSAGES)
+        self._reader: asyncio.Task[None] | None = None
+        self._health: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._read(), name="redis-backplane-reader"),
-            asyncio.create_task(self._check_health(), name="redis-backplane-health"),
-        ]
+        self._reader = asyncio.create_task(self._read(), name="redis-backplane-reader")
+        self._health = asyncio.create_task(self._check_health(), name="redis-backplane-health")
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="redis-backplane-dispatcher")
 
     def fail(self, reason: object) -> None:
         """Marks the link broken and releases everyone waiting for a confirmation."""
@@ -185,12 +188,8 @@ class _RedisLink:
                 empty_reads = 0
                 kind = message["type"]
                 if kind == "message":
-                    self._dispatching = True
-                    try:
-                        await self._on_message(message["channel"], message["data"])
-                    finally:
-                        self._dispatching = False
-                        self._last_read_s = time.monotonic()
+                    await self._inbox.put((message["channel"], message["data"]))
+                    self._last_read_s = time.monotonic()  # a wait for inbox room is not Redis' silence
                 elif kind == "subscribe":
                     for waiter in self._waiters.pop(message["channel"], ()):
                         if not waiter.done():
@@ -200,13 +199,21 @@ class _RedisLink:
         except Exception as exc:  # any failure of the read loop means the link is unusable
             self.fail(exc)
 
+    async def _dispatch(self) -> None:
+        # Ends at the None that aclose() queues after the last message read.
+        while (item := await self._inbox.get()) is not None:
+            try:
+                await self._on_message(*item)
+            except Exception:  # handlers' errors are caught earlier; this guards the loop itself
+                logger.exception("Redis backplane dropped a message it could not dispatch")
+
     async def _check_health(self) -> None:
         # A SIGKILLed Redis closes the socket and the reader sees it at once; a silent network
         # failure does not, so PING periodically and give up when nothing came back for two periods.
         interval_s = self._health_check_interval_s
         while not self.closed.is_set():
             await asyncio.sleep(interval_s)
-            if not self._dispatching and time.monotonic() - self._last_read_s > 2 * interval_s:
+            if not self._inbox.full() and time.monotonic() - self._last_read_s > 2 * interval_s:
                 self.fail(f"no reply from Redis for {2 * interval_s:g} s")
                 return
             try:
@@ -216,13 +223,23 @@ class _RedisLink:
                 return
 
     async def aclose(self) -> None:
-        """Stops the tasks and closes both connections; never raises."""
+        """Stops reading, lets handlers finish what was already read (bounded), closes; never raises."""
         self.fail("closed")
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        for task in (self._reader, self._health):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        dispatcher = self._dispatcher
+        with contextlib.suppress(asyncio.QueueFull):
+            self._inbox.put_nowait(None)
+        # A handler may be the one stopping the backplane: it must not wait for itself.
+        if dispatcher is not None and dispatcher is not asyncio.current_task():
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(dispatcher), _CLOSE_TIMEOUT_S)
+            dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await dispatcher
         with contextlib.suppress(*_NETWORK_ERRORS, TimeoutError):
             async with asyncio.timeout(_CLOSE_TIMEOUT_S):
                 await self.pubsub.aclose()
@@ -370,11 +387,12 @@ class RedisBackplane(Backplane):
             link = self._link
             if link is not None:
                 await link.closed.wait()
+                logger.warning("Redis backplane %s lost (%s); reconnecting", redact_url(self.url), link.failure)
+                self._set_state(BackplaneState.RECONNECTING)
+                # Still reachable as self._link while closing, so a stop() meanwhile finishes the job.
+                await link.aclose()
                 if self._link is link:
                     self._link = None
-                    logger.warning("Redis backplane %s lost (%s); reconnecting", redact_url(self.url), link.failure)
-                self._set_state(BackplaneState.RECONNECTING)
-                await link.aclose()
             if self.max_reconnect_attempts is not None and failed_attempts >= self.max_reconnect_attempts:
                 logger.error("Redis backplane %s: giving up after %d attempts", redact_url(self.url), failed_attempts)
                 self._set_state(BackplaneState.STOPPED)

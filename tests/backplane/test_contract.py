@@ -304,3 +304,22 @@ async def test_memory_backplanes_without_a_bus_share_the_process_bus() -> None:
         await one.publish("hub:shared-bus-test", b"same process")
         await inbox.wait_for_count(1)
     assert MemoryBus.shared().subscriber_count("hub:shared-bus-test") == 0
+
+
+async def test_a_handler_may_subscribe_and_wait_for_it(cluster: Cluster) -> None:
+    # A group command arriving on one channel makes the server join a group channel (as ASP.NET
+    # Core does for connections it owns); that subscribe must not wait on the very task delivering.
+    sender, receiver = await cluster.server(), await cluster.server()
+    joined = Inbox()
+    done = asyncio.Event()
+
+    async def on_command(channel: str, payload: bytes) -> None:
+        await receiver.subscribe(f"hub:group:{payload.decode()}", joined)
+        done.set()
+
+    await receiver.subscribe("hub:internal:groups", on_command)
+    await sender.publish("hub:internal:groups", b"room")
+    async with asyncio.timeout(2.0):
+        await done.wait()
+    await sender.publish("hub:group:room", b"welcome")
+    await joined.wait_for_count(1, timeout_s=2.0)
