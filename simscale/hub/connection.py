@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from simscale.protocol.base import HubProtocol
     from simscale.protocol.connection import ServerConnection
 
-__all__ = ["HubConnection", "websocket_frame_header"]
+__all__ = ["HubConnection", "frame_records", "websocket_frame_header"]
 
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
@@ -36,6 +36,12 @@ def websocket_frame_header(first_byte: int, length: int) -> bytes:
     if length < 65536:
         return struct.pack("!BBH", first_byte, 126, length)
     return struct.pack("!BBQ", first_byte, 127, length)
+
+
+def frame_records(records: bytes, transfer_format: str) -> bytes:
+    """``records`` as one whole server-to-client WebSocket frame (text or binary)."""
+    first = _FIN_BINARY if transfer_format == "Binary" else _FIN_TEXT
+    return websocket_frame_header(first, len(records)) + records
 
 
 class HubConnection:
@@ -105,17 +111,21 @@ class HubConnection:
 
         Aborts the connection as a slow consumer when its outgoing buffer passes the limit.
         """
+        protocol = self.protocol
+        binary = protocol is not None and protocol.transfer_format == "Binary"
+        header = websocket_frame_header(_FIN_BINARY if binary else _FIN_TEXT, len(records))
+        return self.write_frame(header + records, len(records), messages=messages)
+
+    def write_frame(self, frame: bytes, payload_bytes: int, *, messages: int = 1) -> bool:
+        """Write a ready-made WebSocket frame (a broadcast frames its bytes once for everybody)."""
         transport = self._transport
         if self.closed or transport.is_closing():
             return False
-        protocol = self.protocol
-        binary = protocol is not None and protocol.transfer_format == "Binary"
-        first = _FIN_BINARY if binary else _FIN_TEXT
-        transport.write(websocket_frame_header(first, len(records)) + records)
+        transport.write(frame)
         self.last_sent_s = time.monotonic()
         counters = self._counters
         counters.deliveries += messages
-        counters.bytes_sent += len(records)
+        counters.bytes_sent += payload_bytes
         if transport.get_write_buffer_size() > self._max_buffered_bytes:
             counters.slow_consumer_closes += 1
             self.abort("slow consumer: outgoing buffer passed max_buffered_bytes")

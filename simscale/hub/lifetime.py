@@ -23,7 +23,7 @@ from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavaila
 from simscale.backplane.channels import ChannelKind, ChannelNames
 from simscale.backplane.envelope import Envelope, EnvelopeError
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
-from simscale.hub.connection import HubConnection
+from simscale.hub.connection import HubConnection, frame_records
 from simscale.hub.metrics import HubCounters
 from simscale.protocol import SUPPORTED_PROTOCOLS, InvocationMessage
 
@@ -204,12 +204,23 @@ class HubLifetimeManager:
             single = self.connections.get(key)
             recipients = () if single is None else (single,)
         excluded_ids = frozenset(excluded)
+        # Frame each protocol's bytes once; every recipient gets the very same frame object.
+        frames: dict[str, tuple[bytes, int]] = {}
         count = 0
         # Iterate a snapshot: a write may abort a slow consumer, whose clean-up edits these sets later.
         for connection in tuple(recipients):
             if excluded_ids and connection.connection_id in excluded_ids:
                 continue
-            if self._write(connection, payloads):
+            protocol = connection.protocol
+            if protocol is None:
+                continue
+            framed = frames.get(protocol.name)
+            if framed is None:
+                payload = payloads.get(protocol.name)
+                if payload is None:
+                    continue  # an envelope from a server that did not encode this protocol
+                framed = frames[protocol.name] = (frame_records(payload, protocol.transfer_format), len(payload))
+            if connection.write_frame(framed[0], framed[1]):
                 count += 1
         return count
 
@@ -218,7 +229,8 @@ class HubLifetimeManager:
         protocol = connection.protocol
         if protocol is None:
             return False
-        return connection.write(payloads[protocol.name])
+        payload = payloads.get(protocol.name)
+        return payload is not None and connection.write(payload)
 
     def _channel_for(self, kind: ChannelKind, key: str) -> str:
         if kind is ChannelKind.ALL:

@@ -333,6 +333,10 @@ class HubServer:
                     connection.close("The server failed to accept the connection.")
                     return
             if state.state is ConnectionState.CLOSED:
+                if messages and isinstance(messages[-1], CloseMessage):
+                    # Messages before the client's goodbye in the same frame are still honoured.
+                    for message in messages[:-1]:
+                        await dispatcher.dispatch(connection, message)
                 self._close_after_protocol_end(connection, messages)
                 return
             connection.flush()
@@ -345,6 +349,7 @@ class HubServer:
         state = connection.protocol_connection
         reason = state.close_reason
         if messages and isinstance(messages[-1], CloseMessage):
+            connection.flush()
             connection.finish(reason)  # the client said goodbye: nothing to answer
             return
         self.counters.protocol_errors += 1

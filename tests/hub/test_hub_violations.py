@@ -121,6 +121,16 @@ async def test_client_close_message_ends_the_connection_quietly(session: aiohttp
         assert server.counters.protocol_errors == 0
 
 
+async def test_messages_before_a_client_close_in_the_same_frame_are_answered(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with running_server() as server:
+        client = await RawClient.connect(session, ws_url(server))
+        await client.send_text(b'{"type":1,"invocationId":"9","target":"Echo","arguments":["last"]}\x1e{"type":7}\x1e')
+        frames = await client.expect_socket_closed()
+        assert frames == [b'{"type":3,"invocationId":"9","result":"last"}\x1e']
+
+
 async def test_abrupt_disconnects_mid_message_do_not_disturb_the_server(session: aiohttp.ClientSession) -> None:
     async with running_server() as server:
         bystander = await RawClient.connect(session, ws_url(server))
