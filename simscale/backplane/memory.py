@@ -90,18 +90,17 @@ class MemoryBackplane(Backplane):
     ) -> None:
         super().__init__(prefix=prefix, server_name=server_name, publish_timeout_s=publish_timeout_s)
         self.bus = bus if bus is not None else MemoryBus.shared()
-        self._inbox: asyncio.Queue[tuple[str, bytes]] | None = None
+        self._inbox: asyncio.Queue[tuple[str, bytes] | None] | None = None
         self._pump: asyncio.Task[None] | None = None
 
     def _enqueue(self, channel: str, payload: bytes) -> None:
         if self._inbox is not None:
             self._inbox.put_nowait((channel, payload))
 
-    async def _pump_inbox(self, inbox: asyncio.Queue[tuple[str, bytes]]) -> None:
-        # Runs until _close cancels it; one task per backplane keeps per-channel order.
-        while True:
-            channel, payload = await inbox.get()
-            await self._dispatch(channel, payload)
+    async def _pump_inbox(self, inbox: asyncio.Queue[tuple[str, bytes] | None]) -> None:
+        # One task per backplane keeps per-channel order; ends at the None queued by _close.
+        while (item := await inbox.get()) is not None:
+            await self._dispatch(*item)
 
     async def _open(self) -> None:
         self._inbox = asyncio.Queue()
@@ -109,9 +108,13 @@ class MemoryBackplane(Backplane):
 
     async def _close(self) -> None:
         self.bus.unsubscribe_all(self)
-        self._inbox = None
+        inbox, self._inbox = self._inbox, None
         pump, self._pump = self._pump, None
-        if pump is not None:
+        if inbox is not None:
+            inbox.put_nowait(None)
+        # Messages still queued are dropped, as a stopped Redis subscriber would never read them. A
+        # handler may be the one stopping us: then the pump ends by itself at the None.
+        if pump is not None and pump is not asyncio.current_task():
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump

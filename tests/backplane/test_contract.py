@@ -323,3 +323,21 @@ async def test_a_handler_may_subscribe_and_wait_for_it(cluster: Cluster) -> None
         await done.wait()
     await sender.publish("hub:group:room", b"welcome")
     await joined.wait_for_count(1, timeout_s=2.0)
+
+
+async def test_a_handler_may_stop_its_own_backplane(cluster: Cluster) -> None:
+    sender, receiver = await cluster.server(), await cluster.server()
+    stopped = asyncio.Event()
+
+    async def stop_now(channel: str, payload: bytes) -> None:
+        await receiver.stop()
+        stopped.set()
+
+    await receiver.subscribe("hub:stop", stop_now)
+    await sender.publish("hub:stop", b"")
+    async with asyncio.timeout(3.0):
+        await stopped.wait()
+    states = [receiver.state]
+    await receiver.start()  # and it can come back
+    states.append(receiver.state)
+    assert states == [BackplaneState.STOPPED, BackplaneState.CONNECTED]
