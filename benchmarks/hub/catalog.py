@@ -34,6 +34,9 @@ class Peer:
     """Options taking the certificate and key files, or None when it cannot serve TLS."""
     is_python: bool
     """Whether py-spy can profile it."""
+    keepalive_s: float
+    """Its default keep-alive period (0: none). The idle-CPU window spans one whole period, so every
+    connection's keep-alive exchange is counted exactly once whatever its phase."""
 
     def command(self, redis_url: str | None = None, tls: tuple[Path, Path] | None = None) -> list[str]:
         """The full command line for one server instance on a free port."""
@@ -91,6 +94,7 @@ def simscale_peer() -> Peer:
         redis_option="--backplane" if "--backplane" in help_text else None,
         tls_options=tls,
         is_python=True,
+        keepalive_s=15.0,
     )
 
 
@@ -101,18 +105,18 @@ def all_peers(include_node: bool, include_simscale: bool) -> list[Peer]:
     tls = ("--tls-cert", "--tls-key")
     peers = [
         Peer(FLOOR, "bare aiohttp WS loop (floor)", "floor",
-             (python, str(PEERS_DIR / "floor_server.py")), "--redis", tls, True),
+             (python, str(PEERS_DIR / "floor_server.py")), "--redis", tls, True, 0.0),
     ]  # fmt: skip
     if include_node and shutil.which("node"):
         peers.append(
             Peer("node-socketio", "Node socket.io 4 + redis-adapter", "socketio",
-                 ("node", str(NODE_DIR / "server.js")), "--redis", tls, False)
+                 ("node", str(NODE_DIR / "server.js")), "--redis", tls, False, 25.0)
         )  # fmt: skip
     peers += [
         Peer("aiosignalr", "aiosignalr (PyPI)", "signalr",
-             (peers_py, str(PEERS_DIR / "aiosignalr_server.py")), None, tls, True),
+             (peers_py, str(PEERS_DIR / "aiosignalr_server.py")), None, tls, True, 15.0),
         Peer("python-socketio", "python-socketio + Redis manager", "socketio",
-             (peers_py, str(PEERS_DIR / "socketio_server.py")), "--redis", tls, True),
+             (peers_py, str(PEERS_DIR / "socketio_server.py")), "--redis", tls, True, 25.0),
     ]  # fmt: skip
     if include_simscale:
         peers.append(simscale_peer())

@@ -172,6 +172,8 @@ class Client:
 
     ws: aiohttp.ClientWebSocketResponse
     reader: asyncio.Task[None]
+    server: int
+    """Index of the URL (server) it is connected to; the sender is a client of server 0."""
 
 
 class LoadGenerator:
@@ -193,6 +195,7 @@ class LoadGenerator:
         self.failures: dict[str, int] = {}
         self.reader_errors: dict[str, int] = {}
         self.session: aiohttp.ClientSession | None = None
+        self._sender_ws: aiohttp.ClientWebSocketResponse | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -203,10 +206,12 @@ class LoadGenerator:
             self._keepalive_task = asyncio.create_task(self._keepalive())
 
     async def stop(self) -> None:
-        """Close every client and the session."""
+        """Drop every client at once (closing the session aborts the sockets) and the session."""
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
-        await self.close(keep=0)
+        for client in self.clients:
+            client.reader.cancel()
+        self.clients = []
         if self.session is not None:
             await self.session.close()
 
@@ -274,10 +279,12 @@ class LoadGenerator:
         session = self.session
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         first = len(self.clients)
-        opened: list[Client | None] = [None] * count
+        opened = 0
 
         async def open_one(slot: int) -> None:
-            url = self.urls[(first + slot) % len(self.urls)] + self.adapter.path
+            nonlocal opened
+            server = (first + slot) % len(self.urls)
+            url = self.urls[server] + self.adapter.path
             async with gate:
                 try:
                     ws = await session.ws_connect(
@@ -292,20 +299,20 @@ class LoadGenerator:
                     kind = type(error).__name__
                     self.failures[kind] = self.failures.get(kind, 0) + 1
                     return
-            opened[slot] = Client(ws, asyncio.create_task(self._read(ws)))
+            # Registered at once so the keep-alive ticker covers it during a long connect phase.
+            self.clients.append(Client(ws, asyncio.create_task(self._read(ws)), server))
+            opened += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(open_one(slot) for slot in range(count)))
         elapsed = time.perf_counter() - started
-        new = [client for client in opened if client is not None]
-        self.clients.extend(new)
         return {
-            "opened": len(new),
-            "failed": count - len(new),
+            "opened": opened,
+            "failed": count - opened,
             "failures": dict(self.failures),
             "clients": len(self.clients),
             "connect_s": elapsed,
-            "connections_per_s": len(new) / elapsed if elapsed > 0 else 0.0,
+            "connections_per_s": opened / elapsed if elapsed > 0 else 0.0,
         }
 
     async def sleep(self, seconds: float) -> dict[str, Any]:
@@ -317,10 +324,19 @@ class LoadGenerator:
         """Clients whose socket is still open."""
         return sum(1 for client in self.clients if not client.ws.closed)
 
+    def sender(self) -> Client:
+        """The client that sends every broadcast: the first one connected to server 0."""
+        return next(client for client in self.clients if client.server == 0)
+
     async def close(self, keep: int) -> dict[str, Any]:
-        """Close all clients past the first ``keep``."""
-        doomed, self.clients = self.clients[keep:], self.clients[:keep]
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        """Close all clients but ``keep`` of them (the sender always stays while keep > 0)."""
+        if keep > 0:
+            sender = self.sender()
+            others = [client for client in self.clients if client is not sender]
+            self.clients, doomed = [sender, *others[: keep - 1]], others[keep - 1 :]
+        else:
+            self.clients, doomed = [], self.clients
+        gate = asyncio.Semaphore(4 * CONNECT_CONCURRENCY)
 
         async def close_one(client: Client) -> None:
             async with gate:
@@ -332,6 +348,7 @@ class LoadGenerator:
         return {"closed": len(doomed), "clients": len(self.clients)}
 
     def _new_phase(self) -> None:
+        self._sender_ws = self.sender().ws
         self.phase += 1
         del self.latencies_ns[:]  # in place: the readers hold a reference to this array
         self.received = 0
@@ -339,7 +356,8 @@ class LoadGenerator:
         self.last_receive_ns = 0
 
     async def _send(self, frame: str | bytes) -> None:
-        ws = self.clients[0].ws
+        ws = self._sender_ws
+        assert ws is not None
         if isinstance(frame, bytes):
             await ws.send_bytes(frame)
         else:

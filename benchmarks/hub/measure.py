@@ -15,6 +15,7 @@ and leaves its metrics out, so one broken peer never stops the benchmark.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -42,17 +43,20 @@ class Sizes:
     drain_s: float
     burst_drain_s: float
     idle_window_s: float
+    """Shortest idle-CPU window; it is stretched to the peer's keep-alive period when
+    ``idle_window_spans_keepalive``."""
     settle_s: float
+    idle_window_spans_keepalive: bool
 
     @classmethod
     def full(cls) -> Sizes:
         """10k idle connections, 1,000 fan-out clients, 5k/20k/50k deliveries/s offered."""
-        return cls(10_000, 10_000, 1_000, 100, (5_000, 20_000, 50_000), 3.0, 3.0, 20.0, 10.0, 2.0)
+        return cls(10_000, 2_000, 1_000, 60, (5_000, 20_000, 50_000), 2.0, 2.0, 20.0, 10.0, 1.5, True)
 
     @classmethod
     def quick(cls) -> Sizes:
         """Tiny sizes for a smoke run (well under a minute for two peers)."""
-        return cls(300, 100, 50, 20, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3)
+        return cls(300, 100, 50, 20, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3, False)
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _burst_and_rates(
 
 def _idle_population(
     server: ServerProcess, loadgen: LoadGenProcess, count: int, sizes: Sizes, prefix: str, figures: Figures,
-    idle_window: bool,
+    idle_window_s: float | None,
 ) -> None:  # fmt: skip
     """Connect ``count`` clients after a warm-up; RSS per connection, connections/s, idle CPU."""
     loadgen.call(_connect_timeout(WARM_CLIENTS), "connect", count=WARM_CLIENTS)
@@ -139,12 +143,19 @@ def _idle_population(
     if connected["opened"]:
         figures[f"{prefix}rss_per_idle_conn_kb"] = (rss_after - rss_before) / connected["opened"] / 1024
     figures[f"{prefix}server_rss_mb"] = rss_after / 2**20
-    if idle_window:
+    if idle_window_s is not None:
+        figures[f"{prefix}idle_window_s"] = idle_window_s
         cpu_before, wall_before = server.cpu_s(), time.perf_counter()
-        idle = loadgen.call(sizes.idle_window_s + 30, "sleep", seconds=sizes.idle_window_s)
+        idle = loadgen.call(idle_window_s + 30, "sleep", seconds=idle_window_s)
         figures[f"{prefix}idle_cpu_pct"] = (server.cpu_s() - cpu_before) / (time.perf_counter() - wall_before) * 100
         figures[f"{prefix}idle_loadgen_cpu"] = idle["loadgen_cpu_fraction"]
         figures[f"{prefix}idle_clients_alive"] = idle["clients"]
+
+
+def _record_timings(loadgen: LoadGenProcess, figures: Figures) -> None:
+    for command, seconds in loadgen.seconds_by_command.items():
+        key = f"seconds:loadgen:{command}"
+        figures[key] = round(figures.get(key, 0.0) + seconds, 1)
 
 
 def _scenario(name: str, figures: Figures, body: Callable[[], None]) -> None:
@@ -159,9 +170,12 @@ def _scenario(name: str, figures: Figures, body: Callable[[], None]) -> None:
 
 def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
     """All scenarios for one peer in one run."""
-    figures: Figures = {}
+    figures: Figures = {"loadavg_1m": os.getloadavg()[0]}
     sizes = context.sizes
     tag = f"run{run_index}"
+    window = sizes.idle_window_s
+    if sizes.idle_window_spans_keepalive:
+        window = max(window, peer.keepalive_s)
 
     def single() -> None:
         server = ServerProcess(peer.key, peer.command(), context.log_dir / f"server-{peer.key}-{tag}.log")
@@ -169,12 +183,13 @@ def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
         try:
             loadgen = _loadgen(peer, context, [server.url], tag)
             figures["framing"] = loadgen.ready.get("framing", peer.adapter)
-            _idle_population(server, loadgen, sizes.idle_connections, sizes, "", figures, idle_window=True)
+            _idle_population(server, loadgen, sizes.idle_connections, sizes, "", figures, idle_window_s=window)
             loadgen.call(120, "close", keep=sizes.fanout_clients)
             _burst_and_rates([server], loadgen, sizes, "", figures)
             figures["server_alive"] = server.alive()
         finally:
             if loadgen is not None:
+                _record_timings(loadgen, figures)
                 loadgen.stop()
             server.stop()
 
@@ -195,6 +210,7 @@ def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
             figures["redis_redis_cpu_s"] = context.redis.cpu_s() - redis_cpu_before
         finally:
             if loadgen is not None:
+                _record_timings(loadgen, figures)
                 loadgen.stop()
             for server in servers:
                 server.stop()
@@ -207,9 +223,10 @@ def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
         loadgen: LoadGenProcess | None = None
         try:
             loadgen = _loadgen(peer, context, [server.url], f"{tag}-tls", tls_ca=ca)
-            _idle_population(server, loadgen, sizes.tls_connections, sizes, "tls_", figures, idle_window=False)
+            _idle_population(server, loadgen, sizes.tls_connections, sizes, "tls_", figures, idle_window_s=None)
         finally:
             if loadgen is not None:
+                _record_timings(loadgen, figures)
                 loadgen.stop()
             server.stop()
 

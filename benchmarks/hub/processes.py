@@ -159,6 +159,7 @@ class LoadGenProcess:
         assert self.process.stdout is not None
         threading.Thread(target=self._read, daemon=True).start()
         self.ps = psutil.Process(self.process.pid)
+        self.seconds_by_command: dict[str, float] = {}
         self.ready = self._answer(60.0)
 
     def _read(self) -> None:
@@ -184,7 +185,10 @@ class LoadGenProcess:
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps({"cmd": cmd, **arguments}) + "\n")
         self.process.stdin.flush()
-        return self._answer(timeout_s)
+        started = time.perf_counter()
+        answer = self._answer(timeout_s)
+        self.seconds_by_command[cmd] = self.seconds_by_command.get(cmd, 0.0) + time.perf_counter() - started
+        return answer
 
     def stop(self) -> None:
         """Ask it to quit (it closes its clients), then make sure it is gone."""
