@@ -28,7 +28,7 @@ import numpy as np
 
 from simscale._version import __version__
 from simscale.scenarios.calibration import Calibration
-from simscale.validation.processes import HubProcess
+from simscale.validation.processes import HubProcess, run_blocking
 
 __all__ = ["calibrate"]
 
@@ -93,7 +93,7 @@ def _broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float,
 
     cpu_before = hub.cpu_s()
     started = time.perf_counter()
-    result = asyncio.run(
+    result = run_blocking(
         run_load(
             LoadConfig(
                 urls=(url,),
@@ -154,7 +154,7 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0)
         time.sleep(2.0)
         empty_idle_cpu_per_s = (hub.cpu_s() - idle_cpu_before) / 2.0
         hold_s = 3.0
-        connect_close_cpu, rss_delta, idle_cpu = asyncio.run(_hold_idle(hub.url, connections, hold_s, hub))
+        connect_close_cpu, rss_delta, idle_cpu = run_blocking(_hold_idle(hub.url, connections, hold_s, hub))
         pings = connections * hold_s / 1.0
         keepalive_cpu_s = max(idle_cpu - empty_idle_cpu_per_s * hold_s, 0.0) / pings
         handshake_cpu_s = connect_close_cpu / connections

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import re
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 import psutil
 
-__all__ = ["CpuSampler", "HubProcess", "HubProcesses"]
+__all__ = ["CpuSampler", "HubProcess", "HubProcesses", "run_blocking"]
+
+T = TypeVar("T")
 
 _LISTENING = re.compile(r"listening on (\S+)")
 _START_TIMEOUT_S = 30.0
@@ -169,3 +174,17 @@ class CpuSampler:
     def peak_rss_bytes(self, server: int) -> float:
         """The largest RSS sampled for ``server``."""
         return max(row[server] for row in self.rss_bytes)
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion from synchronous code, even inside Jupyter's running loop.
+
+    ``asyncio.run`` refuses to start under a running loop (a notebook), so there it runs on a
+    short-lived worker thread with a loop of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, coroutine).result()

@@ -9,7 +9,6 @@ them, as they do for real). Both produce the same records; the comparison is one
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 import os
@@ -23,7 +22,7 @@ from simscale.metrics.records import RunSummary
 from simscale.metrics.summary import cpu_utilization_by_server
 from simscale.scenarios import Scenario, preset, simulate
 from simscale.scenarios.calibration import CALIBRATED_FIELDS, LOADGEN_FIELDS, Calibration
-from simscale.validation.processes import CpuSampler, HubProcesses
+from simscale.validation.processes import CpuSampler, HubProcesses, run_blocking
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,7 +196,7 @@ def validate(
             )
             with CpuSampler(hubs.servers) as sampler:
                 called_at = time.perf_counter()
-                result = asyncio.run(run_load(config))
+                result = run_blocking(run_load(config))
             peak_rss = [max(peak, sampler.peak_rss_bytes(i)) for i, peak in enumerate(peak_rss)]
             measured.append(result.summary)
             model = simulate(scenario.replace(broadcast_rate_per_s=rate))
