@@ -171,6 +171,13 @@ class CpuSampler:
 
         return (at(end_s) - at(start_s)) / (end_s - start_s)
 
+    def rss_bytes_at(self, server: int, moment_s: float) -> float:
+        """RSS of ``server`` at the first sample taken at or after ``moment_s`` (the last one if none)."""
+        for when, row in zip(self.times_s, self.rss_bytes, strict=True):
+            if when >= moment_s:
+                return row[server]
+        return self.rss_bytes[-1][server]
+
     def peak_rss_bytes(self, server: int) -> float:
         """The largest RSS sampled for ``server``."""
         return max(row[server] for row in self.rss_bytes)

@@ -182,7 +182,7 @@ def validate(
             backplane = redis_server.url
         hubs = stack.enter_context(HubProcesses(servers, backplane))
         base_rss = [hub.rss_bytes() for hub in hubs.servers]
-        peak_rss = list(base_rss)
+        connected_rss: list[float] | None = None
         for rate in rates:
             config = LoadConfig(
                 urls=hubs.urls,
@@ -197,11 +197,14 @@ def validate(
             with CpuSampler(hubs.servers) as sampler:
                 called_at = time.perf_counter()
                 result = run_blocking(run_load(config))
-            peak_rss = [max(peak, sampler.peak_rss_bytes(i)) for i, peak in enumerate(peak_rss)]
+            sends = [record.sent_at_s for record in result.records.broadcasts]
+            if connected_rss is None:
+                # Memory per idle connection: RSS once everyone is connected, before messages pile up.
+                first_send_s = called_at + (min(sends) if sends else 0.0)
+                connected_rss = [sampler.rss_bytes_at(i, first_send_s) for i in range(servers)]
             measured.append(result.summary)
             model = simulate(scenario.replace(broadcast_rate_per_s=rate))
             predicted.append(model.summary)
-            sends = [record.sent_at_s for record in result.records.broadcasts]
             predicted_cpu = cpu_utilization_by_server(model.records, warmup_s, warmup_s + duration_s)
             for metric in ("delivered_fraction", "latency_p50_ms", "latency_p99_ms", "deliveries_per_s"):
                 rows.append(
@@ -236,7 +239,9 @@ def validate(
                 "load": None,
                 "server": server,
                 "predicted": calibration.memory_per_connection_bytes / 1000,
-                "measured": (peak_rss[server] - base_rss[server]) / per_server_clients / 1000,
+                "measured": (connected_rss[server] - base_rss[server]) / per_server_clients / 1000
+                if connected_rss is not None
+                else None,
             }
         )
     measured_saturation = _saturation_from_points(rates, [summary.latency_p99_ms for summary in measured])
