@@ -8,20 +8,23 @@ Redis layout, for the other servers. The routing rule that decides who delivers 
 
 Subscriptions follow ASP.NET Core's Redis backplane: ``{prefix}:all`` from start-up, a group channel
 while at least one local connection is in the group (reference-counted), one channel per local
-connection and one per local user. When the backplane is down, local delivery goes on, sends count a
-loss, and subscriptions that could not be made are retried by the server's periodic sweep.
+connection and one per local user. Adding a connection that lives on another server to a group goes
+as a command on ``:internal:groups``, acknowledged by the owner on ``:internal:ack:{server}``.
+When the backplane is down, local delivery goes on, sends count a loss, and subscriptions that
+could not be made are retried by the server's periodic sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable
+from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable, MessageHandler
 from simscale.backplane.channels import ChannelKind, ChannelNames
-from simscale.backplane.envelope import Envelope, EnvelopeError
+from simscale.backplane.envelope import Envelope, EnvelopeError, GroupAck, GroupAction, GroupCommand
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
 from simscale.hub.connection import HubConnection, frame_records
 from simscale.hub.metrics import HubCounters
@@ -34,6 +37,12 @@ _log = logging.getLogger(__name__)
 BACKPLANE_CALL_TIMEOUT_S = 1.0
 """Longest a subscribe or unsubscribe may hold up a connection or a JoinGroup."""
 
+_INT32_LIMIT = 2**31 - 1
+"""Group command ids travel as 32-bit integers."""
+
+GROUP_ACK_TIMEOUT_S = 30.0
+"""ASP.NET Core's ``AckHandler`` gives up on a remote group command after 30 s."""
+
 
 class HubLifetimeManager:
     """Local connections, groups and users of one hub, and the fan-out to them.
@@ -44,6 +53,8 @@ class HubLifetimeManager:
         server_name: this server's name, used for echo suppression.
         routing_mode: who delivers a sender's own local clients (see ``simscale.backplane.routing``).
         counters: the server's counters.
+        group_ack_timeout_s: how long a group change for a connection on another server waits
+            for that server's ack.
     """
 
     def __init__(
@@ -53,6 +64,7 @@ class HubLifetimeManager:
         server_name: str,
         routing_mode: RoutingMode,
         counters: HubCounters,
+        group_ack_timeout_s: float = GROUP_ACK_TIMEOUT_S,
     ) -> None:
         self.channels = channels
         self.backplane = backplane
@@ -68,12 +80,24 @@ class HubLifetimeManager:
         self._subscribed: set[str] = set()
         self.pending_channels: set[str] = set()
         """Channels to (re)subscribe once the backplane is back."""
+        self.group_ack_timeout_s = group_ack_timeout_s
+        self._internal_handlers: dict[str, MessageHandler] = {
+            channels.internal_groups: self._on_group_command,
+            channels.internal_ack(server_name): self._on_group_ack,
+        }
+        self._command_ids = itertools.count(1)
+        self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
 
     # ---- start / stop ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Subscribe the hub-wide ``:all`` channel (retried by the sweep if the backplane is down)."""
+        """Subscribe ``:all``, ``:internal:groups`` and this server's ack channel.
+
+        Subscriptions that fail while the backplane is down are retried by the server's sweep.
+        """
         await self._subscribe(self.channels.all)
+        for channel in self._internal_handlers:
+            await self._subscribe(channel)
 
     async def stop(self) -> None:
         """Drop every subscription this hub holds."""
@@ -115,12 +139,22 @@ class HubLifetimeManager:
     # ---- groups ---------------------------------------------------------------------------------
 
     async def add_to_group(self, connection_id: str, group: str) -> None:
-        """Add a local connection to ``group``; returns once the group channel is subscribed.
+        """Add a connection to ``group``; returns once the group reaches it.
+
+        A local connection joins at once and this returns when the group channel is subscribed; a
+        connection on another server is added by a command on ``:internal:groups``, and this returns
+        when its server acknowledges (as ASP.NET Core's Redis backplane does).
 
         Raises:
-            LookupError: the connection is not on this server.
+            LookupError: no server acknowledged within ``group_ack_timeout_s``.
         """
-        connection = self._local(connection_id)
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            await self._remote_group_command(GroupAction.ADD, connection_id, group)
+            return
+        await self._join(connection, group)
+
+    async def _join(self, connection: HubConnection, group: str) -> None:
         if group in connection.groups:
             return
         connection.groups.add(group)
@@ -132,12 +166,58 @@ class HubLifetimeManager:
         await self._subscribe(self.channels.group(group))
 
     async def remove_from_group(self, connection_id: str, group: str) -> None:
-        """Take a local connection out of ``group``; the channel goes when the last member leaves.
+        """Take a connection out of ``group``; the channel goes when the last local member leaves.
 
         Raises:
-            LookupError: the connection is not on this server.
+            LookupError: the connection is remote and no server acknowledged in time.
         """
-        await self._leave(self._local(connection_id), group)
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            await self._remote_group_command(GroupAction.REMOVE, connection_id, group)
+            return
+        await self._leave(connection, group)
+
+    async def _remote_group_command(self, action: GroupAction, connection_id: str, group: str) -> None:
+        command_id = next(self._command_ids) % _INT32_LIMIT
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._awaiting_acks[command_id] = acked
+        try:
+            command = GroupCommand(command_id, self.server_name, action, group, connection_id)
+            await self.backplane.publish(self.channels.internal_groups, command.encode())
+            async with asyncio.timeout(self.group_ack_timeout_s):
+                await acked
+        except (BackplaneUnavailable, TimeoutError):
+            raise LookupError(f"no server acknowledged the group change for {connection_id!r}") from None
+        finally:
+            self._awaiting_acks.pop(command_id, None)
+
+    async def _on_group_command(self, channel: str, payload: bytes) -> None:
+        try:
+            command = GroupCommand.decode(payload)
+        except EnvelopeError as error:
+            _log.warning("dropped a malformed group command: %s", error)
+            return
+        connection = self.connections.get(command.connection_id)
+        if connection is None:
+            return  # another server's connection (or our own command echoed back)
+        if command.action is GroupAction.ADD:
+            await self._join(connection, command.group_name)
+        else:
+            await self._leave(connection, command.group_name)
+        try:
+            await self.backplane.publish(self.channels.internal_ack(command.server_name), GroupAck(command.id).encode())
+        except BackplaneUnavailable as error:
+            _log.info("group ack to %s lost: %s", command.server_name, error)
+
+    async def _on_group_ack(self, channel: str, payload: bytes) -> None:
+        try:
+            ack = GroupAck.decode(payload)
+        except EnvelopeError as error:
+            _log.warning("dropped a malformed group ack: %s", error)
+            return
+        waiter = self._awaiting_acks.get(ack.id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _leave(self, connection: HubConnection, group: str) -> None:
         connection.groups.discard(group)
@@ -148,13 +228,6 @@ class HubLifetimeManager:
         if not members:
             del self.groups[group]
             await self._unsubscribe(self.channels.group(group))
-
-    def _local(self, connection_id: str) -> HubConnection:
-        connection = self.connections.get(connection_id)
-        if connection is None:
-            # Remote group commands (ASP.NET's internal:groups + ack) are not implemented.
-            raise LookupError(f"connection {connection_id!r} is not connected to this server")
-        return connection
 
     # ---- fan-out --------------------------------------------------------------------------------
 
@@ -277,7 +350,8 @@ class HubLifetimeManager:
         self._subscribing[channel] = done
         try:
             async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
-                await self.backplane.subscribe(channel, self.on_backplane_message)
+                handler = self._internal_handlers.get(channel, self.on_backplane_message)
+                await self.backplane.subscribe(channel, handler)
         except (BackplaneUnavailable, TimeoutError) as error:
             _log.info("subscribe %s deferred: %s", channel, error)
             self.pending_channels.add(channel)
@@ -310,6 +384,8 @@ class HubLifetimeManager:
                 self.pending_channels.discard(channel)
 
     def _still_wanted(self, channel: str) -> bool:
+        if channel in self._internal_handlers:
+            return True
         address = self.channels.parse(channel)
         if address is None:
             return False

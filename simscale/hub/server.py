@@ -132,6 +132,7 @@ class HubServer:
                 self.server_name,
                 routing_mode,
                 self.counters,
+                self.settings.group_ack_timeout_s,
             )
             dispatcher = HubDispatcher(hub_class, lifetime, self.counters, self.settings.max_parallel_invocations)
             endpoint = _Endpoint(path, dispatcher, lifetime)

@@ -24,6 +24,8 @@ class HubSettings:
         max_connections: connections (attached or negotiated) beyond which the server answers 503.
         negotiate_ttl_s: how long a negotiated but unused connection token stays valid.
         sweep_interval_s: period of the one per-server timer that runs keep-alive and timeouts.
+        group_ack_timeout_s: how long adding a connection of another server to a group waits for
+            that server's acknowledgement (ASP.NET Core: 30 s).
     """
 
     keepalive_interval_s: float = 15.0
@@ -35,6 +37,7 @@ class HubSettings:
     max_connections: int = 100_000
     negotiate_ttl_s: float = 30.0
     sweep_interval_s: float = 1.0
+    group_ack_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         positive_floats = {
@@ -43,6 +46,7 @@ class HubSettings:
             "handshake_timeout_s": self.handshake_timeout_s,
             "negotiate_ttl_s": self.negotiate_ttl_s,
             "sweep_interval_s": self.sweep_interval_s,
+            "group_ack_timeout_s": self.group_ack_timeout_s,
         }
         for name, value in positive_floats.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:

@@ -180,3 +180,25 @@ def test_hub_depends_only_on_protocol_and_backplane() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simscale"):
                 assert node.module.startswith(allowed), f"{module.name} imports {node.module}"
+
+
+async def test_group_changes_for_a_connection_on_another_server_are_acknowledged(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with pair() as (left, right):
+        a = await RawClient.connect(session, ws_url(left))
+        b = await RawClient.connect(session, ws_url(right), "messagepack")
+        (b_id,) = right._endpoints["/chatHub"].lifetime.connections
+        left_lifetime = left._endpoints["/chatHub"].lifetime
+        await left_lifetime.add_to_group(b_id, "remote")  # returns after right's ack
+        assert "remote" in right._endpoints["/chatHub"].lifetime.groups
+        await a.invoke("SendToGroup", "remote", "a", "via command")
+        assert await heard(b, 1) == [("a", "via command")]
+        await left_lifetime.remove_from_group(b_id, "remote")
+        await a.invoke("SendToGroup", "remote", "a", "after removal")
+        assert await heard(b, 0) == []
+        left_lifetime.group_ack_timeout_s = 0.2
+        with pytest.raises(LookupError):
+            await left_lifetime.add_to_group("nobody-has-this-id", "remote")
+        for client in (a, b):
+            await client.close()
