@@ -157,7 +157,8 @@ class HubServer:
         assert isinstance(server, asyncio.base_events.Server)
         bound_port = server.sockets[0].getsockname()[1]
         scheme = "https" if ssl_context is not None else "http"
-        self.url = f"{scheme}://{host}:{bound_port}"
+        shown_host = f"[{host}]" if ":" in host else host  # an IPv6 literal needs brackets in a URL
+        self.url = f"{scheme}://{shown_host}:{bound_port}"
         return self.url
 
     async def close(self) -> None:

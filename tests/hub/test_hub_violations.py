@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import random
 
 import aiohttp
 import pytest
@@ -140,3 +143,32 @@ async def test_abrupt_disconnects_mid_message_do_not_disturb_the_server(session:
             await client.close()
         assert (await bystander.invoke("Echo", 1)).result == 1
         await bystander.close()
+
+
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+async def test_random_bytes_never_hurt_the_server(
+    session: aiohttp.ClientSession, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = random.Random(20260501)
+    prefixes = [b"", b'{"type":1,', b"\x10\x96\x01\x80", b'{"type":4,"invocationId":"1","target":"Counter",']
+    async with running_server(settings=HubSettings(max_message_bytes=LIMIT_BYTES)) as server:
+        bystander = await RawClient.connect(session, ws_url(server))
+        for round_index in range(60):
+            client = await RawClient.connect(session, ws_url(server), protocol)
+            payload = rng.choice(prefixes) + rng.randbytes(rng.randrange(0, 300))
+            if rng.random() < 0.5:
+                payload += b"\x1e"
+            if protocol == "json" and rng.random() < 0.5:
+                await client.send_text(payload.decode("utf-8", "replace").encode())
+            else:
+                await client.send_binary(payload)
+            if round_index % 3 == 0:
+                await client.close()  # sometimes leave before the server answers
+            else:
+                with contextlib.suppress(ConnectionError, TimeoutError):
+                    await client.receive(timeout_s=0.1)
+                await client.close()
+        assert (await bystander.invoke("Echo", "still fine")).result == "still fine"
+        await bystander.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("simscale.hub")]
+    assert errors == []
