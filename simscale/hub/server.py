@@ -114,6 +114,8 @@ class HubServer:
         self._connections: dict[str, HubConnection] = {}
         """Every attached socket (handshaken or not) by connection token: what the sweep walks."""
         self._reservations: dict[str, _Reservation] = {}
+        self._attaching: set[str] = set()
+        """Tokens whose WebSocket is being set up (authenticated, upgraded)."""
         self._endpoints: dict[str, _Endpoint] = {}
         self._ping_records = {name: p.encode(PingMessage()) for name, p in SUPPORTED_PROTOCOLS.items()}
         self._sweep_task: asyncio.Task[None] | None = None
@@ -206,7 +208,8 @@ class HubServer:
         return len(self._connections)
 
     def _at_capacity(self) -> bool:
-        return len(self._connections) + len(self._reservations) >= self.settings.max_connections
+        in_use = len(self._connections) + len(self._reservations) + len(self._attaching)
+        return in_use >= self.settings.max_connections
 
     # ---- negotiate ------------------------------------------------------------------------------
 
@@ -255,20 +258,29 @@ class HubServer:
             raise web.HTTPBadRequest(text="only the WebSockets transport is supported")
         token = request.query.get("id")
         if token:
-            if token in self._connections:
+            if token in self._connections or token in self._attaching:
                 raise web.HTTPConflict(text="a WebSocket is already attached to this connection")
             reservation = self._reservations.get(token)
             if reservation is None or reservation.endpoint is not endpoint:
                 raise web.HTTPNotFound(text="no connection with this id")
-            user_id = await self._authenticate(request)
+            # Claim the token before the first await, so a concurrent second socket gets 409.
             del self._reservations[token]
             connection_id = reservation.connection_id
         else:
             if self._at_capacity():
                 self.counters.rejected_connections += 1
                 raise web.HTTPServiceUnavailable(text="the server is at max_connections")
-            user_id = await self._authenticate(request)
             connection_id = token = _new_id()
+        self._attaching.add(token)
+        try:
+            return await self._attach(endpoint, request, token, connection_id)
+        finally:
+            self._attaching.discard(token)
+
+    async def _attach(
+        self, endpoint: _Endpoint, request: web.Request, token: str, connection_id: str
+    ) -> web.StreamResponse:
+        user_id = await self._authenticate(request)
 
         ws = web.WebSocketResponse(
             compress=False,  # frames are written by hand, uncompressed
@@ -291,6 +303,7 @@ class HubServer:
             counters=self.counters,
         )
         self._connections[token] = connection
+        self._attaching.discard(token)
         error: Exception | None = None
         try:
             await self._receive_loop(endpoint, connection, ws)

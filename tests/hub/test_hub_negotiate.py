@@ -131,3 +131,19 @@ async def test_bearer_token_from_header_or_query_sets_the_user(session: aiohttp.
         assert not [m for m in bob.inbox if getattr(m, "target", None) == "Whisper"]
         for client in (alice, bob, anonymous):
             await client.close()
+
+
+async def test_two_sockets_racing_for_one_token_get_one_connection(session: aiohttp.ClientSession) -> None:
+    async with running_server() as server:
+        token = (await (await session.post(f"{server.url}/chatHub/negotiate?negotiateVersion=1")).json())[
+            "connectionToken"
+        ]
+        results = await asyncio.gather(
+            *(session.ws_connect(ws_url(server) + f"?id={token}") for _ in range(4)), return_exceptions=True
+        )
+        sockets = [r for r in results if isinstance(r, aiohttp.ClientWebSocketResponse)]
+        refused = [r for r in results if isinstance(r, aiohttp.WSServerHandshakeError)]
+        assert len(sockets) == 1 and len(refused) == 3
+        assert {r.status for r in refused} <= {404, 409}
+        for ws in sockets:
+            await ws.close()
