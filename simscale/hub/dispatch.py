@@ -33,6 +33,9 @@ __all__ = ["HubDispatcher"]
 
 _log = logging.getLogger(__name__)
 
+_ITEMS_PER_YIELD = 32
+"""A stream gives the event loop a turn at least this often."""
+
 
 def _failed_to_invoke(target: str, detail: str) -> str:
     return f"Failed to invoke '{target}' due to an error on the server. {detail}"
@@ -218,9 +221,14 @@ class HubDispatcher:
     ) -> None:
         completion = CompletionMessage.void(invocation_id)
         try:
+            sent = 0
             async for item in generator:
                 if not connection.send(StreamItemMessage(invocation_id, item)):
                     return  # the connection is gone: nobody to complete to
+                sent += 1
+                if sent % _ITEMS_PER_YIELD == 0:
+                    # A generator that never awaits must not starve every other connection.
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             pass  # CancelInvocation (or disconnect): still answer with a Completion, as the spec says
         except Exception as error:

@@ -286,3 +286,14 @@ async def test_on_connected_and_on_disconnected_run(session: aiohttp.ClientSessi
                 break
             await asyncio.sleep(0.02)
     assert SampleHub.events == [f"connected {connection_id}", f"disconnected {connection_id}"]
+
+
+async def test_a_stream_that_never_awaits_does_not_starve_other_clients(session: aiohttp.ClientSession) -> None:
+    async with running_server(settings=HubSettings(max_buffered_bytes=64 * 1024 * 1024)) as server:
+        other = await RawClient.connect(session, ws_url(server))
+        greedy = await RawClient.connect(session, ws_url(server))
+        await greedy.send(StreamInvocationMessage("busy", "Counter", (10**9, 0)))
+        assert (await other.invoke("Echo", "served meanwhile")).result == "served meanwhile"
+        await greedy.send(CancelInvocationMessage("busy"))
+        await greedy.close()
+        await other.close()
