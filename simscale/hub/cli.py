@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import ssl
 import sys
@@ -62,6 +63,12 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="TOKEN=USER",
         help="accept bearer TOKEN as user USER (repeatable; anonymous clients stay allowed)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="what the server logs on stderr (default warning)",
     )
     serve.set_defaults(handler=serve_command)
 
@@ -181,6 +188,9 @@ def serve_command(args: argparse.Namespace) -> int:
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     backplane = make_backplane(args.backplane, args.name)
     raise_open_file_limit()
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     async def run() -> None:
         server = HubServer(
