@@ -6,6 +6,7 @@ endpoints read them only when scraped.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 __all__ = ["HubCounters", "render_prometheus"]
@@ -131,6 +132,21 @@ def render_prometheus(
             "gauge",
             "Lateness of the last periodic sweep.",
             counters.event_loop_lag_s,
+        ),
+    ]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    samples += [
+        (
+            "simscale_hub_process_cpu_seconds_total",
+            "counter",
+            "CPU time of the server process (user + system).",
+            usage.ru_utime + usage.ru_stime,
+        ),
+        (
+            "simscale_hub_process_max_resident_memory_bytes",
+            "gauge",
+            "Peak resident memory of the server process.",
+            usage.ru_maxrss * 1024,
         ),
     ]
     lines: list[str] = []

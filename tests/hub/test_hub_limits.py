@@ -129,6 +129,8 @@ async def test_health_and_metrics(session: aiohttp.ClientSession) -> None:
         assert values["simscale_hub_backplane_losses_total"] == 0
         assert values["simscale_hub_slow_consumer_closes_total"] == 0
         assert "simscale_hub_event_loop_lag_seconds" in values
+        assert values["simscale_hub_process_cpu_seconds_total"] > 0
+        assert values["simscale_hub_process_max_resident_memory_bytes"] > 10_000_000
         await client.close()
 
 
