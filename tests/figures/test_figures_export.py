@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,20 @@ def test_figures_command_writes_every_figure(tmp_path: Path) -> None:
     committed = Path(__file__).resolve().parents[2] / "figures"
     for name in report.FIGURE_NAMES:
         assert (committed / f"{name}.svg").exists(), f"figures/{name}.svg is not committed"
+
+
+def test_committed_svgs_use_one_font_family_and_stable_ids() -> None:
+    committed = Path(__file__).resolve().parents[2] / "figures"
+    for name in report.FIGURE_NAMES:
+        svg = (committed / f"{name}.svg").read_text(encoding="utf-8")
+        families = set(re.findall(r"font-family: ([^;\"]+)", svg))
+        assert families == {"'DejaVu Sans'"}, f"{name}.svg uses {families}"
+        assert normalise_svg(svg, name) == svg, f"{name}.svg still carries a random plotly id"
+
+
+def test_figures_command_defaults_to_the_figures_directory() -> None:
+    from simscale.cli import build_parser
+
+    args = build_parser().parse_args(["figures"])
+    assert args.out == "figures"
+    assert args.handler is report._figures_command
