@@ -136,6 +136,7 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._reaper: weakref.finalize[[subprocess.Popen[bytes]], RedisServer] | None = None
         self._workdir: str | None = None
+        self._workdir_cleanup: weakref.finalize[[str, bool], RedisServer] | None = None
 
     # ---------------------------------------------------------------------------------- observation
     @property
@@ -194,9 +195,10 @@ class RedisServer:
     def stop(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its work directory."""
         self._terminate(signal.SIGTERM)
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
+        if self._workdir_cleanup is not None:
+            self._workdir_cleanup()
+            self._workdir_cleanup = None
+        self._workdir = None
 
     def kill(self) -> None:
         """SIGKILLs the server, as a crash would; `restart` brings it back on the same port."""
@@ -227,6 +229,7 @@ class RedisServer:
     def _spawn(self) -> None:
         if self._workdir is None:
             self._workdir = tempfile.mkdtemp(prefix="simscale-redis-")
+            self._workdir_cleanup = weakref.finalize(self, shutil.rmtree, self._workdir, True)
         log_path = os.path.join(self._workdir, "redis.log")
         if self.tls is None:
             ports = ["--port", str(self._port)]

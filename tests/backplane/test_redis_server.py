@@ -55,6 +55,7 @@ def test_start_stop_restart_kill_on_one_port() -> None:
         second_pid = server.pid
     assert second_pid is not None and not _alive(second_pid)
     assert not server.is_running
+    assert server._workdir is None
 
 
 def test_binds_loopback_and_keeps_nothing_on_disk() -> None:
@@ -94,12 +95,13 @@ def test_no_process_is_left_behind_when_the_owner_forgets_to_stop() -> None:
     code = (
         "from simscale.backplane.redis_server import RedisServer\n"
         "server = RedisServer().start()\n"
-        "print(server.pid, flush=True)\n"
+        "print(server.pid, server._workdir, flush=True)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    pid = int(result.stdout.strip())
-    assert not _alive(pid)
+    pid, workdir = result.stdout.split()
+    assert not _alive(int(pid))
+    assert not os.path.exists(workdir)
 
 
 def test_validates_arguments() -> None:
