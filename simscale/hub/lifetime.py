@@ -369,7 +369,9 @@ class HubLifetimeManager:
         self._subscribed.discard(channel)
         try:
             async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
-                await self.backplane.unsubscribe(channel)
+                await self.backplane.unsubscribe(
+                    channel, self._internal_handlers.get(channel, self.on_backplane_message)
+                )
         except (BackplaneUnavailable, TimeoutError) as error:
             _log.info("unsubscribe %s failed: %s", channel, error)
 
