@@ -41,20 +41,22 @@ __all__ = [
     "write_notebook_index",
 ]
 
-DIAGRAMS: dict[str, tuple[str, int, str]] = {
-    "single-server": ("single-server", 1, "One server: a broadcast reaches every client"),
+DIAGRAMS: dict[str, tuple[str, int, int, str]] = {
+    "single-server": ("single-server", 1, 8, "One server: a broadcast reaches every client"),
     "multi-server-no-backplane": (
         "no-backplane",
         3,
+        4,
         "Three servers, no backplane: a broadcast reaches only the sender's server's clients",
     ),
     "multi-server-backplane": (
         "backplane",
         3,
+        4,
         "Three servers joined by a Redis backplane: the broadcast reaches everyone",
     ),
 }
-"""Diagram name → (preset, servers, title)."""
+"""Diagram name → (preset, servers, clients per server, title)."""
 
 FIGURE_NAMES: tuple[str, ...] = (
     *DIAGRAMS,
@@ -184,8 +186,8 @@ def build_figures() -> dict[str, go.Figure]:
     from simscale.scenarios import preset, simulate
 
     figures: dict[str, go.Figure] = {}
-    for name, (preset_name, servers, title) in DIAGRAMS.items():
-        figures[name] = diagram_figure(simulate(diagram_scenario(preset_name, servers)), title)
+    for name, (preset_name, servers, clients_per_server, title) in DIAGRAMS.items():
+        figures[name] = diagram_figure(simulate(diagram_scenario(preset_name, servers, clients_per_server)), title)
     figures["delivered-fraction-vs-servers"] = delivered_fraction_figure(delivered_fraction_frame())
     runs = {name: simulate(preset(name)) for name in ("single-server", "no-backplane", "backplane")}
     figures["latency-distribution"] = latency_distribution_figure(latency_quantiles_frame(runs))
