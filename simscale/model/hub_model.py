@@ -442,8 +442,15 @@ class HubModel:
     def _broadcasts(self) -> Generator[Any, Any, None]:
         s = self.scenario
         mean_gap_s = 1.0 / s.broadcast_rate_per_s
+        replay = iter(s.broadcast_offsets_s)
         while True:
-            yield self.env.timeout(self.rng.exponential(mean_gap_s))
+            if s.broadcast_offsets_s:
+                next_s = next(replay, None)
+                if next_s is None:
+                    return
+                yield self.env.timeout(max(0.0, next_s - self.env.now))
+            else:
+                yield self.env.timeout(self.rng.exponential(mean_gap_s))
             if self.env.now >= s.duration_s:
                 return
             sender = self.population.random_connected(self.rng)

@@ -102,6 +102,12 @@ class Scenario:
         source="user",
         help="Broadcasts per second, all clients together (Poisson).",
     )
+    broadcast_offsets_s: tuple[float, ...] = _field(
+        (),
+        unit="s",
+        source="user (e.g. a load test's schedule)",
+        help="Explicit send times of the broadcasts (a trace to replay); empty: Poisson at broadcast_rate_per_s.",
+    )
     message_bytes: int = _field(
         100, unit="B", low=1, high=1_048_576, source="user", help="Payload size of a broadcast."
     )
@@ -432,6 +438,8 @@ class Scenario:
             raise ValueError(f"warmup_s must be < duration_s ({self.duration_s}), got {self.warmup_s}")
         if self.min_threads > self.max_threads:
             raise ValueError(f"min_threads must be <= max_threads ({self.max_threads}), got {self.min_threads}")
+        if list(self.broadcast_offsets_s) != sorted(self.broadcast_offsets_s):
+            raise ValueError("broadcast_offsets_s must be in increasing order")
         if not self.reconnect_delays_s:
             raise ValueError("reconnect_delays_s must hold at least one delay")
         if self.calibration_file and self.server_profile != "asyncio-hub":

@@ -18,6 +18,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.records import RunSummary
 from simscale.metrics.summary import cpu_utilization_by_server
 from simscale.scenarios import Scenario, preset, simulate
@@ -203,7 +206,12 @@ def validate(
                 first_send_s = called_at + (min(sends) if sends else 0.0)
                 connected_rss = [sampler.rss_bytes_at(i, first_send_s) for i in range(servers)]
             measured.append(result.summary)
-            model = simulate(scenario.replace(broadcast_rate_per_s=rate))
+            # Replay the load generator's own Poisson schedule (same function, same seed): the two
+            # runs then differ in how they serve the broadcasts, not in how many there were.
+            offsets = poisson_offsets_s(rate, warmup_s + duration_s, np.random.default_rng(seed))
+            model = simulate(
+                scenario.replace(broadcast_rate_per_s=rate, broadcast_offsets_s=tuple(offsets.tolist()))
+            )
             predicted.append(model.summary)
             predicted_cpu = cpu_utilization_by_server(model.records, warmup_s, warmup_s + duration_s)
             for metric in ("delivered_fraction", "latency_p50_ms", "latency_p99_ms", "deliveries_per_s"):
