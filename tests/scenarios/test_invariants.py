@@ -132,3 +132,12 @@ def test_idle_cpu_and_memory_rise_linearly_with_connections() -> None:
 def test_reconnect_storm_without_reconnect_gives_up_at_once() -> None:
     summary = simulate(preset("thread-starvation", reconnect=False)).summary
     assert summary.clients_gave_up == summary.connections_dropped
+
+
+def test_an_explicit_broadcast_schedule_is_replayed_exactly() -> None:
+    offsets = (0.5, 1.0, 2.5, 2.6, 2.7, 8.0)
+    result = simulate(preset("single-server", clients=50, duration_s=10.0, warmup_s=1.0, broadcast_offsets_s=offsets))
+    sent = result.frames()["broadcasts"].sent_at_s.to_list()
+    assert sent == pytest.approx([1.0, 2.5, 2.6, 2.7, 8.0])  # 0.5 falls in the warm-up
+    with pytest.raises(ValueError, match="broadcast_offsets_s"):
+        preset("single-server", broadcast_offsets_s=(2.0, 1.0))
