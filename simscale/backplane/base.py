@@ -116,6 +116,7 @@ class Backplane(ABC):
         self._state_changed = asyncio.Event()
         self._lifecycle_lock = asyncio.Lock()
         self._subscriptions: dict[str, _Subscription] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._publishes = 0
         self._losses = 0
         self._reconnects = 0
@@ -197,6 +198,9 @@ class Backplane(ABC):
         if self._state is BackplaneState.STOPPED:
             return
         self._set_state(BackplaneState.STOPPED)
+        # Pending undos are moot: the transport's subscriptions end with it.
+        for task in tuple(self._background):
+            task.cancel()
         await self._close()
 
     async def __aenter__(self) -> Self:
@@ -261,6 +265,10 @@ class Backplane(ABC):
                         await self._subscribe((channel,))
                     except BaseException:
                         _drop_reference(sub, handler)
+                        if not sub.handlers:
+                            # The transport may still make the subscription (a timeout or a cancel
+                            # does not take back a sent SUBSCRIBE); undo it once we release the lock.
+                            self._undo_later(channel)
                         raise
         finally:
             sub.users -= 1
@@ -293,6 +301,25 @@ class Backplane(ABC):
                         # Delivery already stopped locally (no handler left); a stray subscription on
                         # the transport only costs bandwidth and disappears with the next reconnect.
                         logger.warning("unsubscribe %r not confirmed: %s", channel, exc)
+        finally:
+            sub.users -= 1
+            self._forget_if_unused(channel, sub)
+
+    def _undo_later(self, channel: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._undo_subscription(channel))
+        self._background.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._background.discard)
+
+    async def _undo_subscription(self, channel: str) -> None:
+        sub = self._subscriptions.setdefault(channel, _Subscription())
+        sub.users += 1
+        try:
+            async with sub.lock:
+                # Someone may have subscribed meanwhile; then the subscription is wanted after all.
+                if not sub.handlers and self._state is not BackplaneState.STOPPED:
+                    await self._unsubscribe((channel,))
+        except BackplaneUnavailable as exc:
+            logger.warning("could not undo the subscription to %r: %s", channel, exc)
         finally:
             sub.users -= 1
             self._forget_if_unused(channel, sub)

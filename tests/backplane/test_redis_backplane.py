@@ -372,3 +372,27 @@ async def test_unconfirmed_subscribe_raises_and_records_nothing(own_server: Redi
     finally:
         os.kill(own_server.pid, signal.SIGCONT)
         await backplane.stop()
+
+
+async def test_cancelled_subscribe_leaves_no_subscription_on_redis(own_server: RedisServer) -> None:
+    # The hub bounds subscribe() with its own timeout; the SUBSCRIBE already sent must be taken back.
+    backplane = RedisBackplane(own_server.url)
+    await backplane.start()
+    admin = redis.Redis.from_url(own_server.url)
+    assert own_server.pid is not None
+    try:
+        os.kill(own_server.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(backplane.subscribe("hub:group:late", Inbox()), timeout=0.2)
+            await eventually(lambda: not backplane._background)  # the undo has been sent
+        finally:
+            os.kill(own_server.pid, signal.SIGCONT)
+        assert backplane.subscription_count("hub:group:late") == 0
+        # Confirmed on the same connection, so every command sent before it has been processed.
+        await backplane.subscribe("hub:barrier", Inbox())
+        assert admin.pubsub_numsub("hub:group:late", "hub:barrier") == [(b"hub:group:late", 0), (b"hub:barrier", 1)]
+        assert backplane.state is BackplaneState.CONNECTED
+    finally:
+        admin.close()
+        await backplane.stop()
