@@ -47,6 +47,15 @@ async def test_official_client_full_tour(server: HubServer, protocol: str, mode:
     assert "stopped" in events
 
 
+async def test_a_client_asking_for_stateful_reconnect_works_without_it(server: HubServer) -> None:
+    js = await JsClient.start("basic", f"{server.url}/chatHub", "json", env={"STATEFUL": "1"})
+    try:
+        events = {e["event"]: e for e in await js.finish()}
+    finally:
+        await js.stop()
+    assert events["echo2"]["value"] == "still alive"
+
+
 async def test_json_and_messagepack_clients_hear_each_other(server: HubServer) -> None:
     listeners = [await JsClient.start("listen", f"{server.url}/chatHub", p) for p in ("json", "messagepack")]
     try:

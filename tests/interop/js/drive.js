@@ -20,6 +20,8 @@ function build(reconnect) {
     .withUrl(url, options)
     .configureLogging(signalR.LogLevel.Warning);
   if (protocolName === "messagepack") builder = builder.withHubProtocol(new MessagePackHubProtocol());
+  // The client asks for stateful reconnect; the server never grants it, so it must fall back.
+  if (process.env.STATEFUL === "1") builder = builder.withStatefulReconnect();
   if (reconnect) builder = builder.withAutomaticReconnect([0, 200, 500, 1000, 1000, 1000, 1000, 1000]);
   return builder.build();
 }
