@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import kaleido
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -104,20 +105,31 @@ def export_figures(
         report.message = BROWSER_INSTALL_HINT
         return report
 
-    # kaleido (through choreographer) honours BROWSER_PATH; set it only for this export.
+    png_paths = [out_dir / f"{name}.png" for name in names]
+    svg_paths = [out_dir / f"{name}.svg" for name in names]
+    jobs = [
+        {
+            "fig": figures[name].to_dict(),
+            "path": str(path),
+            "opts": {
+                "format": path.suffix[1:],
+                # Fixed sizes: kaleido would otherwise use its own default of 700 × 500.
+                "width": int(figures[name].layout.width or FIGURE_WIDTH_PX),
+                "height": int(figures[name].layout.height or FIGURE_HEIGHT_PX),
+                "scale": 1,
+            },
+        }
+        for paths in (png_paths, svg_paths)
+        for name, path in zip(names, paths, strict=True)
+    ]
+    # The browser is named explicitly (and through BROWSER_PATH, which choreographer also reads), so
+    # kaleido never looks for, let alone fetches, another one; MathJax is off so the page it renders
+    # in loads nothing from the network (plotly.js comes from the installed plotly package).
     previous = os.environ.get("BROWSER_PATH")
     os.environ["BROWSER_PATH"] = str(report.browser)
     try:
-        png_paths = [out_dir / f"{name}.png" for name in names]
-        svg_paths = [out_dir / f"{name}.svg" for name in names]
-        ordered = [figures[name] for name in names] * 2
-        pio.write_images(
-            ordered,
-            [*png_paths, *svg_paths],
-            scale=1,
-            # kaleido ignores the layout's size unless it is passed explicitly.
-            width=[int(figure.layout.width or FIGURE_WIDTH_PX) for figure in ordered],
-            height=[int(figure.layout.height or FIGURE_HEIGHT_PX) for figure in ordered],
+        kaleido.write_fig_from_object_sync(
+            jobs, kopts={"path": str(report.browser), "mathjax": False}, cancel_on_error=True
         )
     finally:
         if previous is None:
