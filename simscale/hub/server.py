@@ -119,6 +119,7 @@ class HubServer:
         self._endpoints: dict[str, _Endpoint] = {}
         self._ping_records = {name: p.encode(PingMessage()) for name, p in SUPPORTED_PROTOCOLS.items()}
         self._sweep_task: asyncio.Task[None] | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._backplane_start_failed = False
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
@@ -185,11 +186,12 @@ class HubServer:
             _log.warning("backplane unavailable at start, will retry: %s", error)
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        if self._sweep_task is not None:
-            self._sweep_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweep_task
-            self._sweep_task = None
+        for task in (self._sweep_task, self._maintenance):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweep_task = self._maintenance = None
         for connection in list(self._connections.values()):
             # A restart is not the client's fault: let automatic reconnect kick in.
             connection.close("Server is shutting down.", allow_reconnect=True)
@@ -384,12 +386,29 @@ class HubServer:
             expected_s = now_s + interval_s
             try:
                 self.sweep(now_s)
-                if self._backplane_start_failed:
-                    await self._start_backplane()
-                for endpoint in self._endpoints.values():
-                    await endpoint.lifetime.retry_pending_subscriptions()
+                self._maintain_backplane()
             except Exception:
                 _log.exception("sweep failed")
+
+    def _maintain_backplane(self) -> None:
+        """Retry a failed backplane start and deferred subscriptions, off the sweep's own path.
+
+        Both may wait on a slow or absent Redis; a separate (single) task keeps the pings on time.
+        """
+        if self._maintenance is not None and not self._maintenance.done():
+            return
+        pending = any(endpoint.lifetime.pending_channels for endpoint in self._endpoints.values())
+        if self._backplane_start_failed or pending:
+            self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        try:
+            if self._backplane_start_failed:
+                await self._start_backplane()
+            for endpoint in self._endpoints.values():
+                await endpoint.lifetime.retry_pending_subscriptions()
+        except Exception:
+            _log.exception("backplane maintenance failed")
 
     def sweep(self, now_s: float) -> None:
         """One pass over every connection: pings, timeouts, expired negotiate tokens."""
