@@ -204,6 +204,21 @@ class HubServer:
             await endpoint.lifetime.stop()
         await self.backplane.stop()
 
+    def lifetime(self, path: str = "/chatHub") -> HubLifetimeManager:
+        """The connections, groups and fan-out of the hub at ``path`` (to send from server code).
+
+        Raises:
+            KeyError: no hub is mounted at ``path``.
+        """
+        return self._endpoints[path].lifetime
+
+    def close_connections(self, error: str | None = None, *, allow_reconnect: bool = False) -> int:
+        """Close every attached connection with a hub Close; returns how many were closed."""
+        connections = [c for c in self._connections.values() if not c.closed]
+        for connection in connections:
+            connection.close(error, allow_reconnect=allow_reconnect)
+        return len(connections)
+
     @property
     def connection_count(self) -> int:
         """Attached sockets, handshaken or not."""

@@ -81,11 +81,11 @@ async def test_group_user_and_connection_audiences_cross_servers(session: aiohtt
         await a.invoke("SendToGroup", "g", "a", "group")
         assert await heard(b, 1) == [("a", "group")]
         assert await heard(a, 0) == []
-        left_lifetime = left._endpoints["/chatHub"].lifetime
+        left_lifetime = left.lifetime("/chatHub")
         await left_lifetime.send("user", "u1", "ReceiveMessage", ("srv", "user"))
         assert await heard(b, 1) == [("srv", "user")]
         assert await heard(c, 1) == [("srv", "user")]
-        (b_id,) = right._endpoints["/chatHub"].lifetime.connections
+        (b_id,) = right.lifetime("/chatHub").connections
         await left_lifetime.send("connection", b_id, "ReceiveMessage", ("srv", "direct"))
         assert await heard(b, 1) == [("srv", "direct")]
         assert await heard(a, 0) == [] and await heard(c, 0) == []
@@ -188,10 +188,10 @@ async def test_group_changes_for_a_connection_on_another_server_are_acknowledged
     async with pair() as (left, right):
         a = await RawClient.connect(session, ws_url(left))
         b = await RawClient.connect(session, ws_url(right), "messagepack")
-        (b_id,) = right._endpoints["/chatHub"].lifetime.connections
-        left_lifetime = left._endpoints["/chatHub"].lifetime
+        (b_id,) = right.lifetime("/chatHub").connections
+        left_lifetime = left.lifetime("/chatHub")
         await left_lifetime.add_to_group(b_id, "remote")  # returns after right's ack
-        assert "remote" in right._endpoints["/chatHub"].lifetime.groups
+        assert "remote" in right.lifetime("/chatHub").groups
         await a.invoke("SendToGroup", "remote", "a", "via command")
         assert await heard(b, 1) == [("a", "via command")]
         await left_lifetime.remove_from_group(b_id, "remote")

@@ -250,16 +250,16 @@ async def test_audiences_caller_others_client_and_groups(session: aiohttp.Client
         assert (await b.invoke("Add", 0, 0)).result == 0 and b.inbox == []
         assert (await c.invoke("Add", 0, 0)).result == 0 and c.inbox == []
         assert (await a.invoke("Add", 0, 0)).result == 0 and a.inbox == []
-        endpoint = server._endpoints["/sample"]
-        assert set(endpoint.lifetime.groups) == {"g"}
-        assert a_id in endpoint.lifetime.connections
+        lifetime = server.lifetime("/sample")
+        assert set(lifetime.groups) == {"g"}
+        assert a_id in lifetime.connections
         for client in (a, b, c):
             await client.close()
 
 
 async def test_group_channels_are_reference_counted_on_the_backplane(session: aiohttp.ClientSession) -> None:
     async with running_server(HUBS) as server:
-        channel = server._endpoints["/sample"].lifetime.channels.group("room")
+        channel = server.lifetime("/sample").channels.group("room")
         a, _ = await connect(session, server)
         b, _ = await connect(session, server)
         await a.invoke("Join", "room")

@@ -75,7 +75,7 @@ async def _open_non_reading_socket(server: HubServer) -> socket.socket:
 async def test_slow_consumer_is_closed_at_the_buffer_limit(session: aiohttp.ClientSession) -> None:
     settings = HubSettings(max_buffered_bytes=65_536)
     async with running_server(settings=settings) as server:
-        lifetime = server._endpoints["/chatHub"].lifetime
+        lifetime = server.lifetime("/chatHub")
         reader = await RawClient.connect(session, ws_url(server))
         (reader_id,) = lifetime.connections
         sock = await _open_non_reading_socket(server)

@@ -121,10 +121,10 @@ async def test_bearer_token_from_header_or_query_sets_the_user(session: aiohttp.
         alice = await RawClient.connect(session, ws_url(server), headers={"Authorization": "Bearer t-alice"})
         bob = await RawClient.connect(session, ws_url(server) + "?access_token=t-bob")
         anonymous = await RawClient.connect(session, ws_url(server))
-        endpoint = next(iter(server._endpoints.values()))
-        assert set(endpoint.lifetime.users) == {"alice", "bob"}
+        lifetime = server.lifetime()
+        assert set(lifetime.users) == {"alice", "bob"}
         # Clients.user reaches only that user's connections.
-        await endpoint.lifetime.send("user", "alice", "Whisper", ("for alice",))
+        await lifetime.send("user", "alice", "Whisper", ("for alice",))
         message = await alice.receive()
         assert message.target == "Whisper" and message.arguments == ("for alice",)  # type: ignore[union-attr]
         assert (await bob.invoke("Echo", "no whisper first")).result == "no whisper first"

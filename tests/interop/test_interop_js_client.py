@@ -61,7 +61,7 @@ async def test_json_and_messagepack_clients_hear_each_other(server: HubServer) -
     try:
         for listener in listeners:
             await listener.wait_for("ready")
-        lifetime = server._endpoints["/chatHub"].lifetime
+        lifetime = server.lifetime("/chatHub")
         await lifetime.send("all", "", "ReceiveMessage", ("server", "to all"))
         await lifetime.send("group", "room", "ReceiveMessage", ("server", "to room"))
         for listener in listeners:
@@ -100,8 +100,7 @@ async def test_close_with_allow_reconnect_makes_the_client_reconnect(server: Hub
     js = await JsClient.start("reconnect", f"{server.url}/chatHub", "json")
     try:
         await js.wait_for("ready")
-        for connection in list(server._connections.values()):
-            connection.close("maintenance", allow_reconnect=True)
+        assert server.close_connections("maintenance", allow_reconnect=True) == 1
         reconnecting = await js.wait_for("reconnecting")
         assert "maintenance" in (reconnecting["error"] or "")
         await js.wait_for("reconnected")
@@ -135,7 +134,7 @@ async def test_access_token_reaches_the_authenticator() -> None:
     js = await JsClient.start("listen", f"{url}/chatHub", "json", token="secret")
     try:
         await js.wait_for("ready")
-        await server._endpoints["/chatHub"].lifetime.send("user", "carol", "ReceiveMessage", ("srv", "hi carol"))
+        await server.lifetime("/chatHub").send("user", "carol", "ReceiveMessage", ("srv", "hi carol"))
         assert (await js.wait_for("message"))["message"] == "hi carol"
         await js.finish()
         refused = await JsClient.start("listen", f"{url}/chatHub", "json")
