@@ -165,7 +165,7 @@ def scaling_criteria_figure(messages: pd.DataFrame, connections: pd.DataFrame) -
             go.Scatter(
                 x=part["clients"].astype(int).tolist(),
                 y=(part["cpu_utilization"].astype(float) * 100).round(2).tolist(),
-                name=f"{scenario}: CPU max (%)",
+                name=f"{scenario}: CPU, run mean (%)",
                 mode="lines",
                 line={"color": colour, "width": 1.5, "dash": "dot"},
             ),
