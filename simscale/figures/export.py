@@ -1,10 +1,11 @@
 """Figures → files: PNG and SVG through kaleido and the system's Chromium, HTML when there is none.
 
 kaleido 1.x drives a Chrome-family browser (through choreographer) and never downloads one unless
-asked to (``kaleido_get_chrome``); we never ask. It honours the ``BROWSER_PATH`` environment
-variable, so :func:`find_browser` looks for the system's Chromium and :func:`export_figures` points
-``BROWSER_PATH`` at it for the export. Without a browser, the figures are written as interactive
-HTML and the report says what to install.
+asked to (``kaleido_get_chrome``); we never ask. Left alone, choreographer looks for a browser it
+downloaded earlier, then ``BROWSER_PATH``, then ``PATH``. :func:`find_browser` finds the system's
+Chromium (``BROWSER_PATH`` first, then ``chromium`` on ``PATH``, then ``/usr/bin/chromium``) and
+:func:`export_figures` hands that path to kaleido explicitly, so no other browser is ever used.
+Without a browser the figures are written as interactive HTML and the report says what to install.
 
 plotly gives every rendered SVG a random six-hex-digit id (``defs-1a8303``, ``clip1a8303xy`` …);
 :func:`normalise_svg` replaces it with one derived from the figure's name, so regenerating a figure

@@ -188,7 +188,7 @@ def topology_figure(
         index = int(graph.nodes[node]["server"])
         label = f"server {index}"
         if index == origin_server:
-            label += "<br>(sender)"
+            label += " (sender)"
         labels.append(label)
     figure.add_trace(
         go.Scatter(
@@ -198,7 +198,8 @@ def topology_figure(
             name=TRACE_SERVERS,
             meta=TRACE_SERVERS,
             text=labels,
-            textposition="bottom center",
+            # Beside the square: sessions arrive from above and pub/sub links leave from below.
+            textposition="middle right",
             marker={
                 "size": 30,
                 "symbol": "square",
