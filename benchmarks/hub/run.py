@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="never run py-spy")
     parser.add_argument("--protocol", choices=("json", "messagepack"), default="json",
                         help="SignalR hub protocol the load generator uses")  # fmt: skip
-    parser.add_argument("--output", default="", help="results file stem (default results/{full,quick})")
+    parser.add_argument("--output", default="", help="results file stem (default: full or quick)")
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where JSON, Markdown and logs go")
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 1 if args.quick else 3
@@ -175,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     peers = choose_peers(args)
     stem = args.output or ("quick" if args.quick else "full")
-    RESULTS.mkdir(exist_ok=True)
-    log_dir = RESULTS / "logs"
-    log_dir.mkdir(exist_ok=True)
+    results = Path(args.results_dir)
+    log_dir = results / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     runs: Runs = []
     goal_results: list[dict[str, Any]] = []
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 simscale = next(peer for peer in peers if peer.key == SIMSCALE)
                 print(f"[bench] profiling simscale's hub with py-spy ({', '.join(sorted(missed))})", file=sys.stderr)
                 try:
-                    evidence = profile_simscale(simscale, context, missed, RESULTS, stem)
+                    evidence = profile_simscale(simscale, context, missed, results, stem)
                 except BenchError as error:
                     evidence = {"error": str(error)}
         finally:
@@ -242,13 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         "goals": goal_results,
         "profiles": evidence,
     }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
-    (RESULTS / f"{stem}.md").write_text(report)
+    (results / f"{stem}.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
+    (results / f"{stem}.md").write_text(report)
     print(report)
     for goal in goal_results:
         mark = {True: "PASS", False: "FAIL", None: "n/a "}[goal["passed"]]
         print(f"{mark}  {goal['goal']}: {goal['detail']}")
-    print(f"[bench] wrote {RESULTS / stem}.json and .md in {meta['elapsed_s']:.0f} s", file=sys.stderr)
+    print(f"[bench] wrote {results / stem}.json and .md in {meta['elapsed_s']:.0f} s", file=sys.stderr)
     return 0
 
 
