@@ -108,3 +108,36 @@ def test_figures_command_defaults_to_the_figures_directory() -> None:
     args = build_parser().parse_args(["figures"])
     assert args.out == "figures"
     assert args.handler is report._figures_command
+
+
+def test_public_api_is_pinned() -> None:
+    import simscale.figures
+
+    assert sorted(simscale.figures.__all__) == [
+        "BROWSER_INSTALL_HINT",
+        "ExportReport",
+        "FONT_FAMILY",
+        "TRACE_CLIENTS_MISSED",
+        "TRACE_CLIENTS_REACHED",
+        "TRACE_SERVERS",
+        "choose_broadcast",
+        "delivered_fraction_figure",
+        "export_figures",
+        "find_browser",
+        "house_layout",
+        "latency_distribution_figure",
+        "normalise_svg",
+        "reached_servers",
+        "scaling_criteria_figure",
+        "topology_figure",
+    ]
+    for name in simscale.figures.__all__:
+        assert hasattr(simscale.figures, name), name
+
+
+def test_find_browser_honours_browser_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "my-chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("BROWSER_PATH", str(fake))
+    assert find_browser() == fake
