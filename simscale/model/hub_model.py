@@ -161,6 +161,8 @@ class HubModel:
             self.env.process(self._invocations())
         if s.connection_lifetime_s > 0:
             self.env.process(self._churn())
+        if s.silent_clients_fraction > 0:
+            self.env.process(self._silence())
         self.env.run(until=self.horizon_s)
         return ModelRun(
             records=self.records,
@@ -366,8 +368,8 @@ class HubModel:
             return delays
         return delays * self.rng.uniform(1.0 - spread, 1.0 + spread, len(delays))
 
-    def _disconnect(self, ids: IntArray, reason: str, kind: ConnectionEventKind) -> None:
-        """Close established connections; dropped clients start their reconnect sequence."""
+    def _disconnect(self, ids: IntArray, reason: str, kind: ConnectionEventKind, *, client_gone: bool = False) -> None:
+        """Close established connections; dropped clients start their reconnect sequence (unless gone)."""
         if len(ids) == 0:
             return
         population = self.population
@@ -379,13 +381,37 @@ class HubModel:
                 self._event(kind, server.index, reason, len(batch))
         population.detach(ids)
         population.was_dropped[ids] = kind is ConnectionEventKind.DROPPED
-        if kind is ConnectionEventKind.CLOSED:
+        if client_gone:
+            population.gave_up[ids] = True  # nobody is left on that side to reconnect
+        elif kind is ConnectionEventKind.CLOSED:
             self._schedule_attempts(ids, 0.0)  # the app opens a new connection right away
         elif self.scenario.reconnect:
             delays = np.full(len(ids), self.scenario.reconnect_delays_s[0])
             self._schedule_attempts(ids, self._jitter(delays))
         else:
             self._give_up(ids)
+
+    def _silence(self) -> Generator[Any, Any, None]:
+        """Some clients stop sending and reading without closing; the server notices only by timeout."""
+        s = self.scenario
+        yield self.env.timeout(s.silent_at_s)
+        connected = np.flatnonzero(self.population.server_of >= 0).astype(np.int64)
+        count = round(s.silent_clients_fraction * len(connected))
+        if count == 0:
+            return
+        silent = np.sort(self.rng.choice(connected, size=count, replace=False))
+        # Each one last pinged somewhere within its keep-alive interval before going silent.
+        last_heard_s = s.silent_at_s - self.rng.uniform(0.0, s.client_keepalive_interval_s, count)
+        drop_at_s = last_heard_s + s.client_timeout_s
+        order = np.argsort(drop_at_s, kind="stable")
+        silent, drop_at_s = silent[order], drop_at_s[order]
+        # The server's heartbeat checks once a second: drop in one batch per tick.
+        ticks = np.ceil(drop_at_s / _HEARTBEAT_S)
+        for tick in np.unique(ticks):
+            yield self.env.timeout(max(0.0, tick * _HEARTBEAT_S - self.env.now))
+            batch = silent[ticks == tick]
+            batch = batch[self.population.server_of[batch] >= 0]
+            self._disconnect(batch, "client_timeout", ConnectionEventKind.DROPPED, client_gone=True)
 
     def _churn(self) -> Generator[Any, Any, None]:
         """Clients close after their connection lifetime and reconnect (fills TIME_WAIT)."""

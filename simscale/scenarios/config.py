@@ -184,6 +184,23 @@ class Scenario:
         source="REFERENCE Part 2 §A6",
         help="0: no jitter (the default policy); f: each delay × U(1-f, 1+f).",
     )
+    silent_clients_fraction: float = _field(
+        0.0,
+        unit="fraction",
+        low=0.0,
+        high=1.0,
+        source="user",
+        help="Share of connected clients that go silent at silent_at_s without closing (a laptop lid shut, "
+        "a dead network path): the server holds them until client_timeout_s.",
+    )
+    silent_at_s: float = _field(
+        10.0, unit="s", low=0.0, high=86_400.0, source="user", help="When those clients go silent."
+    )
+    client_timeout_s: float = _field(
+        30.0, unit="s", low=0.0, low_open=True, high=3_600.0,
+        source="REFERENCE Part 1 §1.6 (ClientTimeoutInterval)",
+        help="The server drops a client it has heard nothing from for this long.",
+    )  # fmt: skip
     server_timeout_s: float = _field(
         30.0,
         unit="s",

@@ -141,3 +141,21 @@ def test_an_explicit_broadcast_schedule_is_replayed_exactly() -> None:
     assert sent == pytest.approx([1.0, 2.5, 2.6, 2.7, 8.0])  # 0.5 falls in the warm-up
     with pytest.raises(ValueError, match="broadcast_offsets_s"):
         preset("single-server", broadcast_offsets_s=(2.0, 1.0))
+
+
+def test_silent_clients_are_held_until_the_client_timeout_then_dropped() -> None:
+    result = simulate(
+        preset(
+            "single-server", clients=1_000, duration_s=60.0, warmup_s=1.0, silent_clients_fraction=0.2, silent_at_s=10.0
+        )
+    )
+    connections = result.frames()["connections"]
+    drops = connections[connections.event == "dropped"]
+    assert set(drops.reason) == {"client_timeout"}
+    assert drops.clients.sum() == 200
+    # Last heard 0-15 s before going silent at 10 s, dropped 30 s after that: between 25 s and 40 s.
+    assert drops.time_s.min() >= 25.0 and drops.time_s.max() <= 41.0
+    resources = result.frames()["resources"]
+    held = resources[(resources.time_s > 11) & (resources.time_s < 24)]
+    assert (held.connections == 1_000).all()  # the server keeps paying for them meanwhile
+    assert resources[resources.time_s > 42].connections.eq(800).all()
