@@ -8,7 +8,6 @@ import importlib
 import json
 import math
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,8 +136,8 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     if args.replications < 1:
         raise ValueError(f"--replications must be >= 1, got {args.replications}")
-    with _Progress(f"simulating {scenario.name}", enabled=not args.json):
-        result = simulate(scenario)
+    with _Progress(f"simulating {scenario.name}", enabled=True) as bar:
+        result = simulate(scenario, progress=bar.update)
         replication = replicate(scenario, args.replications) if args.replications > 1 else None
     payload = result.to_json_dict()
     if replication is not None:
@@ -195,9 +194,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     print("simscale demo: the three classic scale-out scenarios, simulated on their defaults\n")
     results = []
-    with _Progress("simulating", enabled=True):
-        for name in ("single-server", "no-backplane", "backplane"):
-            results.append(simulate(preset(name)))
+    for name in ("single-server", "no-backplane", "backplane"):
+        with _Progress(f"simulating {name}", enabled=True) as bar:
+            results.append(simulate(preset(name), progress=bar.update))
     _print_table([dataclasses.asdict(result.summary) for result in results])
     print(
         "\nOne server reaches everyone. Three servers without a backplane reach only the sender's server's"
@@ -214,35 +213,35 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A spinner with elapsed time on stderr, only when stderr is a terminal."""
+    """A progress bar on stderr (only when stderr is a terminal): fraction of simulated time done."""
+
+    _WIDTH = 30
 
     def __init__(self, label: str, *, enabled: bool) -> None:
         self.label = label
         self.enabled = enabled and sys.stderr.isatty()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+        self._last_drawn = -1
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
-            self._thread = threading.Thread(target=self._spin, daemon=True)
-            self._thread.start()
+        self._started = time.monotonic()
         return self
 
-    def _spin(self) -> None:
-        started = time.monotonic()
-        frames = "|/-\\"
-        tick = 0
-        while not self._stop.wait(0.2):
-            elapsed = time.monotonic() - started
-            sys.stderr.write(f"\r{frames[tick % 4]} {self.label}… {elapsed:5.1f} s")
-            sys.stderr.flush()
-            tick += 1
+    def update(self, fraction: float) -> None:
+        """Redraw the bar at ``fraction`` (0-1) done."""
+        percent = int(fraction * 100)
+        if not self.enabled or percent == self._last_drawn:
+            return
+        self._last_drawn = percent
+        filled = int(fraction * self._WIDTH)
+        elapsed = time.monotonic() - self._started
+        bar = "#" * filled + "-" * (self._WIDTH - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {percent:3d}% {elapsed:5.1f} s")
+        sys.stderr.flush()
 
     def __exit__(self, *exc: object) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            sys.stderr.write("\r" + " " * 60 + "\r")
+        if self.enabled and self._last_drawn >= 0:
+            sys.stderr.write("\r" + " " * (len(self.label) + self._WIDTH + 20) + "\r")
             sys.stderr.flush()
 
 

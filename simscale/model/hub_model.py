@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,8 +142,12 @@ class HubModel:
     # ============================================================================================
     # running
     # ============================================================================================
-    def run(self) -> ModelRun:
-        """Simulate ``duration_s`` plus ``drain_s`` and return the records."""
+    def run(self, progress: Callable[[float], None] | None = None) -> ModelRun:
+        """Simulate ``duration_s`` plus ``drain_s`` and return the records.
+
+        Args:
+            progress: called with the fraction of simulated time done (0-1), about 100 times a run.
+        """
         started = time.perf_counter()
         s = self.scenario
         everyone = np.arange(s.clients, dtype=np.int64)
@@ -163,7 +167,12 @@ class HubModel:
             self.env.process(self._churn())
         if s.silent_clients_fraction > 0:
             self.env.process(self._silence())
-        self.env.run(until=self.horizon_s)
+        if progress is None:
+            self.env.run(until=self.horizon_s)
+        else:
+            for step in range(1, 101):
+                self.env.run(until=self.horizon_s * step / 100)
+                progress(step / 100)
         return ModelRun(
             records=self.records,
             events=self.env.events_processed,

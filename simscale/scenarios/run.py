@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,13 +58,13 @@ class SimulationResult:
         }
 
 
-def simulate(scenario: Scenario) -> SimulationResult:
-    """Run ``scenario`` once with its own seed."""
+def simulate(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> SimulationResult:
+    """Run ``scenario`` once with its own seed (``progress`` gets the fraction done, 0-1)."""
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a Scenario, got {type(scenario).__name__}")
     resolved = apply_calibration(scenario)
     model = HubModel(resolved, np.random.default_rng(resolved.seed))
-    run = model.run()
+    run = model.run(progress)
     summary = summarize(
         run.records,
         scenario=resolved.name,
