@@ -159,3 +159,26 @@ def test_silent_clients_are_held_until_the_client_timeout_then_dropped() -> None
     held = resources[(resources.time_s > 11) & (resources.time_s < 24)]
     assert (held.connections == 1_000).all()  # the server keeps paying for them meanwhile
     assert resources[resources.time_s > 42].connections.eq(800).all()
+
+
+def test_a_subscriber_past_the_output_buffer_limit_is_cut_off_and_misses_broadcasts() -> None:
+    slow = dict(
+        servers=3, clients=30_000, server_profile="asyncio-hub", send_cpu_per_recipient_s=10e-6,
+        broadcast_rate_per_s=50.0, message_bytes=100_000, duration_s=20.0, warmup_s=1.0,
+    )  # fmt: skip
+    result = simulate(preset("backplane", **slow))
+    assert result.backplane_disconnects >= 1
+    deliveries = result.frames()["deliveries"]
+    servers_reached = deliveries.groupby("broadcast_id").server.nunique()
+    assert (servers_reached < 3).any()
+    generous = simulate(preset("backplane", **slow, backplane_output_buffer_limit_bytes=1e12))
+    assert generous.backplane_disconnects == 0
+
+
+def test_events_grow_with_servers_not_clients() -> None:
+    small = simulate(preset("backplane", clients=1_000, duration_s=20.0, warmup_s=1.0)).summary
+    large = simulate(preset("backplane", clients=300_000, duration_s=20.0, warmup_s=1.0)).summary
+    assert small.events and large.events
+    assert large.events < 1.5 * small.events
+    more_servers = simulate(preset("backplane", servers=12, clients=1_000, duration_s=20.0, warmup_s=1.0)).summary
+    assert more_servers.events and more_servers.events > 2 * small.events
