@@ -97,7 +97,11 @@ class HubClients:
 
 
 class GroupManager:
-    """Group membership (``self.groups``); membership lives only in the owning server's memory."""
+    """Group membership (``self.groups``); membership lives only in the owning server's memory.
+
+    A connection on another server is added or removed through the backplane
+    (``:internal:groups``), and the call returns once that server acknowledged.
+    """
 
     __slots__ = ("_lifetime",)
 
@@ -105,11 +109,15 @@ class GroupManager:
         self._lifetime = lifetime
 
     async def add(self, connection_id: str, group: str) -> None:
-        """Put a local connection in ``group``; returns once this server hears the group's channel."""
+        """Put a connection in ``group``; returns once the group's messages reach it.
+
+        Raises:
+            LookupError: the connection is on no server that answered within ``group_ack_timeout_s``.
+        """
         await self._lifetime.add_to_group(connection_id, group)
 
     async def remove(self, connection_id: str, group: str) -> None:
-        """Take a local connection out of ``group``."""
+        """Take a connection out of ``group`` (same rules as :meth:`add`)."""
         await self._lifetime.remove_from_group(connection_id, group)
 
 
