@@ -184,10 +184,11 @@ def topology_figure(
 
     servers = sorted(nodes_of["server"], key=lambda node: int(graph.nodes[node]["server"]))
     labels = []
+    roomy = len(servers) <= 4  # beyond four servers, long labels would run into the next server
     for node in servers:
         index = int(graph.nodes[node]["server"])
-        label = f"server {index}"
-        if index == origin_server:
+        label = f"server {index}" if roomy else f"S{index}"
+        if index == origin_server and roomy:
             label += " (sender)"
         labels.append(label)
     figure.add_trace(
@@ -236,7 +237,7 @@ def topology_figure(
     got = sum(int(graph.nodes[n].get("count", 1)) for n in reached_nodes)
     house_layout(
         figure,
-        title=f"{title}<br><sup>broadcast #{broadcast_id} sent from server {origin_server}: "
+        title=f"{title}<br><sup>broadcast #{broadcast_id} sent from server {origin_server} (orange): "
         f"{got} of {total} clients reached</sup>",
         width_px=width_px,
         height_px=height_px,
