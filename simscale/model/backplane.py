@@ -30,6 +30,7 @@ class SimBackplane:
         latency_s: float,
         output_buffer_limit_bytes: float,
         resubscribe_s: float,
+        outage: tuple[float, float] | None = None,
     ) -> None:
         self.env = env
         self.lane = simpy.Resource(env, capacity=1)
@@ -44,6 +45,9 @@ class SimBackplane:
         self.wait_total_s = 0.0
         self.disconnects = 0
         self.missed = [0] * subscribers
+        self.outage = outage
+        """(start, end) of a window when Redis is down: publishes then are lost (pub/sub buffers nothing)."""
+        self.lost = 0
 
     @property
     def queue_length(self) -> int:
@@ -58,6 +62,9 @@ class SimBackplane:
         """Process: send to Redis, queue, get served, then hand to every subscriber. Returns the wait."""
         if self.latency_s:
             yield self.env.timeout(self.latency_s)
+        if self.outage is not None and self.outage[0] <= self.env.now < self.outage[1]:
+            self.lost += 1
+            return 0.0
         arrived = self.env.now
         with self.lane.request() as turn:
             yield turn

@@ -75,6 +75,7 @@ class ModelRun:
     wall_s: float
     topology: nx.Graph
     backplane_disconnects: int
+    backplane_lost_publishes: int = 0
 
 
 class HubModel:
@@ -124,6 +125,9 @@ class HubModel:
                 latency_s=s.backplane_latency_s,
                 output_buffer_limit_bytes=s.backplane_output_buffer_limit_bytes,
                 resubscribe_s=s.backplane_resubscribe_s,
+                outage=(s.backplane_outage_at_s, s.backplane_outage_at_s + s.backplane_outage_s)
+                if s.backplane_outage_s > 0
+                else None,
             )
             if s.backplane == "redis"
             else None
@@ -179,6 +183,7 @@ class HubModel:
             wall_s=time.perf_counter() - started,
             topology=build_topology(s, self.population.server_of),
             backplane_disconnects=self.backplane.disconnects if self.backplane else 0,
+            backplane_lost_publishes=self.backplane.lost if self.backplane else 0,
         )
 
     # ============================================================================================

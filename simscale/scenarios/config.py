@@ -423,6 +423,19 @@ class Scenario:
         help="Time a disconnected subscriber takes to resubscribe.",
     )
 
+    backplane_outage_at_s: float = _field(
+        20.0,
+        unit="s",
+        low=0.0,
+        high=86_400.0,
+        source="user",
+        help="When the backplane goes down (see backplane_outage_s).",
+    )
+    backplane_outage_s: float = _field(
+        0.0, unit="s", low=0.0, high=86_400.0, source="REFERENCE Part 1 §3.4 (no buffering: messages lost)",
+        help="0: no outage; >0: the backplane is down this long; publishes meanwhile are lost, not buffered.",
+    )  # fmt: skip
+
     # --- the clients' own machine (for predicting a loopback load test) -------------------------
     loadgen_cpu_per_delivery_s: float = _field(
         0.0,

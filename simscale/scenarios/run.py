@@ -40,6 +40,7 @@ class SimulationResult:
     records: RunRecords
     topology: nx.Graph
     backplane_disconnects: int = 0
+    backplane_lost_publishes: int = 0
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The records as tidy DataFrames (see :mod:`simscale.metrics.frames`)."""
@@ -52,6 +53,7 @@ class SimulationResult:
         return {
             **dataclasses.asdict(self.summary),
             "backplane_disconnects": self.backplane_disconnects,
+            "backplane_lost_publishes": self.backplane_lost_publishes,
             "simscale_version": __version__,
             "seed": self.scenario.seed,
             "parameters": self.scenario.to_dict(),
@@ -76,7 +78,9 @@ def simulate(scenario: Scenario, *, progress: Callable[[float], None] | None = N
         events=run.events,
         memory_base_bytes=resolved.memory_base_bytes,
     )
-    return SimulationResult(resolved, summary, run.records, run.topology, run.backplane_disconnects)
+    return SimulationResult(
+        resolved, summary, run.records, run.topology, run.backplane_disconnects, run.backplane_lost_publishes
+    )
 
 
 def _summary_of(scenario: Scenario) -> RunSummary:

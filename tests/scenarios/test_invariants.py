@@ -182,3 +182,21 @@ def test_events_grow_with_servers_not_clients() -> None:
     assert large.events < 1.5 * small.events
     more_servers = simulate(preset("backplane", servers=12, clients=1_000, duration_s=20.0, warmup_s=1.0)).summary
     assert more_servers.events and more_servers.events > 2 * small.events
+
+
+@pytest.mark.parametrize(("routing", "still_reached"), [("direct-local", 1 / 3), ("via-backplane", 0.0)])
+def test_a_backplane_outage_loses_what_was_sent_meanwhile(routing: str, still_reached: float) -> None:
+    """Redis pub/sub buffers nothing: during the outage only the sender's own server (direct-local) delivers."""
+    result = simulate(
+        short("backplane", backplane_routing=routing, backplane_outage_at_s=10.0, backplane_outage_s=10.0)
+    )
+    assert result.backplane_lost_publishes > 100
+    broadcasts = result.frames()["broadcasts"]
+    deliveries = result.frames()["deliveries"]
+    during = broadcasts[(broadcasts.sent_at_s > 10.1) & (broadcasts.sent_at_s < 19.9)].broadcast_id
+    delivered = deliveries[deliveries.broadcast_id.isin(during)].delivered.sum()
+    expected = broadcasts[broadcasts.broadcast_id.isin(during)].connected_clients.sum()
+    assert delivered / expected == pytest.approx(still_reached, abs=0.03)
+    after = broadcasts[broadcasts.sent_at_s > 21].broadcast_id
+    reached_after = deliveries[deliveries.broadcast_id.isin(after)].groupby("broadcast_id").server.nunique()
+    assert (reached_after == 3).all()
