@@ -40,6 +40,7 @@ class Sizes:
     tls_connections: int
     fanout_clients: int
     burst_broadcasts: int
+    burst_repeats: int
     rates_per_s: tuple[int, ...]
     rate_duration_s: float
     drain_s: float
@@ -53,12 +54,12 @@ class Sizes:
     @classmethod
     def full(cls) -> Sizes:
         """10k idle connections, 1,000 fan-out clients, 5k/20k/50k deliveries/s offered."""
-        return cls(10_000, 2_000, 1_000, 60, (5_000, 20_000, 50_000), 2.0, 2.0, 20.0, 10.0, 1.5, True)
+        return cls(10_000, 2_000, 1_000, 60, 3, (5_000, 20_000, 50_000), 2.0, 2.0, 20.0, 10.0, 1.5, True)
 
     @classmethod
     def quick(cls) -> Sizes:
         """Tiny sizes for a smoke run (well under a minute for two peers)."""
-        return cls(300, 100, 50, 20, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3, False)
+        return cls(300, 100, 50, 20, 1, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3, False)
 
 
 @dataclass
@@ -103,23 +104,33 @@ def _burst_and_rates(
 
     loadgen.call(sizes.burst_drain_s + 30, "burst", broadcasts=max(2, sizes.burst_broadcasts // 10),
                  drain_s=sizes.burst_drain_s)  # fmt: skip
-    cpu_before, machine_before = server_cpu(), machine_busy_s()
-    burst = loadgen.call(sizes.burst_drain_s + 60, "burst", broadcasts=sizes.burst_broadcasts,
-                         drain_s=sizes.burst_drain_s)  # fmt: skip
-    cpu_s = server_cpu() - cpu_before
-    foreign_s = machine_busy_s() - machine_before - cpu_s - burst["loadgen_cpu_s"]
-    figures[f"{prefix}burst_foreign_cpu"] = max(0.0, foreign_s) / max(burst["wall_s"], 1e-9)
+    # Several bursts; the fastest is the one least disturbed by the rest of the (shared) machine.
+    # CPU per delivery is summed over all of them: it barely depends on the disturbance.
+    bursts: list[tuple[dict[str, Any], float, float]] = []
+    for _ in range(sizes.burst_repeats):
+        cpu_before, machine_before = server_cpu(), machine_busy_s()
+        answer = loadgen.call(sizes.burst_drain_s + 60, "burst", broadcasts=sizes.burst_broadcasts,
+                              drain_s=sizes.burst_drain_s)  # fmt: skip
+        cpu_s = server_cpu() - cpu_before
+        foreign_s = max(0.0, machine_busy_s() - machine_before - cpu_s - answer["loadgen_cpu_s"])
+        bursts.append((answer, cpu_s, foreign_s))
+    burst, cpu_s, foreign_s = max(bursts, key=lambda item: item[0]["deliveries_per_s"])
+    figures[f"{prefix}burst_foreign_cpu"] = foreign_s / max(burst["wall_s"], 1e-9)
     figures[f"{prefix}burst_deliveries_per_s"] = burst["deliveries_per_s"]
-    figures[f"{prefix}burst_delivered_fraction"] = burst["delivered_fraction"]
+    figures[f"{prefix}burst_all_deliveries_per_s"] = [round(item[0]["deliveries_per_s"]) for item in bursts]
+    figures[f"{prefix}burst_delivered_fraction"] = min(item[0]["delivered_fraction"] for item in bursts)
     figures[f"{prefix}burst_recipients"] = burst["recipients"]
     figures[f"{prefix}burst_loadgen_cpu"] = burst["loadgen_cpu_fraction"]
     figures[f"{prefix}burst_server_cpu"] = cpu_s / max(burst["wall_s"], 1e-9)
-    if burst["delivered"] and cpu_s > 0:
-        figures[f"{prefix}cpu_us_per_delivery"] = cpu_s / burst["delivered"] * 1e6
+    delivered = sum(item[0]["delivered"] for item in bursts)
+    total_cpu_s = sum(item[1] for item in bursts)
+    if delivered and total_cpu_s > 0:
+        figures[f"{prefix}cpu_us_per_delivery"] = total_cpu_s / delivered * 1e6
         # What one fully busy server core would deliver: independent of the load generator's ceiling.
-        figures[f"{prefix}deliveries_per_server_cpu_s"] = burst["delivered"] / cpu_s
-    if burst.get("reader_errors"):
-        figures[f"{prefix}burst_reader_errors"] = burst["reader_errors"]
+        figures[f"{prefix}deliveries_per_server_cpu_s"] = delivered / total_cpu_s
+    errors = [item[0]["reader_errors"] for item in bursts if item[0].get("reader_errors")]
+    if errors:
+        figures[f"{prefix}burst_reader_errors"] = errors[-1]
     for rate in sizes.rates_per_s:
         cpu_before = server_cpu()
         answer = loadgen.call(sizes.rate_duration_s + sizes.drain_s + 60, "rate", deliveries_per_s=rate,

@@ -30,6 +30,7 @@ from typing import Any
 from benchmarks.hub import install
 from benchmarks.hub.catalog import FLOOR, SIMSCALE, Peer, all_peers, simscale_hub_available
 from benchmarks.hub.measure import Context, Sizes, make_tls_files, measure_peer
+from benchmarks.hub.memory_probe import markdown_lines, probe_memory
 from benchmarks.hub.processes import (
     BenchError,
     LoadGenProcess,
@@ -144,7 +145,7 @@ def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Pat
         finally:
             loadgen.stop()
             server.stop()
-    if kinds & {"idle", "memory"}:
+    if "idle" in kinds:
         server = ServerProcess(peer.key, peer.command(), context.log_dir / "server-simscale-profile-idle.log")
         loadgen = LoadGenProcess({**spec, "urls": [server.url]}, context.log_dir / "loadgen-profile-idle.log")
         try:
@@ -167,6 +168,21 @@ def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Pat
             loadgen.stop()
             server.stop()
     return evidence
+
+
+def probe_memories(peers: list[Peer], context: Context, out_dir: Path) -> dict[str, Any]:
+    """tracemalloc allocation sites per idle connection, simscale's hub beside the floor."""
+    connections = min(2_000, context.sizes.idle_connections)
+    found: dict[str, Any] = {}
+    for peer in peers:
+        if peer.key in (FLOOR, SIMSCALE):
+            found[peer.key] = probe_memory(peer, connections, out_dir / "logs", context.log_dir)
+    return {
+        "file": "(tables below)",
+        "condition": f"{connections} idle connections, Python heap by allocation site (tracemalloc)",
+        "summary": [line for result in found.values() for line in [*markdown_lines(result), ""]],
+        "results": found,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                     evidence = profile_simscale(simscale, context, missed, results, stem)
                 except BenchError as error:
                     evidence = {"error": str(error)}
+                if "memory" in missed:
+                    try:
+                        evidence["memory"] = probe_memories(peers, context, results)
+                    except (BenchError, TimeoutError) as error:
+                        evidence["memory-error"] = str(error)
         finally:
             if redis is not None:
                 redis.stop()
@@ -231,8 +252,11 @@ def main(argv: list[str] | None = None) -> int:
             report += f"- **{mark}** {goal['goal']}: {goal['detail']}\n"
     for kind, found in evidence.items():
         if isinstance(found, dict):
-            report += f"\n## py-spy profile of simscale's hub: {kind} ({found['condition']})\n\n"
-            report += f"Raw collapsed stacks: `{found['file']}`.\n\n" + "\n".join(found["summary"]) + "\n"
+            what = "memory probe" if kind == "memory" else "py-spy profile"
+            report += f"\n## {what} of simscale's hub: {kind} ({found['condition']})\n\n"
+            if found["file"].endswith(".txt"):
+                report += f"Raw collapsed stacks: `{found['file']}`.\n\n"
+            report += "\n".join(found["summary"]) + "\n"
         else:
             report += f"\n## py-spy: {found}\n"
     document = {
