@@ -33,6 +33,8 @@ from simscale.validation.processes import HubProcess, run_blocking
 __all__ = ["calibrate"]
 
 _MAX_CONNECTIONS = 1_000
+_BUSY_DELIVERIES_PER_S = 70_000
+_BUSY_MAX_RATE_PER_S = 250.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,8 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0)
             _broadcast_run(hub.url, large, 25.0, 3.0, hub),
             _broadcast_run(hub.url, small, 25.0, 3.0, hub),
         ]
+        # A busy run: per-delivery costs fall with load (more messages per wake-up and system call).
+        busy = _broadcast_run(hub.url, large, min(_BUSY_DELIVERIES_PER_S / large, _BUSY_MAX_RATE_PER_S), 3.0, hub)
     finally:
         hub.stop()
 
@@ -183,6 +187,13 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0)
     loadgen_per_delivery_s = (
         max((second.loadgen_cpu_s - first.loadgen_cpu_s) / delta_deliveries, 1e-7) if delta_deliveries > 0 else 0.0
     )
+    # The busy run, with the fixed costs found above taken out.
+    loadgen_fixed_s = first.loadgen_cpu_s - loadgen_per_delivery_s * first.deliveries
+    busy_hub_s = busy.hub_cpu_s - busy.clients * handshake_cpu_s - busy.wall_s * empty_idle_cpu_per_s
+    busy_send_s = max((busy_hub_s - busy.broadcasts * float(per_broadcast_s)) / max(busy.deliveries, 1), 1e-7)
+    busy_loadgen_s = max((busy.loadgen_cpu_s - loadgen_fixed_s) / max(busy.deliveries, 1), 1e-7)
+    low_load = (first.deliveries + second.deliveries) / (first.wall_s + second.wall_s)
+    high_load = busy.deliveries / busy.wall_s
     publish_base_s, backplane_latency_s = _publish_costs_s()
     return Calibration(
         invocation_cpu_s=invocation_cpu_s,
@@ -197,10 +208,14 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0)
         connections=connections,
         loadgen_cpu_per_delivery_s=loadgen_per_delivery_s,
         loadgen_cpu_per_send_s=0.0,
+        low_load_deliveries_per_s=low_load,
+        high_load_deliveries_per_s=high_load,
+        send_cpu_per_recipient_high_load_s=busy_send_s,
+        loadgen_cpu_per_delivery_high_load_s=busy_loadgen_s,
         host=platform.node(),
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         simscale_version=__version__,
-        notes={"runs": [_as_dict(run) for run in runs]},
+        notes={"runs": [_as_dict(run) for run in [*runs, busy]]},
     )
 
 

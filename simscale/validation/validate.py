@@ -24,13 +24,21 @@ from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.records import RunSummary
 from simscale.metrics.summary import cpu_utilization_by_server
 from simscale.scenarios import Scenario, preset, simulate
-from simscale.scenarios.calibration import CALIBRATED_FIELDS, LOADGEN_FIELDS, Calibration
+from simscale.scenarios.calibration import Calibration, calibrated_costs
 from simscale.validation.processes import CpuSampler, HubProcesses, run_blocking
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SATURATION_P99_MS", "VALIDATED_PRESETS", "ValidationResult", "model_scenario", "validate"]
+__all__ = [
+    "SATURATION_P99_MS",
+    "VALIDATED_PRESETS",
+    "ValidationResult",
+    "agreement",
+    "costs_for_rate",
+    "model_scenario",
+    "validate",
+]
 
 VALIDATED_PRESETS = ("single-server", "no-backplane", "backplane")
 SATURATION_P99_MS = 250.0
@@ -70,7 +78,6 @@ def model_scenario(
     name: str, servers: int, clients: int, calibration: Calibration, *, duration_s: float, warmup_s: float, seed: int
 ) -> Scenario:
     """The ``asyncio-hub`` scenario that predicts a loopback run of ``name``."""
-    costs = {field: float(getattr(calibration, field)) for field in CALIBRATED_FIELDS + LOADGEN_FIELDS}
     return preset(
         name,
         servers=servers,
@@ -87,7 +94,18 @@ def model_scenario(
         message_bytes=64,
         latency_samples_per_fanout=1_000,
         seed=seed,
-        **costs,
+        **calibrated_costs(calibration, hub_deliveries_per_s=1.0, loadgen_deliveries_per_s=1.0),
+    )
+
+
+def costs_for_rate(scenario: Scenario, calibration: Calibration, rate_per_s: float) -> dict[str, float]:
+    """The calibrated costs at the load ``rate_per_s`` puts on each hub process and on the load generator."""
+    own_share = 1.0 / scenario.servers if scenario.backplane == "none" else 1.0
+    per_server = rate_per_s * scenario.clients / scenario.servers * own_share
+    return calibrated_costs(
+        calibration,
+        hub_deliveries_per_s=per_server,
+        loadgen_deliveries_per_s=per_server * scenario.servers,
     )
 
 
@@ -105,11 +123,12 @@ def _saturation_from_points(rates: Sequence[float], p99_ms: Sequence[float | Non
     return None
 
 
-def _predicted_saturation(scenario: Scenario, high_per_s: float) -> float:
+def _predicted_saturation(scenario: Scenario, calibration: Calibration, high_per_s: float) -> float:
     """Bisect the model's broadcast rate for p99 = threshold (the model is cheap to run)."""
 
     def p99(rate: float) -> float:
-        value = simulate(scenario.replace(broadcast_rate_per_s=rate)).summary.latency_p99_ms
+        costs = costs_for_rate(scenario, calibration, rate)
+        value = simulate(scenario.replace(broadcast_rate_per_s=rate, **costs)).summary.latency_p99_ms
         return math.inf if value is None else value
 
     low, high = 0.5, high_per_s
@@ -169,7 +188,7 @@ def validate(
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
     scenario = model_scenario(name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
     if rates_per_s is None:
-        saturation = _predicted_saturation(scenario, 20.0)
+        saturation = _predicted_saturation(scenario, calibration, 20.0)
         rates_per_s = [round(saturation * factor, 2) for factor in (0.25, 0.5, 0.8, 1.25)]
     rates = sorted(float(rate) for rate in rates_per_s)
     if len(rates) < 1 or any(not math.isfinite(rate) or rate <= 0 for rate in rates):
@@ -210,7 +229,11 @@ def validate(
             # runs then differ in how they serve the broadcasts, not in how many there were.
             offsets = poisson_offsets_s(rate, warmup_s + duration_s, np.random.default_rng(seed))
             model = simulate(
-                scenario.replace(broadcast_rate_per_s=rate, broadcast_offsets_s=tuple(offsets.tolist()))
+                scenario.replace(
+                    broadcast_rate_per_s=rate,
+                    broadcast_offsets_s=tuple(offsets.tolist()),
+                    **costs_for_rate(scenario, calibration, rate),
+                )
             )
             predicted.append(model.summary)
             predicted_cpu = cpu_utilization_by_server(model.records, warmup_s, warmup_s + duration_s)
@@ -253,7 +276,7 @@ def validate(
             }
         )
     measured_saturation = _saturation_from_points(rates, [summary.latency_p99_ms for summary in measured])
-    predicted_saturation = _predicted_saturation(scenario, rates[0])
+    predicted_saturation = _predicted_saturation(scenario, calibration, rates[0])
     rows.append(
         {
             "metric": "saturation_broadcast_rate",

@@ -57,3 +57,23 @@ def test_edited_or_broken_files_are_refused(tmp_path: Path) -> None:
         load_calibration(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="send_cpu_per_recipient_s"):
         sample(send_cpu_per_recipient_s=-1.0)
+
+
+def test_per_delivery_cost_follows_the_load_between_the_two_measured_points() -> None:
+    from simscale.scenarios.calibration import calibrated_costs, cost_at_load
+
+    assert cost_at_load(20e-6, 10e-6, 1_000.0, 100_000.0, 500.0) == 20e-6  # below: the low-load cost
+    assert cost_at_load(20e-6, 10e-6, 1_000.0, 100_000.0, 10_000.0) == pytest.approx(15e-6)  # log midpoint
+    assert cost_at_load(20e-6, 10e-6, 1_000.0, 100_000.0, 1e6) == 10e-6  # above: the busy cost
+    assert cost_at_load(20e-6, 0.0, 1_000.0, 100_000.0, 1e6) == 20e-6  # one load measured: constant
+    calibration = sample(
+        low_load_deliveries_per_s=1_000.0,
+        high_load_deliveries_per_s=100_000.0,
+        send_cpu_per_recipient_high_load_s=4e-6,
+        loadgen_cpu_per_delivery_s=30e-6,
+        loadgen_cpu_per_delivery_high_load_s=15e-6,
+    )
+    costs = calibrated_costs(calibration, hub_deliveries_per_s=10_000.0, loadgen_deliveries_per_s=100_000.0)
+    assert costs["send_cpu_per_recipient_s"] == pytest.approx(6e-6)
+    assert costs["loadgen_cpu_per_delivery_s"] == pytest.approx(15e-6)
+    assert "loadgen_cpu_per_delivery_s" not in calibrated_costs(calibration, hub_deliveries_per_s=10.0)
