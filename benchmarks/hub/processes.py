@@ -248,10 +248,17 @@ class RedisProcess:
         self._log.close()
 
 
-def start_profiler(py_spy: Path, pid: int, out_path: Path, duration_s: int) -> subprocess.Popen[str]:
-    """Start ``py-spy record`` (raw collapsed stacks, non-blocking) against ``pid``."""
+def start_profiler(
+    py_spy: Path, pid: int, out_path: Path, duration_s: int, native: bool = False
+) -> subprocess.Popen[str]:
+    """Start ``py-spy record`` (raw collapsed stacks) against ``pid``.
+
+    Non-blocking by default; ``native`` adds C frames (the interpreter, asyncio's and aiohttp's C
+    parts, the GC), which needs py-spy to pause the process for each sample.
+    """
+    mode = ["--native"] if native else ["--nonblocking"]
     argv = [
-        str(py_spy), "record", "--nonblocking", "--format", "raw", "--rate", "250",
+        str(py_spy), "record", *mode, "--format", "raw", "--rate", "250",
         "--duration", str(duration_s), "-o", str(out_path), "--pid", str(pid),
     ]  # fmt: skip
     return subprocess.Popen(
