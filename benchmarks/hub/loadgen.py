@@ -37,7 +37,6 @@ import aiohttp
 import numpy as np
 
 MARK = "~T"
-MARK_BYTES = b"~T"
 CONNECT_CONCURRENCY = 256
 """Connections being opened at once; a few hundred keeps the accept queue busy without timeouts."""
 SIGNALR_KEEPALIVE_S = 15.0
@@ -225,32 +224,27 @@ class LoadGenerator:
         try:
             async for message in ws:
                 data = message.data
-                if isinstance(data, str):
-                    start = data.find(MARK)
-                    if start < 0:
-                        reply = adapter.control_reply(data)
-                        if reply is not None:
-                            await ws.send_str(reply)
-                        continue
-                    mark, end_mark, sep = MARK, "~", ":"
-                elif isinstance(data, bytes | bytearray):
-                    start = data.find(MARK_BYTES)
-                    if start < 0:
-                        continue
-                    mark, end_mark, sep = MARK_BYTES, b"~", b":"
-                else:
+                if isinstance(data, bytes | bytearray):
+                    data = data.decode("latin-1")  # binary frames: the marker is ASCII, positions stay
+                elif not isinstance(data, str):
+                    continue
+                start = data.find(MARK)
+                if start < 0:
+                    reply = adapter.control_reply(data)
+                    if reply is not None:
+                        await ws.send_str(reply)
                     continue
                 now = clock()
                 while start >= 0:
-                    end = data.find(end_mark, start + 2)
-                    phase, _, sent = data[start + 2 : end].partition(sep)  # type: ignore[arg-type]
+                    end = data.find("~", start + 2)
+                    phase, _, sent = data[start + 2 : end].partition(":")
                     if int(phase) == self.phase:
                         latencies.append(now - int(sent))
                         self.received += 1
                         self.last_receive_ns = now
                     else:
                         self.stale += 1
-                    start = data.find(mark, end + 1)  # type: ignore[arg-type]
+                    start = data.find(MARK, end + 1)
         except (aiohttp.ClientError, ConnectionError, asyncio.CancelledError):
             pass
         except Exception as error:  # a parsing bug must not pass silently

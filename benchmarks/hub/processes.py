@@ -65,7 +65,7 @@ def _pump(stream: IO[str], log: IO[str], lines: queue.Queue[str | None]) -> None
     lines.put(None)
 
 
-def _stop(process: subprocess.Popen[str], grace_s: float = 5.0) -> None:
+def _stop(process: subprocess.Popen[Any], grace_s: float = 5.0) -> None:
     if process.poll() is not None:
         return
     process.terminate()

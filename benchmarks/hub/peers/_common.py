@@ -50,7 +50,7 @@ async def serve_until_signal(app: web.Application, options: argparse.Namespace) 
     site = web.TCPSite(runner, "127.0.0.1", options.port, ssl_context=context, backlog=4096)
     await site.start()
     server = site._server
-    assert server is not None
+    assert isinstance(server, asyncio.Server)
     port = server.sockets[0].getsockname()[1]
     scheme = "https" if context else "http"
     print(f"listening on {scheme}://127.0.0.1:{port}", flush=True)

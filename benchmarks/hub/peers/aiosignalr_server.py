@@ -11,7 +11,7 @@ from _common import parse_options, serve_until_signal
 from aiosignalr.server import Hub, SignalRServer
 
 
-class ChatHub(Hub):
+class ChatHub(Hub):  # type: ignore[misc]  # aiosignalr ships no type information
     """The same chat hub simscale ships."""
 
     async def SendMessage(self, user: str, message: str) -> None:

@@ -25,7 +25,7 @@ async def main() -> None:
         compression_threshold=1 << 30,
     )
 
-    @sio.on("broadcast")
+    @sio.on("broadcast")  # type: ignore[untyped-decorator]
     async def on_broadcast(sid: str, payload: str) -> None:
         await sio.emit("msg", payload)
 
