@@ -85,6 +85,9 @@ class HubLifetimeManager:
             channels.internal_groups: self._on_group_command,
             channels.internal_ack(server_name): self._on_group_ack,
         }
+        # One bound method for every channel: each ``self.on_backplane_message`` makes a new object,
+        # and the backplane keeps the handler of every per-connection subscription.
+        self._on_message: MessageHandler = self.on_backplane_message
         self._command_ids = itertools.count(1)
         self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
 
@@ -155,9 +158,8 @@ class HubLifetimeManager:
         await self._join(connection, group)
 
     async def _join(self, connection: HubConnection, group: str) -> None:
-        if group in connection.groups:
+        if not connection.join_group(group):
             return
-        connection.groups.add(group)
         members = self.groups.get(group)
         if members is None:
             self.groups[group] = {connection}
@@ -220,7 +222,7 @@ class HubLifetimeManager:
             waiter.set_result(None)
 
     async def _leave(self, connection: HubConnection, group: str) -> None:
-        connection.groups.discard(group)
+        connection.leave_group(group)
         members = self.groups.get(group)
         if members is None:
             return
@@ -350,7 +352,7 @@ class HubLifetimeManager:
         self._subscribing[channel] = done
         try:
             async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
-                handler = self._internal_handlers.get(channel, self.on_backplane_message)
+                handler = self._internal_handlers.get(channel, self._on_message)
                 await self.backplane.subscribe(channel, handler)
         except (BackplaneUnavailable, TimeoutError) as error:
             _log.info("subscribe %s deferred: %s", channel, error)
@@ -369,9 +371,7 @@ class HubLifetimeManager:
         self._subscribed.discard(channel)
         try:
             async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
-                await self.backplane.unsubscribe(
-                    channel, self._internal_handlers.get(channel, self.on_backplane_message)
-                )
+                await self.backplane.unsubscribe(channel, self._internal_handlers.get(channel, self._on_message))
         except (BackplaneUnavailable, TimeoutError) as error:
             _log.info("unsubscribe %s failed: %s", channel, error)
 

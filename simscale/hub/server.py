@@ -4,7 +4,9 @@ Each WebSocket is a thin loop: bytes from aiohttp go into the sans-I/O
 :class:`~simscale.protocol.ServerConnection`, whatever it queues is written back, and the hub
 messages it returns go to the :class:`~simscale.hub.dispatch.HubDispatcher`. A connection owns no
 task, timer or subscription object beyond aiohttp's request handler: keep-alive pings, client and
-handshake timeouts and token expiry all run in **one** periodic sweep per server.
+handshake timeouts and token expiry all run in **one** periodic sweep per server, which looks only at
+the connections that are due (:class:`~simscale.hub.keepalive.KeepAliveWheel`). What the hub writes
+is coalesced per connection and event-loop turn (:class:`~simscale.hub.connection.WriteCoalescer`).
 
 Routes, for a hub mounted at ``/chatHub``:
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -34,9 +37,10 @@ from simscale.backplane.memory import MemoryBackplane, MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
 from simscale.hub.auth import AnonymousAuthenticator, AuthenticationError, Authenticator, bearer_token
 from simscale.hub.chat import ChatHub
-from simscale.hub.connection import HubConnection
+from simscale.hub.connection import HubConnection, WriteCoalescer
 from simscale.hub.dispatch import HubDispatcher
 from simscale.hub.hub import Hub
+from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.lifetime import HubLifetimeManager
 from simscale.hub.metrics import HubCounters, render_prometheus
 from simscale.hub.settings import HubSettings
@@ -112,7 +116,12 @@ class HubServer:
         self.authenticator: Authenticator = authenticator or AnonymousAuthenticator()
         self.counters = HubCounters()
         self._connections: dict[str, HubConnection] = {}
-        """Every attached socket (handshaken or not) by connection token: what the sweep walks."""
+        """Every attached socket (handshaken or not) by connection token."""
+        self._wheel = KeepAliveWheel(self.settings.sweep_interval_s)
+        """Every attached socket, filed by when it next needs a ping or a timeout check."""
+        self._first_look_s = min(self.settings.handshake_timeout_s, self.settings.keepalive_interval_s)
+        """A new socket's first check: its handshake deadline, or its first ping if that is sooner."""
+        self._coalescer = WriteCoalescer()
         self._reservations: dict[str, _Reservation] = {}
         self._attaching: set[str] = set()
         """Tokens whose WebSocket is being set up (authenticated, upgraded)."""
@@ -141,7 +150,7 @@ class HubServer:
             endpoint = _Endpoint(path, dispatcher, lifetime)
             self._endpoints[path] = endpoint
             self.app.router.add_post(f"{path}/negotiate", self._negotiate_handler(endpoint))
-            self.app.router.add_get(path, self._websocket_handler(endpoint))
+            self.app.router.add_get(path, functools.partial(self._serve_websocket, endpoint))
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.on_startup.append(self._on_startup)
@@ -264,13 +273,49 @@ class HubServer:
 
     # ---- WebSocket transport ----------------------------------------------------------------------
 
-    def _websocket_handler(self, endpoint: _Endpoint) -> Any:
-        async def websocket(request: web.Request) -> web.StreamResponse:
-            return await self._serve_websocket(endpoint, request)
-
-        return websocket
-
     async def _serve_websocket(self, endpoint: _Endpoint, request: web.Request) -> web.StreamResponse:
+        """Attach one WebSocket and read it until it ends.
+
+        The ``await ws.receive()`` sits in this, the request handler's own coroutine, on purpose:
+        every coroutine suspended under an idle connection's handler is ~300 bytes kept alive per
+        connection, so set-up and per-frame work are coroutines that finish instead.
+        """
+        opened = await self._open_websocket(endpoint, request)
+        if isinstance(opened, web.WebSocketResponse):
+            return opened  # the peer went away during the upgrade
+        ws, connection, token = opened
+        error: Exception | None = None
+        try:
+            while True:
+                frame = await ws.receive()
+                if frame.type is not WSMsgType.TEXT and frame.type is not WSMsgType.BINARY:
+                    break  # CLOSE / ERROR: aiohttp answers control frames itself
+                if connection.closed:
+                    break
+                data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+                if await self._receive_frame(endpoint, connection, data):
+                    break
+        except Exception as caught:  # never let one client take the process down
+            error = caught
+            _log.exception("connection %s failed", connection.connection_id)
+            connection.close("An internal error closed the connection.")
+        finally:
+            del self._connections[token]
+            if connection.handshaken:
+                self.counters.connections_closed += 1
+                if error is None and connection.close_reason is not None:
+                    error = ConnectionError(connection.close_reason)
+                await endpoint.dispatcher.on_disconnected(connection, error)
+            connection.finish(connection.close_reason)
+        if not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        return ws
+
+    async def _open_websocket(
+        self, endpoint: _Endpoint, request: web.Request
+    ) -> tuple[web.WebSocketResponse, HubConnection, str] | web.WebSocketResponse:
+        """Claim the token, authenticate, upgrade and register the connection (no hub code yet)."""
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text="only the WebSockets transport is supported")
         token = request.query.get("id")
@@ -290,92 +335,67 @@ class HubServer:
             connection_id = token = _new_id()
         self._attaching.add(token)
         try:
-            return await self._attach(endpoint, request, token, connection_id)
+            user_id = await self._authenticate(request)
+            ws = web.WebSocketResponse(
+                compress=False,  # frames are written by hand, uncompressed
+                max_msg_size=max(_AIOHTTP_FRAME_CAP_BYTES, 4 * self.settings.max_message_bytes),
+                autoping=True,
+                decode_text=False,
+            )
+            await ws.prepare(request)
+            transport = request.transport
+            if transport is None:
+                return ws
+            assert isinstance(transport, asyncio.Transport)
+            now_s = time.monotonic()
+            connection = HubConnection(
+                connection_id,
+                user_id,
+                transport,
+                ServerConnection(self.settings.max_message_bytes),
+                now_s=now_s,
+                max_buffered_bytes=self.settings.max_buffered_bytes,
+                counters=self.counters,
+                coalescer=self._coalescer,
+            )
+            self._connections[token] = connection
         finally:
             self._attaching.discard(token)
+        self._wheel.file(connection, now_s + self._first_look_s)
+        return ws, connection, token
 
-    async def _attach(
-        self, endpoint: _Endpoint, request: web.Request, token: str, connection_id: str
-    ) -> web.StreamResponse:
-        user_id = await self._authenticate(request)
-
-        ws = web.WebSocketResponse(
-            compress=False,  # frames are written by hand, uncompressed
-            max_msg_size=max(_AIOHTTP_FRAME_CAP_BYTES, 4 * self.settings.max_message_bytes),
-            autoping=True,
-            decode_text=False,
-        )
-        await ws.prepare(request)
-        transport = request.transport
-        if transport is None:
-            return ws
-        assert isinstance(transport, asyncio.Transport)
-        connection = HubConnection(
-            connection_id,
-            user_id,
-            transport,
-            ServerConnection(self.settings.max_message_bytes),
-            now_s=time.monotonic(),
-            max_buffered_bytes=self.settings.max_buffered_bytes,
-            counters=self.counters,
-        )
-        self._connections[token] = connection
-        self._attaching.discard(token)
-        error: Exception | None = None
-        try:
-            await self._receive_loop(endpoint, connection, ws)
-        except Exception as caught:  # never let one client take the process down
-            error = caught
-            _log.exception("connection %s failed", connection_id)
-            connection.close("An internal error closed the connection.")
-        finally:
-            del self._connections[token]
-            if connection.handshaken:
-                self.counters.connections_closed += 1
-                if error is None and connection.close_reason is not None:
-                    error = ConnectionError(connection.close_reason)
-                await endpoint.dispatcher.on_disconnected(connection, error)
-            connection.finish(connection.close_reason)
-        if not ws.closed:
-            with contextlib.suppress(Exception):
-                await ws.close()
-        return ws
-
-    async def _receive_loop(self, endpoint: _Endpoint, connection: HubConnection, ws: web.WebSocketResponse) -> None:
+    async def _receive_frame(self, endpoint: _Endpoint, connection: HubConnection, data: bytes) -> bool:
+        """Feed one frame to the protocol and act on what it holds; ``True`` when the loop must end."""
         state = connection.protocol_connection
         dispatcher = endpoint.dispatcher
-        async for frame in ws:
-            if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
-                data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
-            else:
-                break  # CLOSE / ERROR: aiohttp answers control frames itself
+        connection.last_received_s = time.monotonic()
+        was_handshaken = connection.handshaken
+        messages = state.receive_data(data)
+        if not was_handshaken and state.state is ConnectionState.OPEN:
+            connection.protocol = state.protocol
+            connection.flush()  # the handshake answer, before anything the hub sends
+            self.counters.connections_opened += 1
+            try:
+                await dispatcher.on_connected(connection)
+            except Exception:
+                _log.exception("on_connected failed")
+                connection.close("The server failed to accept the connection.")
+                return True
+        if state.state is ConnectionState.CLOSED:
+            if messages and isinstance(messages[-1], CloseMessage):
+                # Messages before the client's goodbye in the same frame are still honoured.
+                for message in messages[:-1]:
+                    await dispatcher.dispatch(connection, message)
+            self._close_after_protocol_end(connection, messages)
+            return True
+        connection.flush()
+        for message in messages:
+            if message.__class__ is PingMessage:
+                continue  # only refreshes liveness, done above
+            await dispatcher.dispatch(connection, message)
             if connection.closed:
-                break
-            connection.last_received_s = time.monotonic()
-            was_handshaken = connection.handshaken
-            messages = state.receive_data(data)
-            if not was_handshaken and state.state is ConnectionState.OPEN:
-                connection.protocol = state.protocol
-                connection.flush()  # the handshake answer, before anything the hub sends
-                self.counters.connections_opened += 1
-                try:
-                    await dispatcher.on_connected(connection)
-                except Exception:
-                    _log.exception("on_connected failed")
-                    connection.close("The server failed to accept the connection.")
-                    return
-            if state.state is ConnectionState.CLOSED:
-                if messages and isinstance(messages[-1], CloseMessage):
-                    # Messages before the client's goodbye in the same frame are still honoured.
-                    for message in messages[:-1]:
-                        await dispatcher.dispatch(connection, message)
-                self._close_after_protocol_end(connection, messages)
-                return
-            connection.flush()
-            for message in messages:
-                await dispatcher.dispatch(connection, message)
-                if connection.closed:
-                    return
+                return True
+        return False
 
     def _close_after_protocol_end(self, connection: HubConnection, messages: list[HubMessage]) -> None:
         state = connection.protocol_connection
@@ -426,25 +446,41 @@ class HubServer:
             _log.exception("backplane maintenance failed")
 
     def sweep(self, now_s: float) -> None:
-        """One pass over every connection: pings, timeouts, expired negotiate tokens."""
+        """One tick: pings and timeouts for the connections that are due, expired negotiate tokens."""
+        wheel = self._wheel
+        for connection in wheel.pop_due(now_s):
+            due_s = self._check_liveness(connection, now_s)
+            if due_s is not None:
+                wheel.file(connection, due_s)
+        if self._reservations:
+            expired = [token for token, r in self._reservations.items() if r.expires_s <= now_s]
+            for token in expired:
+                del self._reservations[token]
+
+    def _check_liveness(self, connection: HubConnection, now_s: float) -> float | None:
+        """Ping or time out one connection if due; when to look at it next (``None``: closed)."""
+        if connection.closed:
+            return None
         settings = self.settings
-        for connection in list(self._connections.values()):
-            if connection.closed:
-                continue
-            protocol = connection.protocol
-            if protocol is None:
-                if now_s - connection.opened_s >= settings.handshake_timeout_s:
-                    self.counters.timeouts += 1
-                    connection.close("Handshake was not completed in time.")
-                continue
-            if now_s - connection.last_received_s >= settings.client_timeout_s:
+        protocol = connection.protocol
+        if protocol is None:
+            deadline_s = connection.opened_s + settings.handshake_timeout_s
+            if now_s >= deadline_s:
                 self.counters.timeouts += 1
-                connection.close(f"Server closed the connection: nothing received for {settings.client_timeout_s:g} s.")
-            elif now_s - connection.last_sent_s >= settings.keepalive_interval_s:
+                connection.close("Handshake was not completed in time.")
+                return None
+            return min(deadline_s, now_s + settings.keepalive_interval_s)
+        silent_until_s = connection.last_received_s + settings.client_timeout_s
+        if now_s >= silent_until_s:
+            self.counters.timeouts += 1
+            connection.close(f"Server closed the connection: nothing received for {settings.client_timeout_s:g} s.")
+            return None
+        ping_at_s = connection.last_sent_s + settings.keepalive_interval_s
+        if now_s >= ping_at_s:
+            if not connection.queued_bytes:  # queued bytes go out this turn: no ping needed
                 connection.write(self._ping_records[protocol.name], messages=0)
-        expired = [token for token, r in self._reservations.items() if r.expires_s <= now_s]
-        for token in expired:
-            del self._reservations[token]
+            ping_at_s = now_s + settings.keepalive_interval_s
+        return min(silent_until_s, ping_at_s)
 
     # ---- health and metrics -----------------------------------------------------------------------
 

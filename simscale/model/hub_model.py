@@ -559,9 +559,13 @@ class HubModel:
         if from_backplane and self.backplane is not None:
             self.backplane.consumed(server.index, self._payload_bytes)
         recipients = int(self.population.per_server[server.index])
+        # Work waiting behind this fan-out means writes batch up: the busy per-recipient cost applies.
+        send_s = s.send_cpu_per_recipient_s
+        if s.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0:
+            send_s = s.send_cpu_per_recipient_busy_s
         # The message was serialised once at the origin; a copy from the backplane costs a read.
         overhead_s = s.invocation_cpu_s if from_backplane else 0.0
-        started = yield from server.use_cpu(overhead_s + recipients * s.send_cpu_per_recipient_s)
+        started = yield from server.use_cpu(overhead_s + recipients * send_s)
         server.pool.release()
         server.buffered_bytes -= queued_bytes
         if recipients == 0:
@@ -572,7 +576,7 @@ class HubModel:
             positions = np.arange(1, recipients + 1, dtype=np.float64)
         else:
             positions = np.sort(self.rng.integers(1, recipients + 1, sample)).astype(np.float64)
-        arrivals_s = started + overhead_s + positions * s.send_cpu_per_recipient_s + self._network_delay_s(sample)
+        arrivals_s = started + overhead_s + positions * send_s + self._network_delay_s(sample)
         if self.loadgen is not None:
             self.env.process(
                 self._loadgen_receive(server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s)
@@ -635,7 +639,10 @@ class HubModel:
             with cpu.lanes.request() as lane:
                 yield lane
                 start_s = float(self.env.now)
-                per_sample_s = s.loadgen_cpu_per_delivery_s * recipients / len(arrivals_s)
+                per_delivery_s = s.loadgen_cpu_per_delivery_s
+                if s.loadgen_cpu_per_delivery_busy_s > 0 and len(loop.queue) > 0:
+                    per_delivery_s = s.loadgen_cpu_per_delivery_busy_s  # backlogged: batched reads
+                per_sample_s = per_delivery_s * recipients / len(arrivals_s)
                 steps = np.arange(len(arrivals_s), dtype=np.float64)
                 received_s = (steps + 1) * per_sample_s + np.maximum(
                     start_s, np.maximum.accumulate(arrivals_s - steps * per_sample_s)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ __all__ = [
     "Calibration",
     "apply_calibration",
     "calibrated_costs",
-    "cost_at_load",
     "load_calibration",
     "save_calibration",
 ]
@@ -113,36 +111,18 @@ def load_calibration(path: str | Path) -> Calibration:
         raise ValueError(f"calibration_file {str(path)!r} is incomplete: {error}") from None
 
 
-def cost_at_load(low_cost_s: float, high_cost_s: float, low_rate: float, high_rate: float, rate: float) -> float:
-    """A per-delivery cost at ``rate`` deliveries/s, log-linear between the two measured loads.
+def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False) -> dict[str, float]:
+    """Scenario fields from a calibration: the hub's costs, and the load generator's when asked.
 
-    Per-message costs fall with load in an event-loop server: each wake-up and each system call
-    serves more messages. Outside the measured range the nearest measurement holds (calibration
-    measures the busy point near saturation, which is where the cost matters most).
+    Per-delivery costs were measured twice, at a quiet and at a busy load; the model uses the busy
+    one while work is queued (an event loop then serves more messages per wake-up and system call).
     """
-    if high_cost_s <= 0 or high_rate <= low_rate or low_rate <= 0 or rate <= 0:
-        return low_cost_s
-    position = (math.log(rate) - math.log(low_rate)) / (math.log(high_rate) - math.log(low_rate))
-    position = min(max(position, 0.0), 1.0)
-    return low_cost_s + position * (high_cost_s - low_cost_s)
-
-
-def calibrated_costs(
-    calibration: Calibration, *, hub_deliveries_per_s: float, loadgen_deliveries_per_s: float | None = None
-) -> dict[str, float]:
-    """Scenario fields for a load: the hub's costs (and the load generator's, when given its load)."""
     costs = {name: float(getattr(calibration, name)) for name in CALIBRATED_FIELDS}
-    low, high = calibration.low_load_deliveries_per_s, calibration.high_load_deliveries_per_s
-    costs["send_cpu_per_recipient_s"] = cost_at_load(
-        calibration.send_cpu_per_recipient_s, calibration.send_cpu_per_recipient_high_load_s, low, high,
-        hub_deliveries_per_s,
-    )  # fmt: skip
-    if loadgen_deliveries_per_s is not None:
+    costs["send_cpu_per_recipient_busy_s"] = calibration.send_cpu_per_recipient_high_load_s
+    if include_loadgen:
         costs["loadgen_cpu_per_send_s"] = calibration.loadgen_cpu_per_send_s
-        costs["loadgen_cpu_per_delivery_s"] = cost_at_load(
-            calibration.loadgen_cpu_per_delivery_s, calibration.loadgen_cpu_per_delivery_high_load_s, low, high,
-            loadgen_deliveries_per_s,
-        )  # fmt: skip
+        costs["loadgen_cpu_per_delivery_s"] = calibration.loadgen_cpu_per_delivery_s
+        costs["loadgen_cpu_per_delivery_busy_s"] = calibration.loadgen_cpu_per_delivery_high_load_s
     return costs
 
 
@@ -150,7 +130,4 @@ def apply_calibration(scenario: Scenario) -> Scenario:
     """The scenario with its calibration file's costs in place of the defaults (if it names one)."""
     if not scenario.calibration_file:
         return scenario
-    calibration = load_calibration(scenario.calibration_file)
-    # Each server writes every broadcast to its share of the clients (with a backplane or alone).
-    per_server = scenario.broadcast_rate_per_s * scenario.clients / scenario.servers
-    return scenario.replace(**calibrated_costs(calibration, hub_deliveries_per_s=per_server))
+    return scenario.replace(**calibrated_costs(load_calibration(scenario.calibration_file)))

@@ -284,6 +284,11 @@ class Scenario:
         source="REFERENCE Part 2 §A3 (aspnet/SignalR#1683)",
         help="CPU to write one serialised message to one connection.",
     )
+    send_cpu_per_recipient_busy_s: float = _field(
+        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate (a busy load)",
+        help="0: always send_cpu_per_recipient_s; >0: the per-recipient cost while more work waits behind the "
+        "fan-out (an event loop then serves more messages per wake-up and system call).",
+    )  # fmt: skip
     keepalive_cpu_s: float = _field(
         2.0e-6,
         unit="s",
@@ -446,6 +451,11 @@ class Scenario:
         help="0: clients cost nothing; >0: all clients live in one load-generator process (one event loop) "
         "that spends this much CPU per message received, on the shared host when shared_host_cores > 0.",
     )
+    loadgen_cpu_per_delivery_busy_s: float = _field(
+        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate (a busy load)",
+        help="0: always loadgen_cpu_per_delivery_s; >0: the cost per message while the load generator is "
+        "backlogged (it then reads several messages per wake-up).",
+    )  # fmt: skip
     loadgen_cpu_per_send_s: float = _field(
         0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
         help="CPU the load-generator process spends to send one broadcast.",

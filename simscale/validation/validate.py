@@ -35,7 +35,6 @@ __all__ = [
     "VALIDATED_PRESETS",
     "ValidationResult",
     "agreement",
-    "costs_for_rate",
     "model_scenario",
     "validate",
 ]
@@ -94,18 +93,7 @@ def model_scenario(
         message_bytes=64,
         latency_samples_per_fanout=1_000,
         seed=seed,
-        **calibrated_costs(calibration, hub_deliveries_per_s=1.0, loadgen_deliveries_per_s=1.0),
-    )
-
-
-def costs_for_rate(scenario: Scenario, calibration: Calibration, rate_per_s: float) -> dict[str, float]:
-    """The calibrated costs at the load ``rate_per_s`` puts on each hub process and on the load generator."""
-    own_share = 1.0 / scenario.servers if scenario.backplane == "none" else 1.0
-    per_server = rate_per_s * scenario.clients / scenario.servers * own_share
-    return calibrated_costs(
-        calibration,
-        hub_deliveries_per_s=per_server,
-        loadgen_deliveries_per_s=per_server * scenario.servers,
+        **calibrated_costs(calibration, include_loadgen=True),
     )
 
 
@@ -123,12 +111,11 @@ def _saturation_from_points(rates: Sequence[float], p99_ms: Sequence[float | Non
     return None
 
 
-def _predicted_saturation(scenario: Scenario, calibration: Calibration, high_per_s: float) -> float:
+def _predicted_saturation(scenario: Scenario, high_per_s: float) -> float:
     """Bisect the model's broadcast rate for p99 = threshold (the model is cheap to run)."""
 
     def p99(rate: float) -> float:
-        costs = costs_for_rate(scenario, calibration, rate)
-        value = simulate(scenario.replace(broadcast_rate_per_s=rate, **costs)).summary.latency_p99_ms
+        value = simulate(scenario.replace(broadcast_rate_per_s=rate)).summary.latency_p99_ms
         return math.inf if value is None else value
 
     low, high = 0.5, high_per_s
@@ -188,8 +175,8 @@ def validate(
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
     scenario = model_scenario(name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
     if rates_per_s is None:
-        saturation = _predicted_saturation(scenario, calibration, 20.0)
-        rates_per_s = [round(saturation * factor, 2) for factor in (0.25, 0.5, 0.8, 1.25)]
+        saturation = _predicted_saturation(scenario, 20.0)
+        rates_per_s = [round(saturation * factor, 2) for factor in (0.25, 0.5, 0.8, 1.2, 1.8)]
     rates = sorted(float(rate) for rate in rates_per_s)
     if len(rates) < 1 or any(not math.isfinite(rate) or rate <= 0 for rate in rates):
         raise ValueError(f"broadcast rates must be positive numbers, got {list(rates_per_s)!r}")
@@ -232,7 +219,6 @@ def validate(
                 scenario.replace(
                     broadcast_rate_per_s=rate,
                     broadcast_offsets_s=tuple(offsets.tolist()),
-                    **costs_for_rate(scenario, calibration, rate),
                 )
             )
             predicted.append(model.summary)
@@ -276,7 +262,7 @@ def validate(
             }
         )
     measured_saturation = _saturation_from_points(rates, [summary.latency_p99_ms for summary in measured])
-    predicted_saturation = _predicted_saturation(scenario, calibration, rates[0])
+    predicted_saturation = _predicted_saturation(scenario, rates[0])
     rows.append(
         {
             "metric": "saturation_broadcast_rate",

@@ -59,21 +59,31 @@ def test_edited_or_broken_files_are_refused(tmp_path: Path) -> None:
         sample(send_cpu_per_recipient_s=-1.0)
 
 
-def test_per_delivery_cost_follows_the_load_between_the_two_measured_points() -> None:
-    from simscale.scenarios.calibration import calibrated_costs, cost_at_load
+def test_busy_costs_apply_only_while_work_is_queued() -> None:
+    from simscale.scenarios.calibration import calibrated_costs
 
-    assert cost_at_load(20e-6, 10e-6, 1_000.0, 100_000.0, 500.0) == 20e-6  # below: the low-load cost
-    assert cost_at_load(20e-6, 10e-6, 1_000.0, 100_000.0, 10_000.0) == pytest.approx(15e-6)  # log midpoint
-    assert cost_at_load(20e-6, 10e-6, 1_000.0, 100_000.0, 1e6) == 10e-6  # above: the busy cost
-    assert cost_at_load(20e-6, 0.0, 1_000.0, 100_000.0, 1e6) == 20e-6  # one load measured: constant
     calibration = sample(
-        low_load_deliveries_per_s=1_000.0,
-        high_load_deliveries_per_s=100_000.0,
-        send_cpu_per_recipient_high_load_s=4e-6,
-        loadgen_cpu_per_delivery_s=30e-6,
-        loadgen_cpu_per_delivery_high_load_s=15e-6,
+        send_cpu_per_recipient_high_load_s=3e-6,
+        loadgen_cpu_per_delivery_s=25e-6,
+        loadgen_cpu_per_delivery_high_load_s=12e-6,
     )
-    costs = calibrated_costs(calibration, hub_deliveries_per_s=10_000.0, loadgen_deliveries_per_s=100_000.0)
-    assert costs["send_cpu_per_recipient_s"] == pytest.approx(6e-6)
-    assert costs["loadgen_cpu_per_delivery_s"] == pytest.approx(15e-6)
-    assert "loadgen_cpu_per_delivery_s" not in calibrated_costs(calibration, hub_deliveries_per_s=10.0)
+    hub_only = calibrated_costs(calibration)
+    assert hub_only["send_cpu_per_recipient_s"] == 8e-6 and hub_only["send_cpu_per_recipient_busy_s"] == 3e-6
+    assert "loadgen_cpu_per_delivery_s" not in hub_only
+    both = calibrated_costs(calibration, include_loadgen=True)
+    assert both["loadgen_cpu_per_delivery_busy_s"] == 12e-6
+    # Busy costs raise capacity but leave a quiet run alone.
+    base = Scenario(server_profile="asyncio-hub", clients=1_000, duration_s=10.0, warmup_s=1.0, **both)
+    quiet = {"broadcast_rate_per_s": 5.0}
+    assert simulate(base.replace(**quiet)).summary.latency_p50_ms == pytest.approx(
+        simulate(
+            base.replace(**quiet, send_cpu_per_recipient_busy_s=0.0, loadgen_cpu_per_delivery_busy_s=0.0)
+        ).summary.latency_p50_ms,
+        rel=0.05,
+    )
+    loaded = {"broadcast_rate_per_s": 60.0}
+    busy_p99 = simulate(base.replace(**loaded)).summary.latency_p99_ms
+    flat_p99 = simulate(
+        base.replace(**loaded, send_cpu_per_recipient_busy_s=0.0, loadgen_cpu_per_delivery_busy_s=0.0)
+    ).summary.latency_p99_ms
+    assert busy_p99 is not None and flat_p99 is not None and busy_p99 < flat_p99
