@@ -1,0 +1,249 @@
+"""Cheap idle connections and cheap bursts: the keep-alive wheel and the write coalescing.
+
+The wheel must look only at connections that are due; the coalescer must turn the frames one turn
+writes to a socket into one transport write, in order, without loosening the slow-consumer bound
+or the order of a Close after what was queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from hub_testing import RawClient, running_server, ws_url
+
+from simscale.hub import HubSettings
+from simscale.hub.connection import EARLY_FLUSH_BYTES, HubConnection, WriteCoalescer, frame_records
+from simscale.hub.keepalive import KeepAliveWheel
+from simscale.hub.metrics import HubCounters
+from simscale.protocol import CloseMessage, InvocationMessage, JsonHubProtocol, PingMessage, ServerConnection
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that keeps every write and pretends ``backlog_bytes`` are stuck in its buffer."""
+
+    def __init__(self, backlog_bytes: int = 0) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.backlog_bytes = backlog_bytes
+        self.closing = False
+        self.aborted = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog_bytes
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = self.aborted = True
+
+
+def open_connection(
+    transport: RecordingTransport, coalescer: WriteCoalescer, *, max_buffered_bytes: int = 1_048_576
+) -> tuple[HubConnection, HubCounters]:
+    counters = HubCounters()
+    connection = HubConnection(
+        "c1",
+        None,
+        transport,
+        ServerConnection(),
+        now_s=time.monotonic(),
+        max_buffered_bytes=max_buffered_bytes,
+        counters=counters,
+        coalescer=coalescer,
+    )
+    connection.protocol = JsonHubProtocol()
+    return connection, counters
+
+
+def text_frame(payload: bytes) -> bytes:
+    return frame_records(payload, "Text")
+
+
+# ---- the keep-alive wheel --------------------------------------------------------------------------
+
+
+def test_wheel_returns_a_connection_only_once_its_tick_has_come() -> None:
+    wheel = KeepAliveWheel(1.0)
+    soon, later, much_later = (object() for _ in range(3))
+    wheel.file(soon, 5.2)  # type: ignore[arg-type]
+    wheel.file(later, 7.9)  # type: ignore[arg-type]
+    wheel.file(much_later, 20.0)  # type: ignore[arg-type]
+    assert wheel.pop_due(4.99) == []
+    assert wheel.pop_due(5.0) == [soon]
+    assert wheel.pop_due(5.5) == []  # each connection comes out once
+    assert wheel.pop_due(9.0) == [later]
+    assert len(wheel) == 1
+    wheel.file(soon, 3.0)  # a deadline already past comes out at the next sweep
+    assert wheel.pop_due(9.5) == [soon]
+
+
+def test_wheel_hands_out_late_ticks_oldest_first() -> None:
+    wheel = KeepAliveWheel(0.5)
+    first, second = object(), object()
+    wheel.file(second, 3.2)  # type: ignore[arg-type]
+    wheel.file(first, 1.1)  # type: ignore[arg-type]
+    assert wheel.pop_due(10.0) == [first, second]  # a stalled loop catches up in deadline order
+
+
+def test_wheel_tick_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="tick_s"):
+        KeepAliveWheel(0)
+
+
+async def test_sweep_looks_only_at_connections_that_are_due(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = HubSettings(keepalive_interval_s=15.0, client_timeout_s=30.0, sweep_interval_s=1.0)
+    async with running_server(settings=settings) as server:
+        clients = [await RawClient.connect(session, ws_url(server)) for _ in range(20)]
+        visited: list[HubConnection] = []
+        check = server._check_liveness
+
+        def counting_check(connection: HubConnection, now_s: float) -> float | None:
+            visited.append(connection)
+            return check(connection, now_s)
+
+        monkeypatch.setattr(server, "_check_liveness", counting_check)
+        now_s = time.monotonic()
+        server.sweep(now_s + 2.0)
+        assert visited == []  # nobody is due for 15 s: the sweep costs nothing per connection
+        # 16 s on, every connection is due for a ping (looked at once, or twice when its deadline
+        # falls in the sweep's own tick) and each gets exactly one.
+        server.sweep(now_s + 16.0)
+        server.sweep(now_s + 17.0)
+        assert 20 <= len(visited) <= 40 and {id(c) for c in visited} == {
+            id(c) for c in server.lifetime().connections.values()
+        }
+        for client in clients:
+            assert isinstance(await client.receive(timeout_s=2, skip_pings=False), PingMessage)
+        visited.clear()
+        server.sweep(now_s + 18.0)
+        assert visited == []  # pinged connections are filed 15 s ahead again
+        for client in clients:
+            await client.close()
+
+
+async def test_a_connection_the_server_keeps_writing_to_is_not_pinged(session: aiohttp.ClientSession) -> None:
+    settings = HubSettings(keepalive_interval_s=0.3, client_timeout_s=5.0, sweep_interval_s=0.05)
+    async with running_server(settings=settings) as server:
+        busy = await RawClient.connect(session, ws_url(server))
+        quiet = await RawClient.connect(session, ws_url(server))
+        lifetime = server.lifetime()
+        busy_id = next(iter(lifetime.connections))  # the first attached
+        for _ in range(12):
+            await lifetime.send("connection", busy_id, "Tick", ())
+            await asyncio.sleep(0.1)
+        assert isinstance(await quiet.receive(timeout_s=1, skip_pings=False), PingMessage)
+        received = [await busy.receive(timeout_s=1, skip_pings=False) for _ in range(12)]
+        assert all(isinstance(message, InvocationMessage) for message in received)
+        await busy.close()
+        await quiet.close()
+
+
+# ---- write coalescing ------------------------------------------------------------------------------
+
+
+async def test_frames_of_one_turn_reach_the_transport_as_one_write_in_order() -> None:
+    transport = RecordingTransport()
+    connection, counters = open_connection(transport, WriteCoalescer())
+    frames = [text_frame(b'{"type":1,"target":"m","arguments":[%d]}\x1e' % index) for index in range(60)]
+    for frame in frames:
+        assert connection.write_frame(frame, len(frame) - 2)
+    assert transport.writes == []  # nothing goes out before the turn ends
+    assert connection.queued_bytes == sum(map(len, frames))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.writes == [b"".join(frames)]
+    assert connection.queued_bytes == 0
+    assert counters.deliveries == 60
+    connection.write_frame(frames[0], 1)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.writes[1:] == [frames[0]]  # the next turn starts a new write
+
+
+async def test_one_coalescer_serves_every_connection() -> None:
+    coalescer = WriteCoalescer()
+    transports = [RecordingTransport() for _ in range(3)]
+    connections = [open_connection(transport, coalescer)[0] for transport in transports]
+    for index in range(4):
+        for connection in connections:
+            connection.write_frame(text_frame(b"%d\x1e" % index), 2)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    expected = b"".join(text_frame(b"%d\x1e" % index) for index in range(4))
+    assert [transport.writes for transport in transports] == [[expected]] * 3
+
+
+async def test_a_large_queue_is_written_without_waiting_for_the_turn() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    blob = text_frame(b"x" * (EARLY_FLUSH_BYTES // 4))
+    for _ in range(4):
+        connection.write_frame(blob, len(blob))
+    assert transport.writes == [blob * 4]
+    assert connection.queued_bytes == 0
+
+
+async def test_close_goes_out_after_what_was_queued() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    data = text_frame(b'{"type":6}\x1e')
+    connection.write_frame(data, len(data) - 2)
+    connection.close("bye")
+    assert transport.closing and not transport.aborted
+    written = b"".join(transport.writes)
+    close_record = JsonHubProtocol().encode(CloseMessage(error="bye"))
+    assert written.startswith(data + text_frame(close_record))
+    assert written.endswith(b"\x88\x02\x03\xe8")  # the WebSocket close frame comes last
+    assert not connection.write_frame(data, 1)  # nothing more after the close
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert b"".join(transport.writes) == written
+
+
+async def test_slow_consumer_is_aborted_when_its_queue_is_written() -> None:
+    transport = RecordingTransport(backlog_bytes=10_000)
+    connection, counters = open_connection(transport, WriteCoalescer(), max_buffered_bytes=4_096)
+    frame = text_frame(b"x" * 100)
+    assert connection.write_frame(frame, 100)  # queued: the transport is not asked yet
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.aborted and connection.closed
+    assert counters.slow_consumer_closes == 1
+    assert connection.close_reason is not None and "slow consumer" in connection.close_reason
+    assert not connection.write_frame(frame, 100)
+
+
+async def test_an_aborted_connection_drops_its_queue() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    connection.write_frame(text_frame(b"lost\x1e"), 5)
+    connection.abort("gone")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.writes == [] and transport.aborted
+
+
+async def test_a_burst_of_broadcasts_arrives_complete_and_in_order(session: aiohttp.ClientSession) -> None:
+    async with running_server() as server:
+        clients = [await RawClient.connect(session, ws_url(server), protocol) for protocol in ("json", "messagepack")]
+        lifetime = server.lifetime()
+        for index in range(200):
+            await lifetime.send("all", "", "Burst", (index,))
+        for client in clients:
+            received = [await client.receive() for _ in range(200)]
+            assert [message.arguments for message in received] == [(index,) for index in range(200)]  # type: ignore[attr-defined]
+            assert (await client.invoke("Echo", "after")).result == "after"
+            await client.close()
