@@ -108,6 +108,7 @@ class HubConnection:
         "last_received_s",
         "last_sent_s",
         "opened_s",
+        "ping_shortcut",
         "protocol",
         "protocol_connection",
         "streams",
@@ -137,6 +138,9 @@ class HubConnection:
         self.last_received_s = now_s
         self.last_sent_s = now_s
         """When bytes last went to the transport (a queued frame counts once it is written)."""
+        self.ping_shortcut = False
+        """Whether a frame holding just a JSON Ping may bypass the protocol (handshaken, JSON, and
+        the frames so far ended on a record boundary); see :mod:`simscale.hub.websocket`."""
         self.streams: dict[str, asyncio.Task[None]] | None = None
         """Running server-to-client streams by invocation id (created on first use)."""
         self.closed = False

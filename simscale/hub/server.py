@@ -44,6 +44,7 @@ from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.lifetime import HubLifetimeManager
 from simscale.hub.metrics import HubCounters, render_prometheus
 from simscale.hub.settings import HubSettings
+from simscale.hub.websocket import HubWebSocketResponse
 from simscale.protocol import (
     SUPPORTED_PROTOCOLS,
     CloseMessage,
@@ -314,7 +315,7 @@ class HubServer:
 
     async def _open_websocket(
         self, endpoint: _Endpoint, request: web.Request
-    ) -> tuple[web.WebSocketResponse, HubConnection, str] | web.WebSocketResponse:
+    ) -> tuple[HubWebSocketResponse, HubConnection, str] | web.WebSocketResponse:
         """Claim the token, authenticate, upgrade and register the connection (no hub code yet)."""
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text="only the WebSockets transport is supported")
@@ -336,7 +337,7 @@ class HubServer:
         self._attaching.add(token)
         try:
             user_id = await self._authenticate(request)
-            ws = web.WebSocketResponse(
+            ws = HubWebSocketResponse(
                 compress=False,  # frames are written by hand, uncompressed
                 max_msg_size=max(_AIOHTTP_FRAME_CAP_BYTES, 4 * self.settings.max_message_bytes),
                 autoping=True,
@@ -359,6 +360,7 @@ class HubServer:
                 coalescer=self._coalescer,
             )
             self._connections[token] = connection
+            ws.attach(connection)
         finally:
             self._attaching.discard(token)
         self._wheel.file(connection, now_s + self._first_look_s)
@@ -381,6 +383,12 @@ class HubServer:
                 _log.exception("on_connected failed")
                 connection.close("The server failed to accept the connection.")
                 return True
+        protocol = connection.protocol
+        # A JSON stream whose frames end on a separator holds no partial record: the next bare Ping
+        # frame can be taken care of before it reaches us.
+        connection.ping_shortcut = (
+            protocol is not None and protocol.transfer_format == "Text" and data.endswith(b"\x1e")
+        )
         if state.state is ConnectionState.CLOSED:
             if messages and isinstance(messages[-1], CloseMessage):
                 # Messages before the client's goodbye in the same frame are still honoured.

@@ -1,8 +1,9 @@
-"""Cheap idle connections and cheap bursts: the keep-alive wheel and the write coalescing.
+"""Cheap idle connections and cheap bursts: the keep-alive wheel, write coalescing, the Ping shortcut.
 
 The wheel must look only at connections that are due; the coalescer must turn the frames one turn
 writes to a socket into one transport write, in order, without loosening the slow-consumer bound
-or the order of a Close after what was queued.
+or the order of a Close after what was queued; a bare JSON Ping must refresh the receive clock
+without waking the handler, and nothing else may take that shortcut.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from simscale.hub import HubSettings
 from simscale.hub.connection import EARLY_FLUSH_BYTES, HubConnection, WriteCoalescer, frame_records
 from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.metrics import HubCounters
+from simscale.hub.websocket import PING_SHORTCUT_AVAILABLE
 from simscale.protocol import CloseMessage, InvocationMessage, JsonHubProtocol, PingMessage, ServerConnection
 
 
@@ -247,3 +249,59 @@ async def test_a_burst_of_broadcasts_arrives_complete_and_in_order(session: aioh
             assert [message.arguments for message in received] == [(index,) for index in range(200)]  # type: ignore[attr-defined]
             assert (await client.invoke("Echo", "after")).result == "after"
             await client.close()
+
+
+# ---- keep-alive Pings taken care of in aiohttp's queue ---------------------------------------------
+
+
+def test_the_ping_shortcut_works_with_the_installed_aiohttp() -> None:
+    # If an aiohttp upgrade moves the reader's internals, the hub still works (without the
+    # shortcut), and this test says so before the idle-CPU benchmark does.
+    assert PING_SHORTCUT_AVAILABLE
+
+
+async def test_a_bare_json_ping_refreshes_the_clock_without_waking_the_handler(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_server() as server:
+        client = await RawClient.connect(session, ws_url(server))
+        (connection,) = server.lifetime().connections.values()
+        frames: list[bytes] = []
+        receive_frame = server._receive_frame
+
+        async def counting_receive_frame(endpoint: Any, hub_connection: HubConnection, data: bytes) -> bool:
+            frames.append(data)
+            return await receive_frame(endpoint, hub_connection, data)
+
+        monkeypatch.setattr(server, "_receive_frame", counting_receive_frame)
+        before_s = connection.last_received_s
+        for _ in range(5):
+            await client.send(PingMessage())
+        assert (await client.invoke("Echo", "still here")).result == "still here"
+        assert len(frames) == 1  # only the invocation reached the handler
+        assert connection.last_received_s > before_s
+        await client.close()
+
+
+async def test_a_ping_behind_a_split_record_still_goes_through_the_protocol(session: aiohttp.ClientSession) -> None:
+    async with running_server() as server:
+        client = await RawClient.connect(session, ws_url(server))
+        # The first frame ends inside a record, so the Ping bytes of the second are its continuation:
+        # the stream is not valid JSON and the protocol closes the connection, as without the shortcut.
+        await client.send_text(b'{"type":1,"target":"Echo","arguments":["a"]')
+        await client.send_text(b'{"type":6}\x1e')
+        close = await client.receive_close()
+        assert close.error is not None
+        assert server.counters.protocol_errors == 1
+
+
+async def test_messagepack_pings_keep_a_client_alive(session: aiohttp.ClientSession) -> None:
+    settings = HubSettings(keepalive_interval_s=0.2, client_timeout_s=0.6, sweep_interval_s=0.05)
+    async with running_server(settings=settings) as server:
+        client = await RawClient.connect(session, ws_url(server), "messagepack")
+        for _ in range(10):  # 1 s of Pings: well past the client timeout, had they been lost
+            await client.send(PingMessage())
+            await asyncio.sleep(0.1)
+        assert (await client.invoke("Echo", "alive")).result == "alive"
+        assert server.counters.timeouts == 0
+        await client.close()
