@@ -13,8 +13,8 @@ socket although a WebSocket never needs it again.
 
 This reaches into aiohttp's WebSocket reader (``aiohttp._websocket.reader``, the ``_post_start``
 hook of :class:`aiohttp.web.WebSocketResponse`, the request handler's ``_parser``); it was written
-against aiohttp 3.14. :data:`PING_SHORTCUT_AVAILABLE` is ``False`` when the installed aiohttp does
-not look as expected, and the hub then uses aiohttp as it is.
+against aiohttp 3.14. :data:`PING_SHORTCUT_AVAILABLE` is ``False`` with any other aiohttp minor
+version or layout, and the hub then uses aiohttp as it is (correct, only costlier when idle).
 """
 
 from __future__ import annotations
@@ -22,16 +22,22 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
     from simscale.hub.connection import HubConnection
 
+_CHECKED_AIOHTTP = ("3", "14")
+"""The aiohttp minor version whose internals this module was written and tested against."""
+
 try:
     from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
     from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
-    PING_SHORTCUT_AVAILABLE = callable(getattr(web.WebSocketResponse, "_post_start", None))
+    PING_SHORTCUT_AVAILABLE = tuple(aiohttp.__version__.split(".")[:2]) == _CHECKED_AIOHTTP and callable(
+        getattr(web.WebSocketResponse, "_post_start", None)
+    )
 except ImportError:  # pragma: no cover - another aiohttp layout
     PING_SHORTCUT_AVAILABLE = False
 

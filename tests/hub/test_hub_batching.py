@@ -17,6 +17,7 @@ import pytest
 from hub_testing import RawClient, running_server, ws_url
 
 from simscale.hub import HubSettings
+from simscale.hub import websocket as hub_websocket
 from simscale.hub.connection import EARLY_FLUSH_BYTES, HubConnection, WriteCoalescer, frame_records
 from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.metrics import HubCounters
@@ -304,4 +305,15 @@ async def test_messagepack_pings_keep_a_client_alive(session: aiohttp.ClientSess
             await asyncio.sleep(0.1)
         assert (await client.invoke("Echo", "alive")).result == "alive"
         assert server.counters.timeouts == 0
+        await client.close()
+
+
+async def test_without_the_shortcut_the_hub_uses_aiohttp_as_it_is(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_websocket, "PING_SHORTCUT_AVAILABLE", False)  # as with another aiohttp
+    async with running_server() as server:
+        client = await RawClient.connect(session, ws_url(server))
+        await client.send(PingMessage())
+        assert (await client.invoke("Echo", "plain")).result == "plain"
         await client.close()
