@@ -260,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `simscale simulate X --describe | head`
         sys.stderr.close()
         return 0
+    except (OSError, RuntimeError) as error:  # a missing redis-server, a port in use, a hub that won't start
+        print(f"simscale: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
