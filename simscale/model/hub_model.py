@@ -45,7 +45,7 @@ from simscale.metrics.records import (
     RunRecords,
 )
 from simscale.model.backplane import SimBackplane
-from simscale.model.cpu import Cpu
+from simscale.model.cpu import BusyMeter, Cpu
 from simscale.model.kernel import CountingEnvironment
 from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
@@ -64,6 +64,8 @@ _RETRY_SLOT_S = 0.01
 _CHURN_SLOT_S = 0.05
 _BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 _MAX_INVOCATION_BACKLOG = 1_000
+_LOADGEN_WINDOW_S = 0.25
+"""The window over which the load generator's recent utilisation is read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ class HubModel:
             if s.loadgen_cpu_per_delivery_s > 0 or s.loadgen_cpu_per_send_s > 0
             else None
         )
+        self.loadgen_meter = BusyMeter(self.horizon_s, _LOADGEN_WINDOW_S)
         self._round_robin_next = 0
         self._proxy_next = 0
         self._broadcast_ids = 0
@@ -517,6 +520,7 @@ class HubModel:
                 yield turn
                 with cpu.lanes.request() as lane:
                     yield lane
+                    self.loadgen_meter.add(float(self.env.now), s.loadgen_cpu_per_send_s)
                     yield self.env.timeout(s.loadgen_cpu_per_send_s)
         yield self.env.timeout(self._network_delay_s())
         # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
@@ -640,13 +644,18 @@ class HubModel:
                 yield lane
                 start_s = float(self.env.now)
                 per_delivery_s = s.loadgen_cpu_per_delivery_s
-                if s.loadgen_cpu_per_delivery_busy_s > 0 and len(loop.queue) > 0:
-                    per_delivery_s = s.loadgen_cpu_per_delivery_busy_s  # backlogged: batched reads
+                if s.loadgen_cpu_per_delivery_busy_s > 0:
+                    # A busier loop finds more sockets ready per wake-up: the cost per message falls
+                    # from the quiet figure toward the busy one with the loop's recent utilisation.
+                    recent = self.loadgen_meter.busy_s(int(start_s / _LOADGEN_WINDOW_S) - 1) / _LOADGEN_WINDOW_S
+                    weight = min(1.0, recent / s.loadgen_busy_utilization)
+                    per_delivery_s += weight * (s.loadgen_cpu_per_delivery_busy_s - per_delivery_s)
                 per_sample_s = per_delivery_s * recipients / len(arrivals_s)
                 steps = np.arange(len(arrivals_s), dtype=np.float64)
                 received_s = (steps + 1) * per_sample_s + np.maximum(
                     start_s, np.maximum.accumulate(arrivals_s - steps * per_sample_s)
                 )
+                self.loadgen_meter.add(start_s, per_delivery_s * recipients)
                 yield self.env.timeout(float(received_s[-1]) - start_s)
         if counted:
             self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, received_s)

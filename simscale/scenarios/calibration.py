@@ -65,6 +65,8 @@ class Calibration:
     """A second, busier load level (0: costs measured at one load only)."""
     send_cpu_per_recipient_high_load_s: float = 0.0
     loadgen_cpu_per_delivery_high_load_s: float = 0.0
+    loadgen_busy_utilization: float = 1.0
+    """The load generator's utilisation (0-1 of a core) during the busy run."""
     host: str = ""
     created_at: str = ""
     simscale_version: str = ""
@@ -123,6 +125,7 @@ def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False)
         costs["loadgen_cpu_per_send_s"] = calibration.loadgen_cpu_per_send_s
         costs["loadgen_cpu_per_delivery_s"] = calibration.loadgen_cpu_per_delivery_s
         costs["loadgen_cpu_per_delivery_busy_s"] = calibration.loadgen_cpu_per_delivery_high_load_s
+        costs["loadgen_busy_utilization"] = calibration.loadgen_busy_utilization
     return costs
 
 

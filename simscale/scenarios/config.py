@@ -452,9 +452,18 @@ class Scenario:
         "that spends this much CPU per message received, on the shared host when shared_host_cores > 0.",
     )
     loadgen_cpu_per_delivery_busy_s: float = _field(
-        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate (a busy load)",
-        help="0: always loadgen_cpu_per_delivery_s; >0: the cost per message while the load generator is "
-        "backlogged (it then reads several messages per wake-up).",
+        0.0,
+        unit="s",
+        low=0.0,
+        high=1.0,
+        source="simscale calibrate (a busy load)",
+        help="0: always loadgen_cpu_per_delivery_s; >0: the cost per message measured when the load generator "
+        "was busy (loadgen_busy_utilization); in between, the cost follows its recent utilisation, as more "
+        "sockets are ready per wake-up.",
+    )
+    loadgen_busy_utilization: float = _field(
+        1.0, unit="fraction", low=0.0, low_open=True, high=1.0, source="simscale calibrate",
+        help="The load generator's utilisation during the busy calibration run.",
     )  # fmt: skip
     loadgen_cpu_per_send_s: float = _field(
         0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",

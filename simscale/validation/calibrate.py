@@ -35,6 +35,7 @@ __all__ = ["calibrate"]
 _MAX_CONNECTIONS = 1_000
 _BUSY_DELIVERIES_PER_S = 70_000
 _BUSY_MAX_RATE_PER_S = 250.0
+_BUSY_DURATION_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,9 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0)
             _broadcast_run(hub.url, small, 25.0, 3.0, hub),
         ]
         # A busy run: per-delivery costs fall with load (more messages per wake-up and system call).
-        busy = _broadcast_run(hub.url, large, min(_BUSY_DELIVERIES_PER_S / large, _BUSY_MAX_RATE_PER_S), 3.0, hub)
+        busy = _broadcast_run(
+            hub.url, large, min(_BUSY_DELIVERIES_PER_S / large, _BUSY_MAX_RATE_PER_S), _BUSY_DURATION_S, hub
+        )
     finally:
         hub.stop()
 
@@ -212,6 +215,7 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0)
         high_load_deliveries_per_s=high_load,
         send_cpu_per_recipient_high_load_s=busy_send_s,
         loadgen_cpu_per_delivery_high_load_s=busy_loadgen_s,
+        loadgen_busy_utilization=min(max((busy.loadgen_cpu_s - loadgen_fixed_s) / _BUSY_DURATION_S, 0.05), 1.0),
         host=platform.node(),
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         simscale_version=__version__,

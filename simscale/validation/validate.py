@@ -273,8 +273,9 @@ def validate(
         }
     )
     frame = pd.DataFrame(rows, columns=["metric", "load", "server", "predicted", "measured"])
-    # Latency is compared only below saturation (beyond it, both sides mostly measure their drain).
-    limit = measured_saturation if measured_saturation is not None else math.inf
+    # Latency is compared only below saturation — the model's and the hub's — since beyond it both
+    # sides mostly measure their queue and drain.
+    limit = min(predicted_saturation, measured_saturation if measured_saturation is not None else math.inf)
     is_latency = frame.metric.isin(["latency_p50_ms", "latency_p99_ms"])
     frame = frame[~is_latency | (frame.load.astype(float) < limit)].reset_index(drop=True)
     frame["relative_error"] = [_relative_error(p, m) for p, m in zip(frame.predicted, frame.measured, strict=True)]
