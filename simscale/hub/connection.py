@@ -113,6 +113,7 @@ class HubConnection:
         "protocol_connection",
         "streams",
         "user_id",
+        "wheel_tick",
     )
 
     def __init__(
@@ -138,6 +139,8 @@ class HubConnection:
         self.last_received_s = now_s
         self.last_sent_s = now_s
         """When bytes last went to the transport (a queued frame counts once it is written)."""
+        self.wheel_tick: int | None = None
+        """Where the server's keep-alive wheel has filed this connection (kept by the wheel)."""
         self.ping_shortcut = False
         """Whether a frame holding just a JSON Ping may bypass the protocol (handshaken, JSON, and
         the frames so far ended on a record boundary); see :mod:`simscale.hub.websocket`."""

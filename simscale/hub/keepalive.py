@@ -11,7 +11,8 @@ are not due, whatever their number, and an idle connection is looked at about on
 per keep-alive interval.
 
 A connection is filed exactly once at any time, and only its own visit refiles it, so it is never
-looked at twice in one sweep. A closed connection is dropped when its tick comes.
+looked at twice in one sweep. A connection that ends is taken out at once (:meth:`discard`), so the
+wheel never keeps a dead connection, or a burst of them, alive until its tick.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ class KeepAliveWheel:
         if not tick_s > 0:
             raise ValueError(f"tick_s must be > 0, got {tick_s!r}")
         self.tick_s = tick_s
-        self._buckets: dict[int, list[HubConnection]] = {}
+        # Insertion-ordered dictionaries used as sets: O(1) removal, deterministic order.
+        self._buckets: dict[int, dict[HubConnection, None]] = {}
 
     def __len__(self) -> int:
-        """Connections filed (closed ones included until their tick)."""
+        """Connections filed."""
         return sum(len(bucket) for bucket in self._buckets.values())
 
     def file(self, connection: HubConnection, due_s: float) -> None:
@@ -49,9 +51,22 @@ class KeepAliveWheel:
         tick = math.floor(due_s / self.tick_s)
         bucket = self._buckets.get(tick)
         if bucket is None:
-            self._buckets[tick] = [connection]
+            self._buckets[tick] = {connection: None}
         else:
-            bucket.append(connection)
+            bucket[connection] = None
+        connection.wheel_tick = tick
+
+    def discard(self, connection: HubConnection) -> None:
+        """Take ``connection`` out wherever it is filed (no error if it is not)."""
+        tick = connection.wheel_tick
+        if tick is None:
+            return
+        connection.wheel_tick = None
+        bucket = self._buckets.get(tick)
+        if bucket is not None:
+            bucket.pop(connection, None)
+            if not bucket:  # buckets are never kept empty
+                del self._buckets[tick]
 
     def pop_due(self, now_s: float) -> list[HubConnection]:
         """Take out every connection filed under a tick up to ``now_s``'s, oldest tick first.
@@ -61,10 +76,9 @@ class KeepAliveWheel:
         """
         current = math.floor(now_s / self.tick_s)
         buckets = self._buckets
-        ticks = sorted(tick for tick in buckets if tick <= current)
-        if len(ticks) == 1:
-            return buckets.pop(ticks[0])
         due: list[HubConnection] = []
-        for tick in ticks:
+        for tick in sorted(tick for tick in buckets if tick <= current):
             due.extend(buckets.pop(tick))
+        for connection in due:
+            connection.wheel_tick = None
         return due

@@ -302,6 +302,7 @@ class HubServer:
             connection.close("An internal error closed the connection.")
         finally:
             del self._connections[token]
+            self._wheel.discard(connection)
             if connection.handshaken:
                 self.counters.connections_closed += 1
                 if error is None and connection.close_reason is not None:

@@ -76,9 +76,18 @@ def text_frame(payload: bytes) -> bytes:
 # ---- the keep-alive wheel --------------------------------------------------------------------------
 
 
+class Filed:
+    """Stands in for a HubConnection: the wheel only needs its ``wheel_tick``."""
+
+    __slots__ = ("wheel_tick",)
+
+    def __init__(self) -> None:
+        self.wheel_tick: int | None = None
+
+
 def test_wheel_returns_a_connection_only_once_its_tick_has_come() -> None:
     wheel = KeepAliveWheel(1.0)
-    soon, later, much_later = (object() for _ in range(3))
+    soon, later, much_later = (Filed() for _ in range(3))
     wheel.file(soon, 5.2)  # type: ignore[arg-type]
     wheel.file(later, 7.9)  # type: ignore[arg-type]
     wheel.file(much_later, 20.0)  # type: ignore[arg-type]
@@ -93,10 +102,24 @@ def test_wheel_returns_a_connection_only_once_its_tick_has_come() -> None:
 
 def test_wheel_hands_out_late_ticks_oldest_first() -> None:
     wheel = KeepAliveWheel(0.5)
-    first, second = object(), object()
+    first, second = Filed(), Filed()
     wheel.file(second, 3.2)  # type: ignore[arg-type]
     wheel.file(first, 1.1)  # type: ignore[arg-type]
     assert wheel.pop_due(10.0) == [first, second]  # a stalled loop catches up in deadline order
+
+
+def test_wheel_lets_go_of_a_connection_that_ended() -> None:
+    wheel = KeepAliveWheel(1.0)
+    ended, alive = Filed(), Filed()
+    wheel.file(ended, 5.0)  # type: ignore[arg-type]
+    wheel.file(alive, 5.5)  # type: ignore[arg-type]
+    wheel.discard(ended)  # type: ignore[arg-type]
+    wheel.discard(ended)  # type: ignore[arg-type]  # twice is harmless
+    assert len(wheel) == 1 and ended.wheel_tick is None
+    assert wheel.pop_due(6.0) == [alive]
+    assert alive.wheel_tick is None  # popped: filed nowhere until the sweep refiles it
+    wheel.discard(alive)  # type: ignore[arg-type]
+    assert len(wheel) == 0
 
 
 def test_wheel_tick_must_be_positive() -> None:
@@ -133,8 +156,14 @@ async def test_sweep_looks_only_at_connections_that_are_due(
         visited.clear()
         server.sweep(now_s + 18.0)
         assert visited == []  # pinged connections are filed 15 s ahead again
+        assert len(server._wheel) == 20
         for client in clients:
             await client.close()
+        for _ in range(200):
+            if not server.connection_count:
+                break
+            await asyncio.sleep(0.01)
+        assert len(server._wheel) == 0  # ended connections are not kept until their tick
 
 
 async def test_a_connection_the_server_keeps_writing_to_is_not_pinged(session: aiohttp.ClientSession) -> None:
