@@ -20,10 +20,6 @@ from typing import Any
 import pandas as pd
 
 from simscale.metrics.records import (
-    BroadcastRecord,
-    ConnectionEvent,
-    DeliveryRecord,
-    ResourceSample,
     RunRecords,
     RunSummary,
 )
@@ -76,13 +72,6 @@ SCHEMAS: dict[str, dict[str, str]] = {
     },
 }
 
-_KIND_OF: dict[type, str] = {
-    BroadcastRecord: "broadcasts",
-    DeliveryRecord: "deliveries",
-    ConnectionEvent: "connections",
-    ResourceSample: "resources",
-}
-
 
 def to_frame(kind: str, records: list[Any]) -> pd.DataFrame:
     """One kind of record as a DataFrame with that kind's schema (empty frames keep the columns)."""
@@ -113,6 +102,3 @@ def summaries_frame(summaries: list[RunSummary], extra: list[dict[str, Any]] | N
             row = {**extra[position], **row}
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-assert set(_KIND_OF.values()) == set(SCHEMAS)

@@ -235,13 +235,17 @@ class HubModel:
             keep[start : start + granted] = True
         return ids[keep], ids[~keep]
 
-    def _release_client_ports(self, ids: IntArray) -> None:
-        if not self.client_pools or len(ids) == 0:
+    def _release_to_pools(self, pools: list[PortPool], addresses: npt.NDArray[np.integer[Any]]) -> None:
+        """Close one connection per entry of ``addresses``: its port in that address's pool enters TIME_WAIT."""
+        if not pools or len(addresses) == 0:
             return
         now = float(self.env.now)
-        addresses, counts = np.unique(self.population.address[ids], return_counts=True)
-        for address, count in zip(addresses.tolist(), counts.tolist(), strict=True):
-            self.client_pools[address].release(now, count)
+        unique, counts = np.unique(addresses, return_counts=True)
+        for address, count in zip(unique.tolist(), counts.tolist(), strict=True):
+            pools[address].release(now, count)
+
+    def _release_client_ports(self, ids: IntArray) -> None:
+        self._release_to_pools(self.client_pools, self.population.address[ids])
 
     def _take_proxy_ports(self, server: SimServer, ids: IntArray) -> tuple[IntArray, IntArray]:
         if not server.proxy_pools:
@@ -263,12 +267,7 @@ class HubModel:
         return granted_ids, remaining
 
     def _release_proxy_ports(self, server: SimServer, ids: IntArray) -> None:
-        if not server.proxy_pools or len(ids) == 0:
-            return
-        now = float(self.env.now)
-        addresses, counts = np.unique(self.population.proxy_address[ids], return_counts=True)
-        for address, count in zip(addresses.tolist(), counts.tolist(), strict=True):
-            server.proxy_pools[address].release(now, count)
+        self._release_to_pools(server.proxy_pools, self.population.proxy_address[ids])
 
     def _admit(self, ids: IntArray) -> list[tuple[SimServer, IntArray]]:
         """Ports, balancer and connection limit for a batch; returns the batches per server that

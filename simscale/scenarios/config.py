@@ -44,8 +44,6 @@ def _field(
 ) -> Any:
     """A dataclass field with the metadata that validation and ``--describe`` read."""
     metadata = {"unit": unit, "low": low, "high": high, "low_open": low_open, "source": source, "help": help}
-    if isinstance(default, tuple):
-        return dataclasses.field(default=default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 

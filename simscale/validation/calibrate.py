@@ -145,11 +145,10 @@ def _publish_costs_s() -> tuple[float, float]:
     return service_s, max(round_trip_s - service_s, 0.0) / 2
 
 
-def calibrate(connections: int = 300, *, message_bytes: int = 64, seed: int = 0) -> Calibration:
+def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration:
     """Measure the real hub on this machine with ``connections`` clients (at most 1,000)."""
     if not isinstance(connections, int) or isinstance(connections, bool) or not 10 <= connections <= _MAX_CONNECTIONS:
         raise ValueError(f"connections must be an integer from 10 to {_MAX_CONNECTIONS}, got {connections!r}")
-    del seed  # the load generator's schedule is seeded by its own default; kept for the API's shape
     hub = HubProcess("--backplane", "memory", "--keepalive-interval-s", "1", name="calibration")
     try:
         base_rss = hub.rss_bytes()

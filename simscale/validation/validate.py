@@ -174,9 +174,10 @@ def validate(
     if not isinstance(clients, int) or clients < 1:
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
     scenario = model_scenario(name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
+    # The model's saturation rate is needed twice: to place the default rates around it, and as a result.
+    predicted_saturation = _predicted_saturation(scenario, 20.0)
     if rates_per_s is None:
-        saturation = _predicted_saturation(scenario, 20.0)
-        rates_per_s = [round(saturation * factor, 2) for factor in (0.25, 0.5, 0.8, 1.2, 1.8)]
+        rates_per_s = [round(predicted_saturation * factor, 2) for factor in (0.25, 0.5, 0.8, 1.2, 1.8)]
     rates = sorted(float(rate) for rate in rates_per_s)
     if len(rates) < 1 or any(not math.isfinite(rate) or rate <= 0 for rate in rates):
         raise ValueError(f"broadcast rates must be positive numbers, got {list(rates_per_s)!r}")
@@ -262,7 +263,6 @@ def validate(
             }
         )
     measured_saturation = _saturation_from_points(rates, [summary.latency_p99_ms for summary in measured])
-    predicted_saturation = _predicted_saturation(scenario, rates[0])
     rows.append(
         {
             "metric": "saturation_broadcast_rate",
