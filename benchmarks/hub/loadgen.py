@@ -1,4 +1,4 @@
-"""The benchmark's one load generator: asyncio + aiohttp raw WebSocket clients, run as its own process.
+"""The benchmark's one load generator: lean asyncio WebSocket clients (:mod:`rawws`), run as its own process.
 
 The harness starts ``python -m benchmarks.hub.loadgen SPEC_JSON`` and then speaks a line protocol:
 one JSON command per stdin line, one JSON answer per stdout line. Commands:
@@ -15,8 +15,10 @@ harness can tell when the load generator, not the server, is the bottleneck.
 
 A thin adapter per peer does the framing: raw text for the floor, Engine.IO/Socket.IO v4 text packets,
 and SignalR JSON or MessagePack through ``simscale.protocol``. Each broadcast carries a marker
-``~T<phase>:<scheduled send ns>~``; receivers find the marker in the raw frame (no decode, no object
-kept per delivery) and append the latency to an ``array('q')`` that becomes a numpy array at the end.
+``~T<phase>:<actual send ns>~``; receivers find the marker in the raw frame (no object kept per
+delivery) and append the latency to an ``array('q')`` that becomes a numpy array at the end. Frames are
+parsed in the connection's ``data_received`` and stamped when their bytes were read from the socket,
+with no task per client (see :mod:`benchmarks.hub.rawws` for why that matters to the comparison).
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import numpy as np
+
+from benchmarks.hub.rawws import RawWebSocket
+from benchmarks.hub.rawws import connect as ws_connect
 
 MARK = "~T"
 CONNECT_CONCURRENCY = 256
@@ -57,7 +61,7 @@ class Adapter:
     path = "/"
     keepalive_frame: str | bytes | None = None
 
-    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def open(self, ws: RawWebSocket) -> None:
         """Complete the protocol's own handshake after the WebSocket upgrade."""
 
     def broadcast_frame(self, payload: str) -> str | bytes:
@@ -84,18 +88,18 @@ class SocketIoAdapter(Adapter):
 
     path = "/socket.io/?EIO=4&transport=websocket"
 
-    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def open(self, ws: RawWebSocket) -> None:
         """Read the Engine.IO open packet, join the default namespace, wait for its CONNECT."""
         opened = await ws.receive_str()
         if not opened.startswith("0"):
             raise ConnectionError(f"unexpected Engine.IO open packet {opened[:40]!r}")
-        await ws.send_str("40")
+        ws.send_str("40")
         while True:
             packet = await ws.receive_str()
             if packet.startswith("40"):
                 return
             if packet == "2":
-                await ws.send_str("3")
+                ws.send_str("3")
                 continue
             raise ConnectionError(f"unexpected Socket.IO packet {packet[:40]!r}")
 
@@ -140,11 +144,10 @@ class SignalRAdapter(Adapter):
         self.binary = protocol_name != "json"
         self.keepalive_frame = ping if self.binary else ping.decode()
 
-    async def open(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def open(self, ws: RawWebSocket) -> None:
         """Send the handshake request and wait for the empty handshake response."""
-        await ws.send_str(self._handshake.decode())
-        message = await ws.receive()
-        text = message.data if isinstance(message.data, str) else bytes(message.data or b"").decode()
+        ws.send_str(self._handshake.decode())
+        text = await ws.receive_str()
         if not text.startswith("{}"):
             raise ConnectionError(f"handshake refused: {text[:80]!r}")
 
@@ -167,10 +170,9 @@ def make_adapter(name: str, signalr_protocol: str = "json") -> Adapter:
 
 @dataclass
 class Client:
-    """One open WebSocket and its reader task."""
+    """One open WebSocket (its frames are handled in its protocol callback, no task)."""
 
-    ws: aiohttp.ClientWebSocketResponse
-    reader: asyncio.Task[None]
+    ws: RawWebSocket
     server: int
     """Index of the URL (server) it is connected to; the sender is a client of server 0."""
 
@@ -182,7 +184,7 @@ class LoadGenerator:
         """Configure from the harness's spec (urls, adapter, optional TLS CA file)."""
         self.urls: list[str] = list(spec["urls"])
         self.adapter = make_adapter(spec["adapter"], spec.get("signalr_protocol", "json"))
-        self.ssl: ssl.SSLContext | bool = True
+        self.ssl: ssl.SSLContext | None = None
         if spec.get("tls_ca"):
             self.ssl = ssl.create_default_context(cafile=spec["tls_ca"])
         self.clients: list[Client] = []
@@ -193,60 +195,45 @@ class LoadGenerator:
         self.last_receive_ns = 0
         self.failures: dict[str, int] = {}
         self.reader_errors: dict[str, int] = {}
-        self.session: aiohttp.ClientSession | None = None
-        self._sender_ws: aiohttp.ClientWebSocketResponse | None = None
+        self._sender_ws: RawWebSocket | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Create the shared HTTP session (no connection limit) and the keep-alive ticker."""
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, enable_cleanup_closed=False)
-        self.session = aiohttp.ClientSession(connector=connector)
+        """Start the keep-alive ticker (when the protocol has client pings)."""
         if self.adapter.keepalive_frame is not None:
             self._keepalive_task = asyncio.create_task(self._keepalive())
 
     async def stop(self) -> None:
-        """Drop every client at once (closing the session aborts the sockets) and the session."""
+        """Drop every client at once."""
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         for client in self.clients:
-            client.reader.cancel()
+            client.ws.abort()
         self.clients = []
-        if self.session is not None:
-            await self.session.close()
 
     # --- receiving ---------------------------------------------------------------------------------
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """The per-client hot loop: find markers, record latencies, answer pings."""
-        adapter = self.adapter
-        latencies = self.latencies_ns
-        clock = time.monotonic_ns
+    def _on_frame(self, ws: RawWebSocket, data: str, received_ns: int) -> None:
+        """The hot path, called from ``data_received``: find markers, record latencies, answer pings."""
         try:
-            async for message in ws:
-                data = message.data
-                if isinstance(data, bytes | bytearray):
-                    data = data.decode("latin-1")  # binary frames: the marker is ASCII, positions stay
-                elif not isinstance(data, str):
-                    continue
-                start = data.find(MARK)
-                if start < 0:
-                    reply = adapter.control_reply(data)
-                    if reply is not None:
-                        await ws.send_str(reply)
-                    continue
-                now = clock()
-                while start >= 0:
-                    end = data.find("~", start + 2)
-                    phase, _, sent = data[start + 2 : end].partition(":")
-                    if int(phase) == self.phase:
-                        latencies.append(now - int(sent))
-                        self.received += 1
-                        self.last_receive_ns = now
-                    else:
-                        self.stale += 1
-                    start = data.find(MARK, end + 1)
-        except (aiohttp.ClientError, ConnectionError, asyncio.CancelledError):
-            pass
+            start = data.find(MARK)
+            if start < 0:
+                reply = self.adapter.control_reply(data)
+                if reply is not None:
+                    ws.send_str(reply)
+                return
+            latencies = self.latencies_ns
+            phase_now = self.phase
+            while start >= 0:
+                end = data.find("~", start + 2)
+                phase, _, sent = data[start + 2 : end].partition(":")
+                if int(phase) == phase_now:
+                    latencies.append(received_ns - int(sent))
+                    self.received += 1
+                    self.last_receive_ns = received_ns
+                else:
+                    self.stale += 1
+                start = data.find(MARK, end + 1)
         except Exception as error:  # a parsing bug must not pass silently
             self.reader_errors[type(error).__name__] = self.reader_errors.get(type(error).__name__, 0) + 1
 
@@ -258,19 +245,16 @@ class LoadGenerator:
         while True:
             await asyncio.sleep(SIGNALR_KEEPALIVE_S / slices)
             for client in self.clients[tick % slices :: slices]:
-                with contextlib.suppress(Exception):
-                    if isinstance(frame, bytes):
-                        await client.ws.send_bytes(frame)
-                    elif frame is not None:
-                        await client.ws.send_str(frame)
+                if isinstance(frame, bytes):
+                    client.ws.send_bytes(frame)
+                elif frame is not None:
+                    client.ws.send_str(frame)
             tick += 1
 
     # --- commands ----------------------------------------------------------------------------------
 
     async def connect(self, count: int) -> dict[str, Any]:
         """Open ``count`` clients round-robin over the URLs; report the rate and failures."""
-        assert self.session is not None
-        session = self.session
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         first = len(self.clients)
         opened = 0
@@ -280,21 +264,19 @@ class LoadGenerator:
             server = (first + slot) % len(self.urls)
             url = self.urls[server] + self.adapter.path
             async with gate:
+                ws: RawWebSocket | None = None
                 try:
-                    ws = await session.ws_connect(
-                        url,
-                        ssl=self.ssl,
-                        autoping=True,
-                        max_msg_size=0,
-                        timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-                    )
+                    ws = await asyncio.wait_for(ws_connect(url, self.ssl), timeout=30)
                     await asyncio.wait_for(self.adapter.open(ws), timeout=10)
                 except Exception as error:  # counted, reported, never fatal
                     kind = type(error).__name__
                     self.failures[kind] = self.failures.get(kind, 0) + 1
+                    if ws is not None:
+                        ws.abort()
                     return
+            ws.on_frame = self._on_frame
             # Registered at once so the keep-alive ticker covers it during a long connect phase.
-            self.clients.append(Client(ws, asyncio.create_task(self._read(ws)), server))
+            self.clients.append(Client(ws, server))
             opened += 1
 
         started = time.perf_counter()
@@ -336,7 +318,6 @@ class LoadGenerator:
             async with gate:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.ws.close(), timeout=3)
-            client.reader.cancel()
 
         await asyncio.gather(*(close_one(client) for client in doomed))
         return {"closed": len(doomed), "clients": len(self.clients)}
@@ -344,7 +325,7 @@ class LoadGenerator:
     def _new_phase(self) -> None:
         self._sender_ws = self.sender().ws
         self.phase += 1
-        del self.latencies_ns[:]  # in place: the readers hold a reference to this array
+        del self.latencies_ns[:]
         self.received = 0
         self.stale = 0
         self.last_receive_ns = 0
@@ -353,9 +334,9 @@ class LoadGenerator:
         ws = self._sender_ws
         assert ws is not None
         if isinstance(frame, bytes):
-            await ws.send_bytes(frame)
+            ws.send_bytes(frame)
         else:
-            await ws.send_str(frame)
+            ws.send_str(frame)
 
     async def _drain(self, expected: int, drain_s: float) -> None:
         deadline = time.monotonic() + drain_s

@@ -1,10 +1,11 @@
 """One client connection as the server sees it: a sans-I/O protocol state plus a socket to write to.
 
-Writes never await a drain, so a broadcast never waits for its slowest reader. Frames are not
-written to the socket one by one either: a connection queues what it is given during one event-loop
-turn and a :class:`WriteCoalescer` shared by the server writes each connection's queue as one
-``send()`` at the start of the next turn. A burst of 60 broadcasts thus costs each socket one system
-call per turn instead of 60 (like a kitchen that sends one runner per table, not one per dish).
+Writes never await a drain, so a broadcast never waits for its slowest reader. The first frame a
+connection gets in an event-loop turn goes to the socket at once (a paced broadcast waits for
+nothing); frames behind it in the same turn are queued, and a :class:`WriteCoalescer` shared by the
+server writes each connection's queue as one ``send()`` at the start of the next turn. A burst of 60
+broadcasts thus costs each socket two system calls instead of 60 (like a kitchen that runs the first
+dish out at once and the rest of the order together).
 
 After each write the transport's buffer is checked, and a connection whose backlog passes
 ``max_buffered_bytes`` is aborted (a slow consumer), which keeps the server's memory bounded; a queue
@@ -57,16 +58,34 @@ def frame_records(records: bytes, transfer_format: str) -> bytes:
 
 
 class WriteCoalescer:
-    """Connections with queued frames, written out by one callback per event-loop turn.
+    """Write-through for a connection's first frame in an event-loop turn, coalescing behind it.
 
-    The first frame a connection queues in a turn registers it here; the first registration of a
-    turn schedules :meth:`flush` with ``call_soon``. One instance serves a whole server.
+    A connection with nothing queued that has not written yet in this turn writes at once: at a
+    paced rate every broadcast is alone in its turn, and holding it for the next turn would only add
+    delay. Frames that follow in the same turn are queued and written together by one callback at the
+    start of the next turn, so a burst costs at most two writes per socket per turn, not one per
+    frame. One instance serves a whole server.
     """
 
-    __slots__ = ("_dirty",)
+    __slots__ = ("_dirty", "_turn_marked", "turn")
 
     def __init__(self) -> None:
         self._dirty: list[HubConnection] = []
+        self.turn = 0
+        """Counts event-loop turns in which something was written through (a connection compares
+        it with the turn of its own last write-through)."""
+        self._turn_marked = False
+
+    def mark_written_through(self) -> int:
+        """Note a write-through in the current turn; the turn number the connection should keep."""
+        if not self._turn_marked:
+            self._turn_marked = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        return self.turn
+
+    def _next_turn(self) -> None:
+        self.turn += 1
+        self._turn_marked = False
 
     def schedule(self, connection: HubConnection) -> None:
         """Have ``connection``'s queue written at the start of the next turn."""
@@ -114,6 +133,7 @@ class HubConnection:
         "streams",
         "user_id",
         "wheel_tick",
+        "written_through_turn",
     )
 
     def __init__(
@@ -140,6 +160,8 @@ class HubConnection:
         self.last_sent_s = now_s
         """When bytes last went to the transport (a queued frame counts once it is written)."""
         self.wheel_tick: int | None = None
+        self.written_through_turn = -1
+        """The coalescer's turn in which this connection last wrote a frame straight through."""
         """Where the server's keep-alive wheel has filed this connection (kept by the wheel)."""
         self.ping_shortcut = False
         """Whether a frame holding just a JSON Ping may bypass the protocol (handshaken, JSON, and
@@ -208,25 +230,32 @@ class HubConnection:
         return self.write_frame(header + records, len(records), messages=messages)
 
     def write_frame(self, frame: bytes, payload_bytes: int, *, messages: int = 1) -> bool:
-        """Queue a ready-made WebSocket frame (a broadcast frames its bytes once for everybody).
+        """Send a ready-made WebSocket frame (a broadcast frames its bytes once for everybody).
 
-        The frame reaches the transport at the start of the next event-loop turn, after the frames
-        queued before it, or at once when the queue reaches ``EARLY_FLUSH_BYTES``. ``False`` if the
-        connection is gone (a slow consumer is found when its queue is written).
+        The first frame of an event-loop turn goes to the transport at once; frames after it in the
+        same turn are queued and reach the transport together at the start of the next turn (or at
+        once when the queue reaches ``EARLY_FLUSH_BYTES``), always in the order they were sent.
+        ``False`` if the connection is gone or turned out to be a slow consumer.
         """
         if self.closed:
             return False
+        counters = self._counters
         queued = self._queued
         if queued is None:
             if self._transport.is_closing():
                 return False
+            coalescer = self._coalescer
+            if self.written_through_turn != coalescer.turn:
+                self.written_through_turn = coalescer.mark_written_through()
+                counters.deliveries += messages
+                counters.bytes_sent += payload_bytes
+                return self._to_transport(frame)
             self._queued = [frame]
             self._queued_bytes = len(frame)
-            self._coalescer.schedule(self)
+            coalescer.schedule(self)
         else:
             queued.append(frame)
             self._queued_bytes += len(frame)
-        counters = self._counters
         counters.deliveries += messages
         counters.bytes_sent += payload_bytes
         if self._queued_bytes >= EARLY_FLUSH_BYTES:
@@ -234,19 +263,20 @@ class HubConnection:
         return True
 
     def flush_queued(self) -> bool:
-        """Hand the queued frames to the transport in one write; ``False`` if the connection is gone.
-
-        Aborts the connection as a slow consumer when its outgoing buffer passes the limit.
-        """
+        """Hand the queued frames to the transport in one write; ``False`` if the connection is gone."""
         queued = self._queued
         if queued is None:
             return not self.closed
         self._queued = None
         self._queued_bytes = 0
-        transport = self._transport
-        if self.closed or transport.is_closing():
+        if self.closed or self._transport.is_closing():
             return False
-        transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+        return self._to_transport(queued[0] if len(queued) == 1 else b"".join(queued))
+
+    def _to_transport(self, data: bytes) -> bool:
+        """Write ``data``; abort as a slow consumer when the outgoing buffer passes the limit."""
+        transport = self._transport
+        transport.write(data)
         self.last_sent_s = time.monotonic()
         if transport.get_write_buffer_size() > self._max_buffered_bytes:
             self._counters.slow_consumer_closes += 1

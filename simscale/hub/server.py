@@ -6,7 +6,8 @@ messages it returns go to the :class:`~simscale.hub.dispatch.HubDispatcher`. A c
 task, timer or subscription object beyond aiohttp's request handler: keep-alive pings, client and
 handshake timeouts and token expiry all run in **one** periodic sweep per server, which looks only at
 the connections that are due (:class:`~simscale.hub.keepalive.KeepAliveWheel`). What the hub writes
-is coalesced per connection and event-loop turn (:class:`~simscale.hub.connection.WriteCoalescer`).
+goes out at once when it is a connection's first frame of an event-loop turn, and is coalesced behind
+it otherwise (:class:`~simscale.hub.connection.WriteCoalescer`).
 
 Routes, for a hub mounted at ``/chatHub``:
 

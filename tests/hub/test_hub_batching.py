@@ -1,7 +1,8 @@
 """Cheap idle connections and cheap bursts: the keep-alive wheel, write coalescing, the Ping shortcut.
 
-The wheel must look only at connections that are due; the coalescer must turn the frames one turn
-writes to a socket into one transport write, in order, without loosening the slow-consumer bound
+The wheel must look only at connections that are due; the coalescer must write a socket's first frame
+of a turn at once (no added delay at paced rates) and turn the frames behind it in that turn into one
+transport write at the start of the next, in order, without loosening the slow-consumer bound
 or the order of a Close after what was queued; a bare JSON Ping must refresh the receive clock
 without waking the handler, and nothing else may take that shortcut.
 """
@@ -186,23 +187,31 @@ async def test_a_connection_the_server_keeps_writing_to_is_not_pinged(session: a
 # ---- write coalescing ------------------------------------------------------------------------------
 
 
-async def test_frames_of_one_turn_reach_the_transport_as_one_write_in_order() -> None:
+async def test_the_first_frame_of_a_turn_goes_out_at_once_and_the_rest_as_one_write() -> None:
     transport = RecordingTransport()
     connection, counters = open_connection(transport, WriteCoalescer())
     frames = [text_frame(b'{"type":1,"target":"m","arguments":[%d]}\x1e' % index) for index in range(60)]
     for frame in frames:
         assert connection.write_frame(frame, len(frame) - 2)
-    assert transport.writes == []  # nothing goes out before the turn ends
-    assert connection.queued_bytes == sum(map(len, frames))
+    assert transport.writes == [frames[0]]  # written through: a paced broadcast waits for nothing
+    assert connection.queued_bytes == sum(map(len, frames[1:]))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert transport.writes == [b"".join(frames)]
+    assert transport.writes == [frames[0], b"".join(frames[1:])]  # one write for the rest, in order
     assert connection.queued_bytes == 0
     assert counters.deliveries == 60
-    connection.write_frame(frames[0], 1)
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert transport.writes[1:] == [frames[0]]  # the next turn starts a new write
+
+
+async def test_a_frame_alone_in_each_turn_is_written_through_every_time() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    frames = [text_frame(b"%d\x1e" % index) for index in range(5)]
+    for frame in frames:
+        connection.write_frame(frame, 2)
+        assert transport.writes[-1] == frame  # no turn of delay
+        await asyncio.sleep(0)
+    assert transport.writes == frames
+    assert connection.queued_bytes == 0
 
 
 async def test_one_coalescer_serves_every_connection() -> None:
@@ -212,19 +221,20 @@ async def test_one_coalescer_serves_every_connection() -> None:
     for index in range(4):
         for connection in connections:
             connection.write_frame(text_frame(b"%d\x1e" % index), 2)
+    assert [transport.writes for transport in transports] == [[text_frame(b"0\x1e")]] * 3
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    expected = b"".join(text_frame(b"%d\x1e" % index) for index in range(4))
-    assert [transport.writes for transport in transports] == [[expected]] * 3
+    rest = b"".join(text_frame(b"%d\x1e" % index) for index in range(1, 4))
+    assert [transport.writes for transport in transports] == [[text_frame(b"0\x1e"), rest]] * 3
 
 
 async def test_a_large_queue_is_written_without_waiting_for_the_turn() -> None:
     transport = RecordingTransport()
     connection, _ = open_connection(transport, WriteCoalescer())
     blob = text_frame(b"x" * (EARLY_FLUSH_BYTES // 4))
-    for _ in range(4):
+    for _ in range(5):
         connection.write_frame(blob, len(blob))
-    assert transport.writes == [blob * 4]
+    assert transport.writes == [blob, blob * 4]  # the first went through, the queue when it was full
     assert connection.queued_bytes == 0
 
 
@@ -249,23 +259,35 @@ async def test_slow_consumer_is_aborted_when_its_queue_is_written() -> None:
     transport = RecordingTransport(backlog_bytes=10_000)
     connection, counters = open_connection(transport, WriteCoalescer(), max_buffered_bytes=4_096)
     frame = text_frame(b"x" * 100)
-    assert connection.write_frame(frame, 100)  # queued: the transport is not asked yet
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    assert not connection.write_frame(frame, 100)  # written through: the backlog shows at once
     assert transport.aborted and connection.closed
     assert counters.slow_consumer_closes == 1
     assert connection.close_reason is not None and "slow consumer" in connection.close_reason
     assert not connection.write_frame(frame, 100)
 
 
+async def test_slow_consumer_is_also_found_when_a_queue_is_written() -> None:
+    transport = RecordingTransport()
+    connection, counters = open_connection(transport, WriteCoalescer(), max_buffered_bytes=4_096)
+    frame = text_frame(b"x" * 100)
+    assert connection.write_frame(frame, 100)  # through, nothing backed up yet
+    transport.backlog_bytes = 10_000  # the peer stops reading
+    assert connection.write_frame(frame, 100)  # queued behind it in the same turn
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.aborted and connection.closed
+    assert counters.slow_consumer_closes == 1
+
+
 async def test_an_aborted_connection_drops_its_queue() -> None:
     transport = RecordingTransport()
     connection, _ = open_connection(transport, WriteCoalescer())
-    connection.write_frame(text_frame(b"lost\x1e"), 5)
+    connection.write_frame(text_frame(b"sent\x1e"), 5)  # the first frame of the turn goes out
+    connection.write_frame(text_frame(b"lost\x1e"), 5)  # queued behind it
     connection.abort("gone")
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert transport.writes == [] and transport.aborted
+    assert transport.writes == [text_frame(b"sent\x1e")] and transport.aborted
 
 
 async def test_a_burst_of_broadcasts_arrives_complete_and_in_order(session: aiohttp.ClientSession) -> None:
