@@ -18,7 +18,7 @@ and SignalR JSON or MessagePack through ``simscale.protocol``. Each broadcast ca
 ``~T<phase>:<actual send ns>~``; receivers find the marker in the raw frame (no object kept per
 delivery) and append the latency to an ``array('q')`` that becomes a numpy array at the end. Frames are
 parsed in the connection's ``data_received`` and stamped when their bytes were read from the socket,
-with no task per client (see :mod:`benchmarks.hub.rawws` for why that matters to the comparison).
+with no task per client (see :mod:`simscale.loadgen.websocket_client` for why that matters here).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.hub.rawws import RawWebSocket
-from benchmarks.hub.rawws import connect as ws_connect
+from simscale.loadgen.websocket_client import RawWebSocket
+from simscale.loadgen.websocket_client import connect as ws_connect
 
 MARK = "~T"
 CONNECT_CONCURRENCY = 256
@@ -213,9 +213,10 @@ class LoadGenerator:
 
     # --- receiving ---------------------------------------------------------------------------------
 
-    def _on_frame(self, ws: RawWebSocket, data: str, received_ns: int) -> None:
+    def _on_frame(self, ws: RawWebSocket, payload: bytes, received_ns: int) -> None:
         """The hot path, called from ``data_received``: find markers, record latencies, answer pings."""
         try:
+            data = payload.decode("latin-1")  # the marker is ASCII: positions stay, nothing can fail
             start = data.find(MARK)
             if start < 0:
                 reply = self.adapter.control_reply(data)
@@ -356,9 +357,9 @@ class LoadGenerator:
         recipients = self.live_clients()
         expected = broadcasts * recipients
         adapter = self.adapter
-        first_ns = time.monotonic_ns()
+        first_ns = time.perf_counter_ns()
         for _ in range(broadcasts):
-            await self._send(adapter.broadcast_frame(f"{MARK}{self.phase}:{time.monotonic_ns()}~"))
+            await self._send(adapter.broadcast_frame(f"{MARK}{self.phase}:{time.perf_counter_ns()}~"))
         await self._drain(expected, drain_s)
         span_s = max(self.last_receive_ns - first_ns, 1) / 1e9
         result = {
@@ -382,19 +383,19 @@ class LoadGenerator:
         total = max(1, round(broadcasts_per_s * duration_s))
         interval_ns = int(1e9 / broadcasts_per_s)
         adapter = self.adapter
-        start_ns = time.monotonic_ns() + 1_000_000
+        start_ns = time.perf_counter_ns() + 1_000_000
         late_sends = 0
         for index in range(total):
             due_ns = start_ns + index * interval_ns
-            wait_ns = due_ns - time.monotonic_ns()
+            wait_ns = due_ns - time.perf_counter_ns()
             if wait_ns > 0:
                 await asyncio.sleep(wait_ns / 1e9)
             elif wait_ns < -5_000_000:
                 late_sends += 1
             # Stamped when actually sent: asyncio's ~1 ms timer slack would otherwise bias every peer's
             # latency alike; a sender that falls behind its schedule shows up in late_sends instead.
-            await self._send(adapter.broadcast_frame(f"{MARK}{self.phase}:{time.monotonic_ns()}~"))
-        send_span_s = (time.monotonic_ns() - start_ns) / 1e9
+            await self._send(adapter.broadcast_frame(f"{MARK}{self.phase}:{time.perf_counter_ns()}~"))
+        send_span_s = (time.perf_counter_ns() - start_ns) / 1e9
         expected = total * recipients
         await self._drain(expected, drain_s)
         result = {

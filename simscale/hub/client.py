@@ -26,6 +26,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
@@ -45,7 +46,7 @@ from simscale.protocol import (
     get_protocol,
 )
 
-__all__ = ["HubClient", "HubConnectionError", "HubError"]
+__all__ = ["HubClient", "HubConnectionError", "HubError", "ResolvedUrl", "resolve_websocket_url"]
 
 _log = logging.getLogger(__name__)
 _MAX_REDIRECTS = 10
@@ -246,48 +247,12 @@ class HubClient:
         return {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
 
     async def _resolve_websocket_url(self) -> URL:
-        url = URL(self.url)
-        if url.scheme in ("ws", "wss"):
-            url = url.with_scheme("http" if url.scheme == "ws" else "https")
-        if not self.skip_negotiation:
-            # Azure-style redirects: follow a few, each with its own access token.
-            for _ in range(_MAX_REDIRECTS):
-                body = await self._negotiate(url)
-                if "url" not in body:
-                    break
-                url = URL(str(body["url"]))
-                if body.get("accessToken"):
-                    self.access_token = str(body["accessToken"])
-            else:
-                raise HubConnectionError(f"negotiate redirected more than {_MAX_REDIRECTS} times", "negotiate_failed")
-            transports = body.get("availableTransports")
-            if isinstance(transports, list) and not any(
-                isinstance(t, dict) and t.get("transport") == "WebSockets" for t in transports
-            ):
-                raise HubConnectionError("the server does not offer the WebSockets transport", "negotiate_failed")
-            self.connection_id = _optional_str(body.get("connectionId"))
-            token = _optional_str(body.get("connectionToken")) or self.connection_id
-            if token is None:
-                raise HubConnectionError("negotiate answered without a connectionId", "negotiate_failed")
-            url = url.update_query(id=token)
-        return url.with_scheme("wss" if url.scheme == "https" else "ws")
-
-    async def _negotiate(self, url: URL) -> dict[str, Any]:
-        negotiate_url = url.with_path(url.path.rstrip("/") + "/negotiate")
-        if "negotiateVersion" not in negotiate_url.query:
-            negotiate_url = negotiate_url.update_query(negotiateVersion="1")
-        async with self._get_session().post(negotiate_url, headers=self._auth_headers()) as response:
-            if response.status != 200:
-                text = (await response.text())[:200]
-                raise HubConnectionError(
-                    f"negotiate failed: HTTP {response.status} {text}".strip(), f"http_{response.status}"
-                )
-            body = await response.json(content_type=None)
-        if not isinstance(body, dict):
-            raise HubConnectionError("negotiate answered something other than a JSON object", "negotiate_failed")
-        if body.get("error"):
-            raise HubConnectionError(f"negotiate refused: {body['error']}", "negotiate_failed")
-        return body
+        resolved = await resolve_websocket_url(
+            self._get_session(), self.url, access_token=self.access_token, skip_negotiation=self.skip_negotiation
+        )
+        self.access_token = resolved.access_token
+        self.connection_id = resolved.connection_id
+        return resolved.url
 
     async def _write(self, record: bytes) -> None:
         ws = self._ws
@@ -426,3 +391,75 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timeout"
     return f"{type(error).__name__}: {error}"[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUrl:
+    """Where a client's WebSocket goes after negotiate, and with which credentials."""
+
+    url: URL
+    """``ws://`` or ``wss://`` URL, with ``id=`` when negotiate gave a connection token."""
+    connection_id: str | None
+    """The public connection id (``None`` when negotiation was skipped)."""
+    access_token: str | None
+    """The token to send as ``Authorization: Bearer`` (negotiate may hand out a new one)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The upgrade request's extra headers."""
+        return {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+
+
+async def resolve_websocket_url(
+    session: aiohttp.ClientSession, url: str, *, access_token: str | None = None, skip_negotiation: bool = False
+) -> ResolvedUrl:
+    """Negotiate as the official clients do (``POST …/negotiate?negotiateVersion=1``, following a few
+    Azure-style redirects) and return the WebSocket URL; with ``skip_negotiation`` only the scheme changes.
+
+    Raises:
+        HubConnectionError: negotiate failed, was refused, or offered no WebSockets transport.
+    """
+    target = URL(url)
+    if target.scheme in ("ws", "wss"):
+        target = target.with_scheme("http" if target.scheme == "ws" else "https")
+    connection_id: str | None = None
+    if not skip_negotiation:
+        for _ in range(_MAX_REDIRECTS):
+            body = await _negotiate(session, target, access_token)
+            if "url" not in body:
+                break
+            target = URL(str(body["url"]))
+            if body.get("accessToken"):
+                access_token = str(body["accessToken"])
+        else:
+            raise HubConnectionError(f"negotiate redirected more than {_MAX_REDIRECTS} times", "negotiate_failed")
+        transports = body.get("availableTransports")
+        if isinstance(transports, list) and not any(
+            isinstance(t, dict) and t.get("transport") == "WebSockets" for t in transports
+        ):
+            raise HubConnectionError("the server does not offer the WebSockets transport", "negotiate_failed")
+        connection_id = _optional_str(body.get("connectionId"))
+        token = _optional_str(body.get("connectionToken")) or connection_id
+        if token is None:
+            raise HubConnectionError("negotiate answered without a connectionId", "negotiate_failed")
+        target = target.update_query(id=token)
+    return ResolvedUrl(target.with_scheme("wss" if target.scheme == "https" else "ws"), connection_id, access_token)
+
+
+async def _negotiate(session: aiohttp.ClientSession, url: URL, access_token: str | None) -> dict[str, Any]:
+    negotiate_url = url.with_path(url.path.rstrip("/") + "/negotiate")
+    if "negotiateVersion" not in negotiate_url.query:
+        negotiate_url = negotiate_url.update_query(negotiateVersion="1")
+    headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
+    async with session.post(negotiate_url, headers=headers) as response:
+        if response.status != 200:
+            text = (await response.text())[:200]
+            raise HubConnectionError(
+                f"negotiate failed: HTTP {response.status} {text}".strip(), f"http_{response.status}"
+            )
+        body = await response.json(content_type=None)
+    if not isinstance(body, dict):
+        raise HubConnectionError("negotiate answered something other than a JSON object", "negotiate_failed")
+    if body.get("error"):
+        raise HubConnectionError(f"negotiate refused: {body['error']}", "negotiate_failed")
+    return body

@@ -3,7 +3,10 @@
 Three phases, like a fire drill: everybody comes in (connect, round-robin over the URLs), the
 alarm rings at random times (a seeded Poisson stream of ``SendMessage`` broadcasts from random
 connected clients), and everybody leaves (stop). Each broadcast carries the sender's send time;
-each recipient subtracts it from its receive time, on the same ``time.perf_counter`` clock.
+each recipient subtracts it from the time its bytes were read from the socket, on the same
+``time.perf_counter`` clock. Clients are :class:`~simscale.loadgen.lean_client.LeanHubClient`: the
+protocol is decoded in the socket callback, with no task per client, so a receive time does not
+include the reading of every other socket that was ready at the same moment.
 
 The generator must stay lighter than the server it measures, so nothing is kept per delivery:
 deliveries are tallied per (broadcast, server) in numpy arrays and latencies go into a
@@ -27,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from simscale._version import __version__
-from simscale.hub.client import HubClient, HubConnectionError
+from simscale.hub.client import HubConnectionError
 from simscale.loadgen.config import LoadConfig
+from simscale.loadgen.lean_client import LeanHubClient
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
     BroadcastRecord,
@@ -38,7 +42,7 @@ from simscale.metrics.records import (
     RunRecords,
     RunSummary,
 )
-from simscale.protocol import ConnectionState
+from simscale.protocol import ConnectionState, InvocationMessage
 
 __all__ = ["LoadResult", "raise_open_file_limit", "run_load"]
 
@@ -46,6 +50,9 @@ _LATENCY_CHUNK = 65_536
 _POLL_S = 0.01
 _STOP_TIMEOUT_S = 30.0
 _MAX_SCHEDULE_ROUNDS = 100
+_KEEPALIVE_INTERVAL_S = 15.0
+"""Every client pings this often, as the official clients do (servers drop one silent for 30 s)."""
+_KEEPALIVE_SLICES = 15
 
 
 @dataclass(slots=True)
@@ -176,18 +183,20 @@ class _Member:
 
     __slots__ = ("client", "position", "prefix", "server", "tally")
 
-    def __init__(self, client: HubClient, server: int, tally: _Tally, prefix: str) -> None:
-        self.client = client
+    def __init__(self, server: int, tally: _Tally, prefix: str) -> None:
+        self.client: LeanHubClient | None = None
         self.server = server
         self.tally = tally
         self.prefix = prefix
         self.position = -1
         """Index in the run's list of connected members (-1 when not connected)."""
 
-    def on_receive(self, user: Any, message: Any) -> None:
-        received_s = time.perf_counter()
+    def on_invocation(self, invocation: InvocationMessage, received_s: float) -> None:
+        if invocation.target != "ReceiveMessage":
+            return
         prefix = self.prefix
         try:
+            user, message = invocation.arguments
             if not user.startswith(prefix):
                 raise ValueError(user)
             index = int(user[len(prefix) :])
@@ -259,15 +268,15 @@ class _Run:
 
         async def connect_one(index: int) -> _Member | None:
             server = index % config.servers
-            client = HubClient(
+            member = _Member(server, self.tally, self.prefix)
+            client = member.client = LeanHubClient(
                 config.urls[server],
+                member.on_invocation,
                 protocol=config.protocol,
                 access_token=config.access_token,
                 session=session,
                 handshake_timeout_s=config.connect_timeout_s,
             )
-            member = _Member(client, server, self.tally, self.prefix)
-            client.on("ReceiveMessage", member.on_receive)
             async with gate:
                 try:
                     await client.start()
@@ -312,7 +321,8 @@ class _Run:
             message = head + "x" * max(0, padding - len(head))
             tally.note_send(index, sent_s - self.t0, member.server, len(self.connected), self.per_server)
             try:
-                await member.client.send("SendMessage", f"{self.prefix}{index}", message)
+                assert member.client is not None
+                member.client.send("SendMessage", f"{self.prefix}{index}", message)
             except HubConnectionError:
                 tally.forget_send(index)
                 self.send_failures += 1
@@ -325,6 +335,17 @@ class _Run:
             await asyncio.sleep(_POLL_S)
         tally.flush()
 
+    async def keep_alive(self) -> None:
+        """Ping every connected client once per interval, a slice at a time (runs until cancelled)."""
+        tick = 0
+        while True:
+            await asyncio.sleep(_KEEPALIVE_INTERVAL_S / _KEEPALIVE_SLICES)
+            for member in self.connected[tick % _KEEPALIVE_SLICES :: _KEEPALIVE_SLICES]:
+                if member.client is not None:
+                    with contextlib.suppress(HubConnectionError):
+                        member.client.ping()
+            tick += 1
+
     async def stop(self, members: list[_Member]) -> None:
         self.stopping = True
         gate = asyncio.Semaphore(self.config.connect_concurrency)
@@ -334,7 +355,8 @@ class _Run:
             async with gate:
                 if member.position >= 0:
                     closed[member.server] += 1
-                await member.client.stop()
+                if member.client is not None:
+                    await member.client.stop()
 
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_STOP_TIMEOUT_S):
@@ -397,12 +419,18 @@ async def run_load(config: LoadConfig) -> LoadResult:
     run = _Run(config)
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
-        members = await run.connect(session)
-        connected_at_start = len(run.connected)
+        keepalive = asyncio.create_task(run.keep_alive())
         try:
-            await run.broadcast()
+            members = await run.connect(session)
+            connected_at_start = len(run.connected)
+            try:
+                await run.broadcast()
+            finally:
+                await run.stop(members)
         finally:
-            await run.stop(members)
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
     delivered, expected = run.build_records()
     wall_s = time.perf_counter() - run.t0
     histogram = run.records.latency

@@ -325,7 +325,13 @@ def test_public_api_is_pinned() -> None:
     import simscale.hub.client as client_module
     import simscale.loadgen as loadgen
 
-    assert sorted(client_module.__all__) == ["HubClient", "HubConnectionError", "HubError"]
+    assert sorted(client_module.__all__) == [
+        "HubClient",
+        "HubConnectionError",
+        "HubError",
+        "ResolvedUrl",
+        "resolve_websocket_url",
+    ]
     assert sorted(loadgen.__all__) == ["LoadConfig", "LoadResult", "run_load"]
 
 
