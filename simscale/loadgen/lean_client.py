@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from simscale.hub.client import HubConnectionError, describe_error, resolve_websocket_url
-from simscale.loadgen.websocket_client import HandshakeError, RawWebSocket, connect
+from simscale.loadgen.websocket_client import HandshakeError, RawWebSocket, ReadCounter, connect
 from simscale.protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ClientConnection,
@@ -47,6 +47,7 @@ class LeanHubClient:
         ssl_context: for ``https``/``wss`` hubs (``None``: the system's defaults).
         max_message_bytes: largest hub message accepted from the server (a bigger one closes the
             connection with a reason, as a protocol violation).
+        read_counter: counts reads and wake-ups across the clients that share it.
     """
 
     __slots__ = (
@@ -55,6 +56,7 @@ class LeanHubClient:
         "_on_close",
         "_on_invocation",
         "_opened",
+        "_read_counter",
         "_session",
         "_ssl_context",
         "_ws",
@@ -76,6 +78,7 @@ class LeanHubClient:
         skip_negotiation: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        read_counter: ReadCounter | None = None,
     ) -> None:
         if handshake_timeout_s <= 0:
             raise ValueError(f"handshake_timeout_s must be > 0, not {handshake_timeout_s!r}")
@@ -91,6 +94,7 @@ class LeanHubClient:
         self._ssl_context = ssl_context
         self._ws: RawWebSocket | None = None
         self._opened: asyncio.Future[None] | None = None
+        self._read_counter = read_counter
 
     @property
     def state(self) -> ConnectionState:
@@ -120,7 +124,9 @@ class LeanHubClient:
                     self._session, self.url, access_token=self.access_token, skip_negotiation=self.skip_negotiation
                 )
                 self.access_token = resolved.access_token
-                ws = self._ws = await connect(str(resolved.url), self._ssl_context, resolved.headers)
+                ws = self._ws = await connect(
+                    str(resolved.url), self._ssl_context, resolved.headers, self._read_counter
+                )
                 ws.on_frame = self._on_frame
                 ws.on_lost = self._on_lost
                 self._flush()

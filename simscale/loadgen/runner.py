@@ -22,6 +22,7 @@ import resource
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from simscale._version import __version__
 from simscale.hub.client import HubConnectionError
 from simscale.loadgen.config import LoadConfig
 from simscale.loadgen.lean_client import LeanHubClient
+from simscale.loadgen.websocket_client import ReadCounter
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
     BroadcastRecord,
@@ -66,6 +68,14 @@ class LoadResult:
         connected_clients: clients connected when the broadcasts started.
         send_failures: broadcasts whose send failed (not counted anywhere else).
         foreign_messages: ``ReceiveMessage`` calls that were not this run's broadcasts.
+        broadcast_cpu_s: CPU seconds this process used from the first scheduled send to the end of
+            the drain (connecting and stopping left out): what calibration divides by deliveries.
+        broadcast_wall_s: wall seconds of that same phase.
+        broadcast_started_at_s: ``time.perf_counter()`` when that phase began (to read other processes'
+            CPU over the same window).
+        socket_reads: socket reads the clients made in that phase (each may carry several messages).
+        loop_wakeups: event-loop passes in that phase that read at least one socket (a loop that
+            falls behind reads many sockets per pass, and its cost per message falls).
     """
 
     records: RunRecords
@@ -74,6 +84,11 @@ class LoadResult:
     connected_clients: int = 0
     send_failures: int = 0
     foreign_messages: int = 0
+    broadcast_cpu_s: float = 0.0
+    broadcast_wall_s: float = 0.0
+    broadcast_started_at_s: float = 0.0
+    socket_reads: int = 0
+    loop_wakeups: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary's fields plus the load generator's own figures (``--json`` output)."""
@@ -86,6 +101,9 @@ class LoadResult:
         document["loadgen_cpu_utilization"] = round(self.loadgen_cpu_s / wall_s, 4) if wall_s else None
         document["connected_clients"] = self.connected_clients
         document["send_failures"] = self.send_failures
+        document["loadgen_broadcast_cpu_s"] = round(self.broadcast_cpu_s, 4)
+        document["socket_reads"] = self.socket_reads
+        document["loop_wakeups"] = self.loop_wakeups
         document["simscale_version"] = __version__
         return document
 
@@ -225,6 +243,13 @@ class _Run:
         self.dropped = 0
         self.refused = 0
         self.send_failures = 0
+        self.members: list[_Member] = []
+        self.read_counter = ReadCounter()
+        self.broadcast_cpu_s = 0.0
+        self.broadcast_wall_s = 0.0
+        self.broadcast_started_at_s = 0.0
+        self.socket_reads = 0
+        self.loop_wakeups = 0
         self.t0 = time.perf_counter()
 
     def now_s(self) -> float:
@@ -276,6 +301,7 @@ class _Run:
                 access_token=config.access_token,
                 session=session,
                 handshake_timeout_s=config.connect_timeout_s,
+                read_counter=self.read_counter,
             )
             async with gate:
                 try:
@@ -308,7 +334,10 @@ class _Run:
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally
         padding = config.message_bytes
-        start = time.perf_counter()
+        # The event loop's own thread: a caller's sampling threads are not the load generator.
+        counter = self.read_counter
+        cpu_start_s, reads_start, wakeups_start = time.thread_time(), counter.reads, counter.wakeups
+        start = self.broadcast_started_at_s = time.perf_counter()
         for index, offset_s in enumerate(self.offsets_s.tolist()):  # bounded by the schedule
             delay_s = start + offset_s - time.perf_counter()
             if delay_s > 0:
@@ -334,6 +363,10 @@ class _Run:
         while tally.delivered_total < tally.expected_total and time.perf_counter() < deadline:
             await asyncio.sleep(_POLL_S)
         tally.flush()
+        self.broadcast_cpu_s = time.thread_time() - cpu_start_s
+        self.broadcast_wall_s = time.perf_counter() - start
+        self.socket_reads = counter.reads - reads_start
+        self.loop_wakeups = counter.wakeups - wakeups_start
 
     async def keep_alive(self) -> None:
         """Ping every connected client once per interval, a slice at a time (runs until cancelled)."""
@@ -408,11 +441,15 @@ def _ms_or_none(histogram: LatencyHistogram, q: float) -> float | None:
     return None if math.isnan(value) else value * 1000.0
 
 
-async def run_load(config: LoadConfig) -> LoadResult:
+async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None = None) -> LoadResult:
     """Connect ``config.clients`` clients, broadcast, measure, disconnect.
 
     Bounded in time: connecting (each attempt bounded by ``connect_timeout_s``), warm-up plus
     duration, at most ``drain_s`` of drain, and at most 30 s of stopping.
+
+    ``on_phase`` (if given) is called in the event loop with ``"broadcast_start"`` just before the
+    first scheduled send and ``"broadcast_end"`` once the drain is over, so a caller can read other
+    processes' counters exactly at the phase boundaries.
     """
     raise_open_file_limit()
     cpu_start_s = time.process_time()
@@ -421,10 +458,14 @@ async def run_load(config: LoadConfig) -> LoadResult:
     async with aiohttp.ClientSession(connector=connector) as session:
         keepalive = asyncio.create_task(run.keep_alive())
         try:
-            members = await run.connect(session)
+            members = run.members = await run.connect(session)
             connected_at_start = len(run.connected)
             try:
+                if on_phase is not None:
+                    on_phase("broadcast_start")
                 await run.broadcast()
+                if on_phase is not None:
+                    on_phase("broadcast_end")
             finally:
                 await run.stop(members)
         finally:
@@ -459,4 +500,9 @@ async def run_load(config: LoadConfig) -> LoadResult:
         connected_clients=connected_at_start,
         send_failures=run.send_failures,
         foreign_messages=run.tally.foreign,
+        broadcast_cpu_s=run.broadcast_cpu_s,
+        broadcast_wall_s=run.broadcast_wall_s,
+        broadcast_started_at_s=run.broadcast_started_at_s,
+        socket_reads=run.socket_reads,
+        loop_wakeups=run.loop_wakeups,
     )

@@ -45,7 +45,7 @@ from simscale.metrics.records import (
     RunRecords,
 )
 from simscale.model.backplane import SimBackplane
-from simscale.model.cpu import BusyMeter, Cpu
+from simscale.model.cpu import Cpu
 from simscale.model.kernel import CountingEnvironment
 from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
@@ -64,8 +64,20 @@ _RETRY_SLOT_S = 0.01
 _CHURN_SLOT_S = 0.05
 _BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 _MAX_INVOCATION_BACKLOG = 1_000
-_LOADGEN_WINDOW_S = 0.25
-"""The window over which the load generator's recent utilisation is read."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ArrivedFanOut:
+    """One fan-out's messages, written by a server, waiting in the load generator's sockets."""
+
+    server: SimServer
+    broadcast_id: int
+    origin_index: int
+    sent_at_s: float
+    counted: bool
+    recipients: int
+    arrivals_s: npt.NDArray[np.float64]
+    """Sampled arrival times at the sockets, sorted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +149,20 @@ class HubModel:
         # The load generator: one event loop, on the shared host's cores or a core of its own.
         self.loadgen = (
             (simpy.Resource(self.env, capacity=1), shared or Cpu(self.env, 1))
-            if s.loadgen_cpu_per_delivery_s > 0 or s.loadgen_cpu_per_send_s > 0
+            if max(
+                s.loadgen_cpu_per_delivery_s,
+                s.loadgen_cpu_per_send_s,
+                s.loadgen_cpu_per_read_s,
+                s.loadgen_cpu_per_wakeup_s,
+            )
+            > 0
             else None
         )
-        self.loadgen_meter = BusyMeter(self.horizon_s, _LOADGEN_WINDOW_S)
+        self._loadgen_waiting: list[_ArrivedFanOut] = []
+        """Fan-outs whose messages sit in the load generator's sockets, not yet read."""
+        self._loadgen_wakeup: simpy.Event | None = None
+        self._loadgen_free_at_s = 0.0
+        """When the load generator's loop last finished something (a send or a pass)."""
         self._round_robin_next = 0
         self._proxy_next = 0
         self._broadcast_ids = 0
@@ -174,6 +196,8 @@ class HubModel:
             self.env.process(self._churn())
         if s.silent_clients_fraction > 0:
             self.env.process(self._silence())
+        if self.loadgen is not None:
+            self.env.process(self._loadgen_reader())
         if progress is None:
             self.env.run(until=self.horizon_s)
         else:
@@ -519,8 +543,11 @@ class HubModel:
                 yield turn
                 with cpu.lanes.request() as lane:
                     yield lane
-                    self.loadgen_meter.add(float(self.env.now), s.loadgen_cpu_per_send_s)
                     yield self.env.timeout(s.loadgen_cpu_per_send_s)
+                    self._loadgen_free_at_s = float(self.env.now)
+            # The load generator stamps a broadcast when it actually sends it: a busy loop sends late,
+            # and that delay is not part of the latency it reports.
+            sent_at_s = float(self.env.now)
         yield self.env.timeout(self._network_delay_s())
         # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
         yield from origin.work(s.invocation_cpu_s + s.serialize_cpu_s)
@@ -581,8 +608,8 @@ class HubModel:
             positions = np.sort(self.rng.integers(1, recipients + 1, sample)).astype(np.float64)
         arrivals_s = started + overhead_s + positions * send_s + self._network_delay_s(sample)
         if self.loadgen is not None:
-            self.env.process(
-                self._loadgen_receive(server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s)
+            self._loadgen_arrive(
+                _ArrivedFanOut(server, broadcast_id, origin_index, sent_at_s, counted, recipients, np.sort(arrivals_s))
             )
         elif counted:
             self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
@@ -613,51 +640,91 @@ class HubModel:
             )
         )
 
-    def _loadgen_receive(
-        self,
-        server: SimServer,
-        broadcast_id: int,
-        origin_index: int,
-        sent_at_s: float,
-        counted: bool,
-        recipients: int,
-        arrivals_s: npt.NDArray[np.float64],
-    ) -> Generator[Any, Any, None]:
-        """The load generator's one event loop reads the fan-out's messages, one after another.
+    def _loadgen_arrive(self, fan_out: _ArrivedFanOut) -> None:
+        self._loadgen_waiting.append(fan_out)
+        wakeup = self._loadgen_wakeup
+        if wakeup is not None and not wakeup.triggered:
+            wakeup.succeed()
 
-        Receive times follow the Lindley recursion D_k = max(A_k, D_{k-1}) + S (a FIFO single server),
-        in closed form D_k = k·S + max(start, max_{j<=k}(A_j - (j-1)·S)); with sampled arrivals each
-        sample stands for ``recipients / samples`` messages, so S is scaled to match.
+    def _loadgen_reader(self) -> Generator[Any, Any, None]:
+        """The load generator's one event loop, reading what the hubs wrote to its sockets.
+
+        Each pass takes every fan-out that has arrived by the time the loop is free and reads each
+        socket once: a socket holding messages of several fan-outs yields them all in one read. So the
+        cost is ``sockets·per_read + messages·per_delivery``: a loop that keeps up pays for one read per
+        message, one that falls behind pays less per message, which is what bounds how far it falls.
         """
         assert self.loadgen is not None
         loop, cpu = self.loadgen
+        while True:
+            if not self._loadgen_waiting:
+                self._loadgen_wakeup = self.env.event()
+                yield self._loadgen_wakeup
+                self._loadgen_wakeup = None
+            with loop.request() as turn:
+                yield turn
+                with cpu.lanes.request() as lane:
+                    yield lane
+                    batch, self._loadgen_waiting = self._loadgen_waiting, []
+                    # A fan-out is announced once the hub has written all of it, but the loop read
+                    # its sockets while the hub was still writing (the two run on different cores):
+                    # the pass starts when the first message arrived, or when the loop was free.
+                    first_s = min(float(fan_out.arrivals_s[0]) for fan_out in batch)
+                    start_s = max(first_s, self._loadgen_free_at_s)
+                    end_s, received = self._read_pass(batch, start_s)
+                    if end_s > self.env.now:
+                        yield self.env.timeout(end_s - self.env.now)
+                    self._loadgen_free_at_s = max(end_s, float(self.env.now))
+            for fan_out, received_s in zip(batch, received, strict=True):
+                if fan_out.counted:
+                    self._record_fan_out(
+                        fan_out.server,
+                        fan_out.broadcast_id,
+                        fan_out.origin_index,
+                        fan_out.sent_at_s,
+                        fan_out.recipients,
+                        received_s,
+                    )
+
+    def _read_pass(self, batch: list[_ArrivedFanOut], start_s: float) -> tuple[float, list[npt.NDArray[np.float64]]]:
+        """Receive times of one pass over the sockets (one group per server, in order of arrival).
+
+        Within a group, sockets are read in the order their first message arrived, one after another:
+        the Lindley recursion D_k = max(A_k, D_{k-1}) + S of a FIFO single server, in closed form
+        D_k = k·S + max(start, max_{j<=k}(A_j - (j-1)·S)); with sampled arrivals each sample stands for
+        ``sockets / samples`` sockets, so S is scaled to match.
+        """
         s = self.scenario
-        order = np.argsort(arrivals_s, kind="stable")
-        arrivals_s = arrivals_s[order]
-        first_s = float(arrivals_s[0])
-        if first_s > self.env.now:
-            yield self.env.timeout(first_s - self.env.now)
-        with loop.request() as turn:
-            yield turn
-            with cpu.lanes.request() as lane:
-                yield lane
-                start_s = float(self.env.now)
-                per_delivery_s = s.loadgen_cpu_per_delivery_s
-                if s.loadgen_cpu_per_delivery_busy_s > 0:
-                    # A busier loop finds more sockets ready per wake-up: the cost per message falls
-                    # from the quiet figure toward the busy one with the loop's recent utilisation.
-                    recent = self.loadgen_meter.busy_s(int(start_s / _LOADGEN_WINDOW_S) - 1) / _LOADGEN_WINDOW_S
-                    weight = min(1.0, recent / s.loadgen_busy_utilization)
-                    per_delivery_s += weight * (s.loadgen_cpu_per_delivery_busy_s - per_delivery_s)
-                per_sample_s = per_delivery_s * recipients / len(arrivals_s)
-                steps = np.arange(len(arrivals_s), dtype=np.float64)
-                received_s = (steps + 1) * per_sample_s + np.maximum(
-                    start_s, np.maximum.accumulate(arrivals_s - steps * per_sample_s)
-                )
-                self.loadgen_meter.add(start_s, per_delivery_s * recipients)
-                yield self.env.timeout(float(received_s[-1]) - start_s)
-        if counted:
-            self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, received_s)
+        groups: dict[int, list[int]] = {}
+        for index in sorted(range(len(batch)), key=lambda i: float(batch[i].arrivals_s[0])):
+            groups.setdefault(batch[index].server.index, []).append(index)
+        received: list[npt.NDArray[np.float64]] = [batch[0].arrivals_s] * len(batch)
+        clock_s = start_s
+        for members in groups.values():
+            lead = batch[members[0]].arrivals_s
+            sockets = max(batch[i].recipients for i in members)
+            messages = sum(batch[i].recipients for i in members)
+            per_socket_s = s.loadgen_cpu_per_read_s + s.loadgen_cpu_per_delivery_s * messages / sockets
+            per_sample_s = per_socket_s * sockets / len(lead)
+            steps = np.arange(len(lead), dtype=np.float64)
+            shifted_s = lead - steps * per_sample_s
+            ready_s = np.maximum(clock_s, np.maximum.accumulate(shifted_s))
+            read_s = (steps + 1) * per_sample_s + ready_s
+            # The loop had caught up wherever a read had to wait for its message: a wake-up each time.
+            # Its cost delays what comes after this group, not the reads that woke it.
+            wakeups = int(np.count_nonzero(shifted_s[1:] > ready_s[:-1])) + int(shifted_s[0] >= clock_s)
+            positions = (steps + 1) / len(lead)
+            for index in members:
+                own = batch[index].arrivals_s
+                if own is lead:
+                    received[index] = read_s
+                else:
+                    # The same sockets' reads; a message that reached its socket later than the read
+                    # is taken at its arrival instead (the loop's next look at that socket).
+                    at = np.interp(np.arange(1, len(own) + 1, dtype=np.float64) / len(own), positions, read_s)
+                    received[index] = np.maximum(at, own + per_socket_s)
+            clock_s = float(read_s[-1]) + wakeups * s.loadgen_cpu_per_wakeup_s
+        return clock_s, received
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)

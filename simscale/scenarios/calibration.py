@@ -38,7 +38,12 @@ CALIBRATED_FIELDS = (
 )
 """Scenario fields a calibration replaces: the hub's own costs."""
 
-LOADGEN_FIELDS = ("loadgen_cpu_per_delivery_s", "loadgen_cpu_per_send_s")
+LOADGEN_FIELDS = (
+    "loadgen_cpu_per_delivery_s",
+    "loadgen_cpu_per_read_s",
+    "loadgen_cpu_per_wakeup_s",
+    "loadgen_cpu_per_send_s",
+)
 """Scenario fields that describe the load generator; set only when predicting a loopback load test."""
 
 
@@ -58,15 +63,16 @@ class Calibration:
     connections: int
     loadgen_cpu_per_delivery_s: float = 0.0
     """The load generator's CPU per message received (to predict a loopback run, not a hub)."""
+    loadgen_cpu_per_read_s: float = 0.0
+    """The load generator's CPU per socket read, shared by the messages that read carries."""
+    loadgen_cpu_per_wakeup_s: float = 0.0
+    """The load generator's CPU per event-loop wake-up that read something."""
     loadgen_cpu_per_send_s: float = 0.0
     low_load_deliveries_per_s: float = 0.0
     """Deliveries per second per process at which the per-delivery costs above were measured."""
     high_load_deliveries_per_s: float = 0.0
     """A second, busier load level (0: costs measured at one load only)."""
     send_cpu_per_recipient_high_load_s: float = 0.0
-    loadgen_cpu_per_delivery_high_load_s: float = 0.0
-    loadgen_busy_utilization: float = 1.0
-    """The load generator's utilisation (0-1 of a core) during the busy run."""
     host: str = ""
     created_at: str = ""
     simscale_version: str = ""
@@ -116,16 +122,17 @@ def load_calibration(path: str | Path) -> Calibration:
 def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False) -> dict[str, float]:
     """Scenario fields from a calibration: the hub's costs, and the load generator's when asked.
 
-    Per-delivery costs were measured twice, at a quiet and at a busy load; the model uses the busy
-    one while work is queued (an event loop then serves more messages per wake-up and system call).
+    The hub's cost per recipient was measured at a quiet and at a busy load; the model uses the busy
+    one while work is queued (the hub then writes several frames per socket in one system call). The
+    load generator's cost is split into a part per message and a part per socket read.
     """
     costs = {name: float(getattr(calibration, name)) for name in CALIBRATED_FIELDS}
     costs["send_cpu_per_recipient_busy_s"] = calibration.send_cpu_per_recipient_high_load_s
     if include_loadgen:
         costs["loadgen_cpu_per_send_s"] = calibration.loadgen_cpu_per_send_s
         costs["loadgen_cpu_per_delivery_s"] = calibration.loadgen_cpu_per_delivery_s
-        costs["loadgen_cpu_per_delivery_busy_s"] = calibration.loadgen_cpu_per_delivery_high_load_s
-        costs["loadgen_busy_utilization"] = calibration.loadgen_busy_utilization
+        costs["loadgen_cpu_per_read_s"] = calibration.loadgen_cpu_per_read_s
+        costs["loadgen_cpu_per_wakeup_s"] = calibration.loadgen_cpu_per_wakeup_s
     return costs
 
 

@@ -447,21 +447,23 @@ class Scenario:
         high=1.0,
         source="simscale calibrate",
         help="0: clients cost nothing; >0: all clients live in one load-generator process (one event loop) "
-        "that spends this much CPU per message received, on the shared host when shared_host_cores > 0.",
+        "that spends this much CPU per message received (decode, tally), on the shared host when "
+        "shared_host_cores > 0; each socket read costs loadgen_cpu_per_read_s on top.",
     )
-    loadgen_cpu_per_delivery_busy_s: float = _field(
+    loadgen_cpu_per_read_s: float = _field(
         0.0,
         unit="s",
         low=0.0,
         high=1.0,
-        source="simscale calibrate (a busy load)",
-        help="0: always loadgen_cpu_per_delivery_s; >0: the cost per message measured when the load generator "
-        "was busy (loadgen_busy_utilization); in between, the cost follows its recent utilisation, as more "
-        "sockets are ready per wake-up.",
+        source="simscale calibrate",
+        help="CPU the load generator spends per socket read (system call, callback, frame header), shared by "
+        "every message the read carries: a loop that falls behind finds several messages waiting per socket, "
+        "so its cost per message falls toward loadgen_cpu_per_delivery_s as load grows.",
     )
-    loadgen_busy_utilization: float = _field(
-        1.0, unit="fraction", low=0.0, low_open=True, high=1.0, source="simscale calibrate",
-        help="The load generator's utilisation during the busy calibration run.",
+    loadgen_cpu_per_wakeup_s: float = _field(
+        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
+        help="CPU per event-loop wake-up (select, the loop's own pass) of the load generator: paid each time "
+        "it had caught up with the messages and a new one arrives, so a loop that keeps up pays it often.",
     )  # fmt: skip
     loadgen_cpu_per_send_s: float = _field(
         0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",

@@ -6,11 +6,16 @@ so the interpreter's own footprint cancels out):
 * memory per idle connection and the accept cost: RSS and CPU of a hub process before and after
   ``N`` clients connect (and, for the CPU, close again);
 * CPU per keep-alive: the same idle clients with a 1 s keep-alive interval, minus the idle process;
-* per-message and per-recipient costs: three broadcast runs of the load generator with different
-  client counts and rates; the hub's CPU is fitted as ``broadcasts·(read + serialise) +
-  deliveries·send`` by least squares, with the serialisation itself timed in-process;
-* the load generator's own CPU per message received (the model needs it to predict a loopback run
-  where the clients share the host);
+* per-message and per-recipient costs: broadcast runs of the load generator with different client
+  counts and rates, CPU counted over the broadcast phase only (connecting and closing left out);
+  the hub's CPU is fitted as ``broadcasts·(read + serialise) + deliveries·send`` by least squares
+  over three quiet runs, with the serialisation itself timed in-process, and its cost per recipient
+  measured again in three busy runs (the model uses that one while work is queued);
+* the load generator's own CPU (the model needs it to predict a loopback run where the clients
+  share the host), fitted over all six runs as ``broadcasts·send + wake-ups·per_wakeup +
+  reads·per_read + messages·per_message`` with non-negative least squares on relative errors: the
+  runs differ in how many messages a socket read and an event-loop wake-up carry, which is what
+  separates the costs (the load generator counts both);
 * backplane latency with Redis: PUBLISH round trips against a real ``redis-server`` and the
   pipelined PUBLISH rate for the per-publish service time.
 """
@@ -25,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 
 from simscale._version import __version__
 from simscale.scenarios.calibration import Calibration
@@ -33,19 +39,25 @@ from simscale.validation.processes import HubProcess, run_blocking
 __all__ = ["calibrate"]
 
 _MAX_CONNECTIONS = 1_000
-_BUSY_DELIVERIES_PER_S = 70_000
-_BUSY_MAX_RATE_PER_S = 250.0
-_BUSY_DURATION_S = 3.0
+_BUSY_DELIVERIES_PER_S = (60_000, 110_000, 180_000)
+"""The busy runs' offered deliveries per second: messages share socket reads more and more, up to
+the load generator's own saturation (which is what a loopback validation runs into first)."""
+_BUSY_MAX_RATE_PER_S = 800.0
+_RUN_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
 class _BroadcastRun:
+    """CPU of the hub and of the load generator over one run's broadcast phase."""
+
     wall_s: float
     clients: int
     broadcasts: int
     deliveries: int
     hub_cpu_s: float
     loadgen_cpu_s: float
+    reads: int
+    wakeups: int
 
 
 def _serialize_cpu_s(message_bytes: int) -> float:
@@ -94,27 +106,27 @@ async def _hold_idle(url: str, clients: int, hold_s: float, hub: HubProcess) -> 
 def _broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float, hub: HubProcess) -> _BroadcastRun:
     from simscale.loadgen import LoadConfig, run_load
 
-    cpu_before = hub.cpu_s()
-    started = time.perf_counter()
-    result = run_blocking(
-        run_load(
-            LoadConfig(
-                urls=(url,),
-                clients=clients,
-                broadcast_rate_per_s=rate_per_s,
-                duration_s=duration_s,
-                warmup_s=0.0,
-                scenario="calibration",
-            )
-        )
+    config = LoadConfig(
+        urls=(url,),
+        clients=clients,
+        broadcast_rate_per_s=rate_per_s,
+        duration_s=duration_s,
+        warmup_s=0.0,
+        drain_s=3.0,
+        scenario="calibration",
     )
+    hub_cpu_at: dict[str, float] = {}
+    result = run_blocking(run_load(config, on_phase=lambda phase: hub_cpu_at.__setitem__(phase, hub.cpu_s())))
+    hub_cpu_s = hub_cpu_at["broadcast_end"] - hub_cpu_at["broadcast_start"]
     return _BroadcastRun(
-        wall_s=time.perf_counter() - started,
+        wall_s=result.broadcast_wall_s,
         clients=clients,
         broadcasts=len(result.records.broadcasts),
         deliveries=int(result.summary.deliveries or 0),
-        hub_cpu_s=hub.cpu_s() - cpu_before,
-        loadgen_cpu_s=float(result.loadgen_cpu_s),
+        hub_cpu_s=hub_cpu_s,
+        loadgen_cpu_s=result.broadcast_cpu_s,
+        reads=result.socket_reads,
+        wakeups=result.loop_wakeups,
     )
 
 
@@ -162,40 +174,45 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
         handshake_cpu_s = connect_close_cpu / connections
 
         small, large = max(10, connections // 4), connections
-        runs = [
-            _broadcast_run(hub.url, large, 10.0, 3.0, hub),
-            _broadcast_run(hub.url, large, 25.0, 3.0, hub),
-            _broadcast_run(hub.url, small, 25.0, 3.0, hub),
+        quiet = [
+            _broadcast_run(hub.url, large, 20.0, _RUN_S, hub),
+            _broadcast_run(hub.url, large, 40.0, _RUN_S, hub),
+            _broadcast_run(hub.url, small, 40.0, _RUN_S, hub),
         ]
-        # A busy run: per-delivery costs fall with load (more messages per wake-up and system call).
-        busy = _broadcast_run(
-            hub.url, large, min(_BUSY_DELIVERIES_PER_S / large, _BUSY_MAX_RATE_PER_S), _BUSY_DURATION_S, hub
-        )
+        # Busy runs: the hub then writes several frames per socket at once, and the load generator
+        # finds several messages per socket read.
+        busy = [
+            _broadcast_run(hub.url, large, min(rate / large, _BUSY_MAX_RATE_PER_S), _RUN_S, hub)
+            for rate in _BUSY_DELIVERIES_PER_S
+        ]
     finally:
         hub.stop()
 
-    # Hub CPU beyond connecting = broadcasts·(read + serialise) + deliveries·send.
-    design = np.array([[run.broadcasts, run.deliveries] for run in runs], dtype=np.float64)
-    hub_cpu = np.array(
-        [run.hub_cpu_s - run.clients * handshake_cpu_s - run.wall_s * empty_idle_cpu_per_s for run in runs]
-    )
-    (per_broadcast_s, send_s), *_ = np.linalg.lstsq(design, hub_cpu, rcond=None)
+    # Hub CPU over the broadcast phase, beyond idling = broadcasts·(read + serialise) + deliveries·send.
+    def beyond_idle_s(run: _BroadcastRun) -> float:
+        return run.hub_cpu_s - run.wall_s * empty_idle_cpu_per_s
+
+    design = np.array([[run.broadcasts, run.deliveries] for run in quiet], dtype=np.float64)
+    (per_broadcast_s, send_s), *_ = np.linalg.lstsq(design, np.array([beyond_idle_s(r) for r in quiet]), rcond=None)
     serialize_s = _serialize_cpu_s(message_bytes)
     send_cpu_per_recipient_s = max(float(send_s), 1e-7)
     invocation_cpu_s = max(float(per_broadcast_s) - serialize_s, 1e-6)
-    # The load generator: CPU per message received, from the two runs with the same clients.
-    first, second = runs[0], runs[1]
-    delta_deliveries = second.deliveries - first.deliveries
-    loadgen_per_delivery_s = (
-        max((second.loadgen_cpu_s - first.loadgen_cpu_s) / delta_deliveries, 1e-7) if delta_deliveries > 0 else 0.0
+    busy_send_s = statistics.fmean(
+        max((beyond_idle_s(run) - run.broadcasts * float(per_broadcast_s)) / max(run.deliveries, 1), 1e-7)
+        for run in busy
     )
-    # The busy run, with the fixed costs found above taken out.
-    loadgen_fixed_s = first.loadgen_cpu_s - loadgen_per_delivery_s * first.deliveries
-    busy_hub_s = busy.hub_cpu_s - busy.clients * handshake_cpu_s - busy.wall_s * empty_idle_cpu_per_s
-    busy_send_s = max((busy_hub_s - busy.broadcasts * float(per_broadcast_s)) / max(busy.deliveries, 1), 1e-7)
-    busy_loadgen_s = max((busy.loadgen_cpu_s - loadgen_fixed_s) / max(busy.deliveries, 1), 1e-7)
-    low_load = (first.deliveries + second.deliveries) / (first.wall_s + second.wall_s)
-    high_load = busy.deliveries / busy.wall_s
+    # The load generator = broadcasts·send + wake-ups·per_wakeup + reads·per_read + messages·per_message,
+    # all >= 0, each run weighted by its own size so that the quiet runs count as much as the busy ones.
+    runs = [*quiet, *busy]
+    loadgen_cpu = np.array([run.loadgen_cpu_s for run in runs])
+    loadgen_design = np.array(
+        [[run.broadcasts, run.wakeups, run.reads, run.deliveries] for run in runs], dtype=np.float64
+    )
+    (loadgen_send_s, loadgen_wakeup_s, loadgen_read_s, loadgen_message_s), _ = optimize.nnls(
+        loadgen_design / loadgen_cpu[:, None], np.ones(len(runs))
+    )
+    low_load = sum(run.deliveries for run in quiet[:2]) / sum(run.wall_s for run in quiet[:2])
+    high_load = busy[-1].deliveries / busy[-1].wall_s
     publish_base_s, backplane_latency_s = _publish_costs_s()
     return Calibration(
         invocation_cpu_s=invocation_cpu_s,
@@ -208,17 +225,17 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
         backplane_publish_base_s=publish_base_s,
         backplane_latency_s=backplane_latency_s,
         connections=connections,
-        loadgen_cpu_per_delivery_s=loadgen_per_delivery_s,
-        loadgen_cpu_per_send_s=0.0,
+        loadgen_cpu_per_delivery_s=float(loadgen_message_s),
+        loadgen_cpu_per_read_s=float(loadgen_read_s),
+        loadgen_cpu_per_wakeup_s=float(loadgen_wakeup_s),
+        loadgen_cpu_per_send_s=float(loadgen_send_s),
         low_load_deliveries_per_s=low_load,
         high_load_deliveries_per_s=high_load,
         send_cpu_per_recipient_high_load_s=busy_send_s,
-        loadgen_cpu_per_delivery_high_load_s=busy_loadgen_s,
-        loadgen_busy_utilization=min(max((busy.loadgen_cpu_s - loadgen_fixed_s) / _BUSY_DURATION_S, 0.05), 1.0),
         host=platform.node(),
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         simscale_version=__version__,
-        notes={"runs": [_as_dict(run) for run in [*runs, busy]]},
+        notes={"runs": [_as_dict(run) for run in runs]},
     )
 
 
@@ -230,4 +247,6 @@ def _as_dict(run: _BroadcastRun) -> dict[str, float]:
         "deliveries": run.deliveries,
         "hub_cpu_s": run.hub_cpu_s,
         "loadgen_cpu_s": run.loadgen_cpu_s,
+        "reads": run.reads,
+        "wakeups": run.wakeups,
     }

@@ -138,9 +138,16 @@ async def test_single_server_run_delivers_everything(protocol: str) -> None:
             message_bytes=300,
             seed=3,
         )
-        result = await run_load(config)
+        phases: list[tuple[str, int]] = []
+        result = await run_load(config, on_phase=lambda phase: phases.append((phase, len(phases))))
     summary = result.summary
     check_consistency(result)
+    assert [phase for phase, _ in phases] == ["broadcast_start", "broadcast_end"]
+    # The broadcast phase's own figures: counted in the loop's thread, between the two calls.
+    assert 0 < result.broadcast_cpu_s <= result.loadgen_cpu_s
+    assert 1.0 <= result.broadcast_wall_s <= summary.wall_s
+    deliveries = summary.deliveries or 0
+    assert 0 < result.loop_wakeups <= result.socket_reads <= deliveries + 2 * summary.broadcasts  # + pings, acks
     assert result.connected_clients == 20
     assert summary.broadcasts is not None and 15 <= summary.broadcasts <= 80
     assert summary.delivered_fraction == 1.0

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from simscale.loadgen.websocket_client import HandshakeError, RawWebSocket, client_frame, connect
+from simscale.loadgen.websocket_client import HandshakeError, RawWebSocket, ReadCounter, client_frame, connect
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -195,3 +195,26 @@ async def test_receive_after_the_server_hangs_up_raises() -> None:
         ws: RawWebSocket = await connect(url)
         with pytest.raises(ConnectionError):
             await ws.receive()
+
+
+async def test_reads_in_one_pass_of_the_loop_count_as_one_wake_up() -> None:
+    counter = ReadCounter()
+    for _ in range(3):  # three sockets ready in the same pass
+        counter.count_read()
+    assert (counter.reads, counter.wakeups) == (3, 1)
+    await asyncio.sleep(0)  # the pass ends
+    counter.count_read()
+    assert (counter.reads, counter.wakeups) == (4, 2)
+
+
+async def test_a_shared_counter_sees_every_connection(echo_url: str) -> None:
+    counter = ReadCounter()
+    sockets = [await connect(echo_url, counter=counter) for _ in range(4)]
+    upgrades = counter.reads  # each upgrade answer is a read too
+    for ws in sockets:
+        ws.send_str("x")
+    for ws in sockets:
+        assert await ws.receive_str() == "x"
+    assert counter.reads - upgrades >= 4 and 1 <= counter.wakeups <= counter.reads
+    for ws in sockets:
+        await ws.close()
