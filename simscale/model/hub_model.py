@@ -64,11 +64,13 @@ _RETRY_SLOT_S = 0.01
 _CHURN_SLOT_S = 0.05
 _BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 _MAX_INVOCATION_BACKLOG = 1_000
+_LOADGEN_TURN_S = 0.002
+"""Longest stretch the modelled load generator reads before looking for newly started fan-outs."""
 
 
-@dataclass(frozen=True, slots=True)
-class _ArrivedFanOut:
-    """One fan-out's messages, written by a server, waiting in the load generator's sockets."""
+@dataclass(slots=True)
+class _PendingFanOut:
+    """One fan-out's messages on their way to, or waiting in, the load generator's sockets."""
 
     server: SimServer
     broadcast_id: int
@@ -77,7 +79,9 @@ class _ArrivedFanOut:
     counted: bool
     recipients: int
     arrivals_s: npt.NDArray[np.float64]
-    """Sampled arrival times at the sockets, sorted."""
+    """Arrival time at each sampled socket, in the order the server writes them."""
+    received_s: npt.NDArray[np.float64]
+    """When the loop read each of them (NaN: not yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +162,8 @@ class HubModel:
             > 0
             else None
         )
-        self._loadgen_waiting: list[_ArrivedFanOut] = []
-        """Fan-outs whose messages sit in the load generator's sockets, not yet read."""
+        self._loadgen_pending: list[_PendingFanOut] = []
+        """Fan-outs whose messages the load generator has not all read yet."""
         self._loadgen_wakeup: simpy.Event | None = None
         self._loadgen_free_at_s = 0.0
         """When the load generator's loop last finished something (a send or a pass)."""
@@ -595,24 +599,37 @@ class HubModel:
             send_s = s.send_cpu_per_recipient_busy_s
         # The message was serialised once at the origin; a copy from the backplane costs a read.
         overhead_s = s.invocation_cpu_s if from_backplane else 0.0
-        started = yield from server.use_cpu(overhead_s + recipients * send_s)
+        announce: Callable[[float], None] | None = None
+        if self.loadgen is not None and recipients > 0:
+            positions = self._sample_positions(recipients)
+
+            def announce(started_s: float) -> None:
+                # The load generator reads the sockets while the server is still writing them.
+                arrivals_s = started_s + overhead_s + positions * send_s + self._network_delay_s(len(positions))
+                self._loadgen_arrive(
+                    _PendingFanOut(
+                        server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
+                        np.full(len(arrivals_s), np.nan),
+                    )
+                )  # fmt: skip
+
+        started = yield from server.use_cpu(overhead_s + recipients * send_s, on_start=announce)
         server.pool.release()
         server.buffered_bytes -= queued_bytes
         if recipients == 0:
             return
         server.last_message_at_s = float(self.env.now)
-        sample = min(recipients, s.latency_samples_per_fanout)
-        if sample == recipients:
-            positions = np.arange(1, recipients + 1, dtype=np.float64)
-        else:
-            positions = np.sort(self.rng.integers(1, recipients + 1, sample)).astype(np.float64)
-        arrivals_s = started + overhead_s + positions * send_s + self._network_delay_s(sample)
-        if self.loadgen is not None:
-            self._loadgen_arrive(
-                _ArrivedFanOut(server, broadcast_id, origin_index, sent_at_s, counted, recipients, np.sort(arrivals_s))
-            )
-        elif counted:
+        if announce is None and counted:
+            positions = self._sample_positions(recipients)
+            arrivals_s = started + overhead_s + positions * send_s + self._network_delay_s(len(positions))
             self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
+
+    def _sample_positions(self, recipients: int) -> npt.NDArray[np.float64]:
+        """Write positions (1-based) of the recipients whose latency is computed."""
+        sample = min(recipients, self.scenario.latency_samples_per_fanout)
+        if sample == recipients:
+            return np.arange(1, recipients + 1, dtype=np.float64)
+        return np.sort(self.rng.integers(1, recipients + 1, sample)).astype(np.float64)
 
     def _record_fan_out(
         self,
@@ -640,91 +657,118 @@ class HubModel:
             )
         )
 
-    def _loadgen_arrive(self, fan_out: _ArrivedFanOut) -> None:
-        self._loadgen_waiting.append(fan_out)
+    def _loadgen_arrive(self, fan_out: _PendingFanOut) -> None:
+        self._loadgen_pending.append(fan_out)
         wakeup = self._loadgen_wakeup
         if wakeup is not None and not wakeup.triggered:
             wakeup.succeed()
 
     def _loadgen_reader(self) -> Generator[Any, Any, None]:
-        """The load generator's one event loop, reading what the hubs wrote to its sockets.
+        """The load generator's one event loop, reading what the servers write to its sockets.
 
-        Each pass takes every fan-out that has arrived by the time the loop is free and reads each
-        socket once: a socket holding messages of several fan-outs yields them all in one read. So the
-        cost is ``sockets·per_read + messages·per_delivery``: a loop that keeps up pays for one read per
-        message, one that falls behind pays less per message, which is what bounds how far it falls.
+        The loop reads ready sockets in the order they became ready, one read per socket taking every
+        message waiting in it, and works in turns of at most ``_LOADGEN_TURN_S`` (so a fan-out that
+        starts meanwhile joins the sockets still to be read, as it does with a real ready list). A
+        read costs ``per_read + messages·per_delivery``; each time the loop had caught up and must
+        wait for the next message it pays a wake-up. A loop that keeps up pays one read and one
+        wake-up per few messages; one that falls behind finds several messages per socket and many
+        sockets per wake-up, which is what bounds how far it falls behind.
         """
         assert self.loadgen is not None
         loop, cpu = self.loadgen
         while True:
-            if not self._loadgen_waiting:
+            if not self._loadgen_pending:
                 self._loadgen_wakeup = self.env.event()
                 yield self._loadgen_wakeup
                 self._loadgen_wakeup = None
+                continue
+            first_s = min(float(np.min(f.arrivals_s[np.isnan(f.received_s)])) for f in self._loadgen_pending)
+            if first_s > self.env.now:
+                yield self.env.timeout(first_s - self.env.now)
             with loop.request() as turn:
                 yield turn
                 with cpu.lanes.request() as lane:
                     yield lane
-                    batch, self._loadgen_waiting = self._loadgen_waiting, []
-                    # A fan-out is announced once the hub has written all of it, but the loop read
-                    # its sockets while the hub was still writing (the two run on different cores):
-                    # the pass starts when the first message arrived, or when the loop was free.
-                    first_s = min(float(fan_out.arrivals_s[0]) for fan_out in batch)
-                    start_s = max(first_s, self._loadgen_free_at_s)
-                    end_s, received = self._read_pass(batch, start_s)
+                    end_s = self._read_turn(float(self.env.now))
                     if end_s > self.env.now:
                         yield self.env.timeout(end_s - self.env.now)
-                    self._loadgen_free_at_s = max(end_s, float(self.env.now))
-            for fan_out, received_s in zip(batch, received, strict=True):
-                if fan_out.counted:
-                    self._record_fan_out(
-                        fan_out.server,
-                        fan_out.broadcast_id,
-                        fan_out.origin_index,
-                        fan_out.sent_at_s,
-                        fan_out.recipients,
-                        received_s,
-                    )
+            done = [f for f in self._loadgen_pending if not np.isnan(f.received_s).any()]
+            if done:
+                self._loadgen_pending = [f for f in self._loadgen_pending if np.isnan(f.received_s).any()]
+                for fan_out in done:
+                    if fan_out.counted:
+                        self._record_fan_out(
+                            fan_out.server,
+                            fan_out.broadcast_id,
+                            fan_out.origin_index,
+                            fan_out.sent_at_s,
+                            fan_out.recipients,
+                            fan_out.received_s,
+                        )
 
-    def _read_pass(self, batch: list[_ArrivedFanOut], start_s: float) -> tuple[float, list[npt.NDArray[np.float64]]]:
-        """Receive times of one pass over the sockets (one group per server, in order of arrival).
+    def _read_turn(self, start_s: float) -> float:
+        """Read, from ``start_s``, the sockets that are ready; returns when the turn ends.
 
-        Within a group, sockets are read in the order their first message arrived, one after another:
-        the Lindley recursion D_k = max(A_k, D_{k-1}) + S of a FIFO single server, in closed form
-        D_k = k·S + max(start, max_{j<=k}(A_j - (j-1)·S)); with sampled arrivals each sample stands for
-        ``sockets / samples`` sockets, so S is scaled to match.
+        Sockets are identified by write position (the servers write their clients in a fixed order),
+        grouped by server. Reads follow the Lindley recursion of a single server with service times
+        S_k: D_k = C_k + max(start, max_{j<=k}(E_j - C_{j-1})), C the running sum of S and E_k when
+        socket k's first unread message arrived; a sample stands for ``recipients / samples`` sockets.
         """
         s = self.scenario
-        groups: dict[int, list[int]] = {}
-        for index in sorted(range(len(batch)), key=lambda i: float(batch[i].arrivals_s[0])):
-            groups.setdefault(batch[index].server.index, []).append(index)
-        received: list[npt.NDArray[np.float64]] = [batch[0].arrivals_s] * len(batch)
-        clock_s = start_s
+        readable: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], list[_PendingFanOut]]] = []
+        groups: dict[tuple[int, int], list[_PendingFanOut]] = {}
+        for fan_out in self._loadgen_pending:
+            groups.setdefault((fan_out.server.index, len(fan_out.arrivals_s)), []).append(fan_out)
         for members in groups.values():
-            lead = batch[members[0]].arrivals_s
-            sockets = max(batch[i].recipients for i in members)
-            messages = sum(batch[i].recipients for i in members)
-            per_socket_s = s.loadgen_cpu_per_read_s + s.loadgen_cpu_per_delivery_s * messages / sockets
-            per_sample_s = per_socket_s * sockets / len(lead)
-            steps = np.arange(len(lead), dtype=np.float64)
-            shifted_s = lead - steps * per_sample_s
-            ready_s = np.maximum(clock_s, np.maximum.accumulate(shifted_s))
-            read_s = (steps + 1) * per_sample_s + ready_s
-            # The loop had caught up wherever a read had to wait for its message: a wake-up each time.
-            # Its cost delays what comes after this group, not the reads that woke it.
-            wakeups = int(np.count_nonzero(shifted_s[1:] > ready_s[:-1])) + int(shifted_s[0] >= clock_s)
-            positions = (steps + 1) / len(lead)
-            for index in members:
-                own = batch[index].arrivals_s
-                if own is lead:
-                    received[index] = read_s
-                else:
-                    # The same sockets' reads; a message that reached its socket later than the read
-                    # is taken at its arrival instead (the loop's next look at that socket).
-                    at = np.interp(np.arange(1, len(own) + 1, dtype=np.float64) / len(own), positions, read_s)
-                    received[index] = np.maximum(at, own + per_socket_s)
-            clock_s = float(read_s[-1]) + wakeups * s.loadgen_cpu_per_wakeup_s
-        return clock_s, received
+            unread = np.stack([np.where(np.isnan(f.received_s), f.arrivals_s, np.inf) for f in members])
+            readable.append((unread, unread.min(axis=0), members))
+        ready_s = np.concatenate([first for _, first, _ in readable])
+        owner = np.concatenate([np.full(len(first), g) for g, (_, first, _) in enumerate(readable)])
+        block = np.concatenate([np.arange(len(first)) for _, first, _ in readable])
+        scale = np.concatenate(
+            [np.full(len(first), max(f.recipients for f in members) / len(first)) for _, first, members in readable]
+        )
+        order = np.argsort(ready_s, kind="stable")
+        order = order[np.isfinite(ready_s[order])]
+        ready_s, owner, block, scale = ready_s[order], owner[order], block[order], scale[order]
+
+        def reads_at(service_s: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+            done_s = np.cumsum(service_s)
+            shifted_s = ready_s - (done_s - service_s)
+            floor_s = np.maximum(start_s, np.maximum.accumulate(shifted_s))
+            waited = np.empty(len(shifted_s), dtype=bool)
+            waited[0] = shifted_s[0] >= start_s
+            waited[1:] = shifted_s[1:] > floor_s[:-1]
+            return done_s + floor_s, waited
+
+        # A turn that starts by waiting for a message starts with a wake-up (select, the loop's pass).
+        if ready_s[0] >= start_s:
+            start_s = float(ready_s[0]) + s.loadgen_cpu_per_wakeup_s
+            ready_s = np.maximum(ready_s, start_s)
+        # First estimate with one message per socket, then count what has arrived by each read.
+        read_s, waited = reads_at(scale * (s.loadgen_cpu_per_read_s + s.loadgen_cpu_per_delivery_s))
+        messages = np.ones(len(read_s))
+        for g, (unread, _, _) in enumerate(readable):
+            mine = owner == g
+            messages[mine] = np.count_nonzero(unread[:, block[mine]] <= read_s[mine], axis=0)
+        read_s, waited = reads_at(
+            scale * (s.loadgen_cpu_per_read_s + np.maximum(messages, 1) * s.loadgen_cpu_per_delivery_s)
+        )
+        # The turn ends after _LOADGEN_TURN_S of reading, or where the loop would wait for a message.
+        stop = len(read_s)
+        waits = np.flatnonzero(waited[1:]) + 1
+        if len(waits):
+            stop = int(waits[0])
+        stop = max(1, min(stop, int(np.searchsorted(read_s, start_s + _LOADGEN_TURN_S, side="right"))))
+        for g, (unread, _, members) in enumerate(readable):
+            mine = np.flatnonzero(owner[:stop] == g)
+            if not len(mine):
+                continue
+            columns, at_s = block[mine], read_s[mine]
+            for row, fan_out in enumerate(members):
+                taken = unread[row, columns] <= at_s
+                fan_out.received_s[columns[taken]] = at_s[taken]
+        return float(read_s[stop - 1])
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)

@@ -11,7 +11,7 @@ for a core for its CPU time. The two profiles differ only in the pool:
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -85,13 +85,20 @@ class SimServer:
         self.pool.release()
         return started
 
-    def use_cpu(self, cpu_s: float) -> Generator[Any, Any, float]:
-        """Hold one core for ``cpu_s`` (the caller already holds a thread); returns the start time."""
+    def use_cpu(self, cpu_s: float, *, on_start: Callable[[float], None] | None = None) -> Generator[Any, Any, float]:
+        """Hold one core for ``cpu_s`` (the caller already holds a thread); returns the start time.
+
+        ``on_start`` is called with the start time as soon as a core is free (before the work ends).
+        """
         if cpu_s <= 0:
+            if on_start is not None:
+                on_start(float(self.env.now))
             return float(self.env.now)
         with self.cpu.lanes.request() as lane:
             yield lane
             started = float(self.env.now)
+            if on_start is not None:
+                on_start(started)
             yield self.env.timeout(cpu_s)
         self.meter.add(started, cpu_s)
         return started
