@@ -619,10 +619,11 @@ class HubModel:
         if recipients == 0:
             return
         server.last_message_at_s = float(self.env.now)
-        if announce is None and counted:
+        if announce is None:
             positions = self._sample_positions(recipients)
             arrivals_s = started + overhead_s + positions * send_s + self._network_delay_s(len(positions))
-            self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
+            if counted:
+                self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
 
     def _sample_positions(self, recipients: int) -> npt.NDArray[np.float64]:
         """Write positions (1-based) of the recipients whose latency is computed."""
