@@ -30,7 +30,10 @@ def test_calibration_measures_plausible_costs(calibration: Calibration) -> None:
     assert 0 < calibration.invocation_cpu_s < 0.05
     assert 1_000 < calibration.memory_per_connection_bytes < 1_000_000
     assert 0 < calibration.backplane_latency_s + calibration.backplane_publish_base_s < 0.01
-    assert calibration.loadgen_cpu_per_delivery_s > 0
+    assert calibration.loadgen_cpu_per_delivery_s > 0  # a small calibration folds reads into it if it must
+    assert calibration.loadgen_cpu_per_read_s >= 0 and calibration.loadgen_cpu_per_wakeup_s >= 0
+    runs = calibration.notes["runs"]
+    assert len(runs) == 6 and all(0 < run["wakeups"] <= run["reads"] for run in runs)
     assert calibration.connections == 60
 
 
