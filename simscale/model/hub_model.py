@@ -760,7 +760,10 @@ class HubModel:
         waits = np.flatnonzero(waited[1:]) + 1
         if len(waits):
             stop = int(waits[0])
-        stop = max(1, min(stop, int(np.searchsorted(read_s, start_s + _LOADGEN_TURN_S, side="right"))))
+        # Behind by many fan-outs, a newcomer would only join the far end of the backlog anyway: longer
+        # turns then cost the simulation less and change little.
+        turn_s = _LOADGEN_TURN_S * max(1.0, len(self._loadgen_pending) / 4)
+        stop = max(1, min(stop, int(np.searchsorted(read_s, start_s + turn_s, side="right"))))
         for g, (unread, _, members) in enumerate(readable):
             mine = np.flatnonzero(owner[:stop] == g)
             if not len(mine):
