@@ -96,3 +96,18 @@ def test_bad_validation_input_exits_2(args: list[str], message: str) -> None:
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_calibrate_cli_writes_a_verified_file_and_prints_the_costs(tmp_path: Path) -> None:
+    from simscale.scenarios.calibration import load_calibration
+
+    path = tmp_path / "calibration.json"
+    command = [sys.executable, "-m", "simscale.cli", "calibrate", "--connections", "20", "--out", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    calibration = load_calibration(path)  # the hash checks out
+    assert calibration.connections == 20
+    for name in ("send_cpu_per_recipient_s", "loadgen_cpu_per_delivery_s", "loadgen_cpu_per_read_s",
+                 "loadgen_cpu_per_wakeup_s", "memory_per_connection_bytes"):  # fmt: skip
+        assert name in result.stdout
+    assert calibration.loadgen_cpu_per_delivery_s > 0
