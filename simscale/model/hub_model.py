@@ -64,6 +64,8 @@ _RETRY_SLOT_S = 0.01
 _CHURN_SLOT_S = 0.05
 _BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 _MAX_INVOCATION_BACKLOG = 1_000
+_LOADGEN_TURN_S = 0.002
+"""Longest stretch the modelled load generator reads before looking for newly started fan-outs."""
 
 
 @dataclass(slots=True)
@@ -665,12 +667,13 @@ class HubModel:
     def _loadgen_reader(self) -> Generator[Any, Any, None]:
         """The load generator's one event loop, reading what the servers write to its sockets.
 
-        It works like asyncio's loop: each pass asks ``select`` which sockets are ready, pays a
-        wake-up's worth of CPU, reads every one of them (one read per socket takes every message
-        waiting in it), and only then looks again or runs a timer such as the next send. A loop
-        that keeps up sees a few sockets per pass and one message per read; one that falls behind
-        sees hundreds of sockets per pass and several messages per read, which is what bounds how
-        far it falls behind (and why its cost per message falls with load).
+        The loop reads ready sockets in the order they became ready, one read per socket taking every
+        message waiting in it, and works in turns of at most ``_LOADGEN_TURN_S`` (so a fan-out that
+        starts meanwhile joins the sockets still to be read, as it does with a real ready list). A
+        read costs ``per_read + messages·per_delivery``; each time the loop had caught up and must
+        wait for the next message it pays a wake-up. A loop that keeps up pays one read and one
+        wake-up per few messages; one that falls behind finds several messages per socket and many
+        sockets per wake-up, which is what bounds how far it falls behind.
         """
         assert self.loadgen is not None
         loop, cpu = self.loadgen
@@ -705,7 +708,7 @@ class HubModel:
                         )
 
     def _read_turn(self, start_s: float) -> float:
-        """One pass of the loop from ``start_s``: read the sockets ready then; returns when it ends.
+        """Read, from ``start_s``, the sockets that are ready; returns when the turn ends.
 
         Sockets are identified by write position (the servers write their clients in a fixed order),
         grouped by server. Reads follow the Lindley recursion of a single server with service times
@@ -730,34 +733,46 @@ class HubModel:
         order = order[np.isfinite(ready_s[order])]
         ready_s, owner, block, scale = ready_s[order], owner[order], block[order], scale[order]
 
-        def reads_at(service_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-            # Every socket of the pass is ready already: the reads follow one another from the start.
-            return start_s + np.cumsum(service_s)
+        def reads_at(service_s: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+            done_s = np.cumsum(service_s)
+            shifted_s = ready_s - (done_s - service_s)
+            floor_s = np.maximum(start_s, np.maximum.accumulate(shifted_s))
+            waited = np.empty(len(shifted_s), dtype=bool)
+            waited[0] = shifted_s[0] >= start_s
+            waited[1:] = shifted_s[1:] > floor_s[:-1]
+            return done_s + floor_s, waited
 
-        # One pass of the event loop: select() returns the sockets ready at that moment, and the loop
-        # reads all of them before it looks again (or runs a timer, such as the next send). The pass
-        # itself costs a wake-up's worth of CPU before the first read.
-        select_s = max(start_s, float(ready_s[0]))
-        in_pass = max(1, int(np.searchsorted(ready_s, select_s, side="right")))
-        ready_s, owner, block, scale = ready_s[:in_pass], owner[:in_pass], block[:in_pass], scale[:in_pass]
-        start_s = select_s + s.loadgen_cpu_per_wakeup_s
+        # A turn that starts by waiting for a message starts with a wake-up (select, the loop's pass).
+        if ready_s[0] >= start_s:
+            start_s = float(ready_s[0]) + s.loadgen_cpu_per_wakeup_s
+            ready_s = np.maximum(ready_s, start_s)
         # First estimate with one message per socket, then count what has arrived by each read.
-        read_s = reads_at(scale * (s.loadgen_cpu_per_read_s + s.loadgen_cpu_per_delivery_s))
+        read_s, waited = reads_at(scale * (s.loadgen_cpu_per_read_s + s.loadgen_cpu_per_delivery_s))
         messages = np.ones(len(read_s))
         for g, (unread, _, _) in enumerate(readable):
             mine = owner == g
             messages[mine] = np.count_nonzero(unread[:, block[mine]] <= read_s[mine], axis=0)
-        per_read_s = s.loadgen_cpu_per_read_s + np.maximum(messages, 1) * s.loadgen_cpu_per_delivery_s
-        read_s = reads_at(scale * per_read_s)
+        read_s, waited = reads_at(
+            scale * (s.loadgen_cpu_per_read_s + np.maximum(messages, 1) * s.loadgen_cpu_per_delivery_s)
+        )
+        # The turn ends after _LOADGEN_TURN_S of reading, or where the loop would wait for a message.
+        stop = len(read_s)
+        waits = np.flatnonzero(waited[1:]) + 1
+        if len(waits):
+            stop = int(waits[0])
+        # Behind by many fan-outs, a newcomer would only join the far end of the backlog anyway: longer
+        # turns then cost the simulation less and change little.
+        turn_s = _LOADGEN_TURN_S * max(1.0, len(self._loadgen_pending) / 4)
+        stop = max(1, min(stop, int(np.searchsorted(read_s, start_s + turn_s, side="right"))))
         for g, (unread, _, members) in enumerate(readable):
-            mine = np.flatnonzero(owner == g)
+            mine = np.flatnonzero(owner[:stop] == g)
             if not len(mine):
                 continue
             columns, at_s = block[mine], read_s[mine]
             for row, fan_out in enumerate(members):
                 taken = unread[row, columns] <= at_s
                 fan_out.received_s[columns[taken]] = at_s[taken]
-        return float(read_s[-1])
+        return float(read_s[stop - 1])
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)
