@@ -244,7 +244,7 @@ class HubClient:
         return self._session
 
     def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+        return _bearer_headers(self.access_token)
 
     async def _resolve_websocket_url(self) -> URL:
         resolved = await resolve_websocket_url(
@@ -393,6 +393,10 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:200]
 
 
+def _bearer_headers(access_token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"} if access_token else {}
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedUrl:
     """Where a client's WebSocket goes after negotiate, and with which credentials."""
@@ -407,7 +411,7 @@ class ResolvedUrl:
     @property
     def headers(self) -> dict[str, str]:
         """The upgrade request's extra headers."""
-        return {"Authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+        return _bearer_headers(self.access_token)
 
 
 async def resolve_websocket_url(
@@ -450,8 +454,7 @@ async def _negotiate(session: aiohttp.ClientSession, url: URL, access_token: str
     negotiate_url = url.with_path(url.path.rstrip("/") + "/negotiate")
     if "negotiateVersion" not in negotiate_url.query:
         negotiate_url = negotiate_url.update_query(negotiateVersion="1")
-    headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
-    async with session.post(negotiate_url, headers=headers) as response:
+    async with session.post(negotiate_url, headers=_bearer_headers(access_token)) as response:
         if response.status != 200:
             text = (await response.text())[:200]
             raise HubConnectionError(

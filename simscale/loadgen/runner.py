@@ -243,7 +243,6 @@ class _Run:
         self.dropped = 0
         self.refused = 0
         self.send_failures = 0
-        self.members: list[_Member] = []
         self.read_counter = ReadCounter()
         self.broadcast_cpu_s = 0.0
         self.broadcast_wall_s = 0.0
@@ -458,7 +457,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
     async with aiohttp.ClientSession(connector=connector) as session:
         keepalive = asyncio.create_task(run.keep_alive())
         try:
-            members = run.members = await run.connect(session)
+            members = await run.connect(session)
             connected_at_start = len(run.connected)
             try:
                 if on_phase is not None:

@@ -116,8 +116,6 @@ class RawWebSocket(asyncio.Protocol):
         """Whether the last message was a text frame."""
         self.closed = False
         self.close_sent = False
-        self.reads = 0
-        """Reads the socket returned data for (each may carry several frames)."""
 
     # --- asyncio.Protocol ----------------------------------------------------------------------------
 
@@ -143,7 +141,6 @@ class RawWebSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         received_ns = time.perf_counter_ns()
-        self.reads += 1
         if self._counter is not None:
             self._counter.count_read()
         buffer = self._buffer

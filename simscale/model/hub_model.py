@@ -165,8 +165,6 @@ class HubModel:
         self._loadgen_pending: list[_PendingFanOut] = []
         """Fan-outs whose messages the load generator has not all read yet."""
         self._loadgen_wakeup: simpy.Event | None = None
-        self._loadgen_free_at_s = 0.0
-        """When the load generator's loop last finished something (a send or a pass)."""
         self._round_robin_next = 0
         self._proxy_next = 0
         self._broadcast_ids = 0
@@ -548,7 +546,6 @@ class HubModel:
                 with cpu.lanes.request() as lane:
                     yield lane
                     yield self.env.timeout(s.loadgen_cpu_per_send_s)
-                    self._loadgen_free_at_s = float(self.env.now)
             # The load generator stamps a broadcast when it actually sends it: a busy loop sends late,
             # and that delay is not part of the latency it reports.
             sent_at_s = float(self.env.now)
@@ -605,7 +602,7 @@ class HubModel:
 
             def announce(started_s: float) -> None:
                 # The load generator reads the sockets while the server is still writing them.
-                arrivals_s = started_s + overhead_s + positions * send_s + self._network_delay_s(len(positions))
+                arrivals_s = self._arrivals_s(started_s + overhead_s, positions, send_s)
                 self._loadgen_arrive(
                     _PendingFanOut(
                         server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
@@ -620,10 +617,16 @@ class HubModel:
             return
         server.last_message_at_s = float(self.env.now)
         if announce is None:
-            positions = self._sample_positions(recipients)
-            arrivals_s = started + overhead_s + positions * send_s + self._network_delay_s(len(positions))
+            arrivals_s = self._arrivals_s(started + overhead_s, self._sample_positions(recipients), send_s)
             if counted:
                 self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
+
+    def _arrivals_s(
+        self, writes_start_s: float, positions: npt.NDArray[np.float64], send_s: float
+    ) -> npt.NDArray[np.float64]:
+        """When the messages written at ``positions`` (1-based) reach their recipients."""
+        delays_s: npt.NDArray[np.float64] = self._network_delay_s(len(positions))
+        return writes_start_s + positions * send_s + delays_s
 
     def _sample_positions(self, recipients: int) -> npt.NDArray[np.float64]:
         """Write positions (1-based) of the recipients whose latency is computed."""
@@ -693,9 +696,12 @@ class HubModel:
                     end_s = self._read_turn(float(self.env.now))
                     if end_s > self.env.now:
                         yield self.env.timeout(end_s - self.env.now)
-            done = [f for f in self._loadgen_pending if not np.isnan(f.received_s).any()]
+            done: list[_PendingFanOut] = []
+            still_pending: list[_PendingFanOut] = []
+            for fan_out in self._loadgen_pending:
+                (still_pending if np.isnan(fan_out.received_s).any() else done).append(fan_out)
             if done:
-                self._loadgen_pending = [f for f in self._loadgen_pending if np.isnan(f.received_s).any()]
+                self._loadgen_pending = still_pending
                 for fan_out in done:
                     if fan_out.counted:
                         self._record_fan_out(
