@@ -64,8 +64,6 @@ _RETRY_SLOT_S = 0.01
 _CHURN_SLOT_S = 0.05
 _BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 _MAX_INVOCATION_BACKLOG = 1_000
-_LOADGEN_TURN_S = 0.002
-"""Longest stretch the modelled load generator reads before looking for newly started fan-outs."""
 
 
 @dataclass(slots=True)
@@ -82,6 +80,15 @@ class _PendingFanOut:
     """Arrival time at each sampled socket, in the order the server writes them."""
     received_s: npt.NDArray[np.float64]
     """When the loop read each of them (NaN: not yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _DueSend:
+    """A broadcast whose time has come, waiting for the load generator's loop to send it."""
+
+    broadcast_id: int
+    origin_index: int
+    counted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +158,8 @@ class HubModel:
             else None
         )
         # The load generator: one event loop, on the shared host's cores or a core of its own.
-        self.loadgen = (
-            (simpy.Resource(self.env, capacity=1), shared or Cpu(self.env, 1))
+        self.loadgen_cpu: Cpu | None = (
+            shared or Cpu(self.env, 1)
             if max(
                 s.loadgen_cpu_per_delivery_s,
                 s.loadgen_cpu_per_send_s,
@@ -164,6 +171,8 @@ class HubModel:
         )
         self._loadgen_pending: list[_PendingFanOut] = []
         """Fan-outs whose messages the load generator has not all read yet."""
+        self._loadgen_due_sends: list[_DueSend] = []
+        """Broadcasts whose scheduled time has come and that the load generator's loop has not sent yet."""
         self._loadgen_wakeup: simpy.Event | None = None
         self._round_robin_next = 0
         self._proxy_next = 0
@@ -198,8 +207,8 @@ class HubModel:
             self.env.process(self._churn())
         if s.silent_clients_fraction > 0:
             self.env.process(self._silence())
-        if self.loadgen is not None:
-            self.env.process(self._loadgen_reader())
+        if self.loadgen_cpu is not None:
+            self.env.process(self._loadgen_loop(self.loadgen_cpu))
         if progress is None:
             self.env.run(until=self.horizon_s)
         else:
@@ -529,6 +538,11 @@ class HubModel:
             origin = int(self.population.server_of[sender])
             sent_at = float(self.env.now)
             counted = sent_at >= s.warmup_s
+            if self.loadgen_cpu is not None:
+                # The load generator's broadcast task is due: its event loop sends when it gets to it.
+                self._loadgen_due_sends.append(_DueSend(broadcast_id, origin, counted))
+                self._loadgen_poke()
+                continue
             if counted:
                 self.records.broadcasts.append(
                     BroadcastRecord("model", s.name, broadcast_id, origin, sent_at, self.population.connected)
@@ -536,19 +550,11 @@ class HubModel:
             self.env.process(self._send_broadcast(broadcast_id, self.servers[origin], sent_at, counted))
 
     def _send_broadcast(
-        self, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool
+        self, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool, *, delay_s: float = 0.0
     ) -> Generator[Any, Any, None]:
         s = self.scenario
-        if self.loadgen is not None and s.loadgen_cpu_per_send_s > 0:
-            loop, cpu = self.loadgen
-            with loop.request() as turn:
-                yield turn
-                with cpu.lanes.request() as lane:
-                    yield lane
-                    yield self.env.timeout(s.loadgen_cpu_per_send_s)
-            # The load generator stamps a broadcast when it actually sends it: a busy loop sends late,
-            # and that delay is not part of the latency it reports.
-            sent_at_s = float(self.env.now)
+        if delay_s > 0:
+            yield self.env.timeout(delay_s)
         yield self.env.timeout(self._network_delay_s())
         # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
         yield from origin.work(s.invocation_cpu_s + s.serialize_cpu_s)
@@ -597,7 +603,7 @@ class HubModel:
         # The message was serialised once at the origin; a copy from the backplane costs a read.
         overhead_s = s.invocation_cpu_s if from_backplane else 0.0
         announce: Callable[[float], None] | None = None
-        if self.loadgen is not None and recipients > 0:
+        if self.loadgen_cpu is not None and recipients > 0:
             positions = self._sample_positions(recipients)
 
             def announce(started_s: float) -> None:
@@ -663,122 +669,152 @@ class HubModel:
 
     def _loadgen_arrive(self, fan_out: _PendingFanOut) -> None:
         self._loadgen_pending.append(fan_out)
+        self._loadgen_poke()
+
+    def _loadgen_poke(self) -> None:
+        """Wake the load generator's loop if it is waiting: it has something new to look at."""
         wakeup = self._loadgen_wakeup
         if wakeup is not None and not wakeup.triggered:
             wakeup.succeed()
 
-    def _loadgen_reader(self) -> Generator[Any, Any, None]:
-        """The load generator's one event loop, reading what the servers write to its sockets.
+    def _loadgen_loop(self, cpu: Cpu) -> Generator[Any, Any, None]:
+        """The load generator's one event loop, pass by pass, as asyncio runs it.
 
-        The loop reads ready sockets in the order they became ready, one read per socket taking every
-        message waiting in it, and works in turns of at most ``_LOADGEN_TURN_S`` (so a fan-out that
-        starts meanwhile joins the sockets still to be read, as it does with a real ready list). A
-        read costs ``per_read + messages·per_delivery``; each time the loop had caught up and must
-        wait for the next message it pays a wake-up. A loop that keeps up pays one read and one
-        wake-up per few messages; one that falls behind finds several messages per socket and many
-        sockets per wake-up, which is what bounds how far it falls behind.
-        """
-        assert self.loadgen is not None
-        loop, cpu = self.loadgen
-        while True:
-            if not self._loadgen_pending:
-                self._loadgen_wakeup = self.env.event()
-                yield self._loadgen_wakeup
-                self._loadgen_wakeup = None
-                continue
-            first_s = min(float(np.min(f.arrivals_s[np.isnan(f.received_s)])) for f in self._loadgen_pending)
-            if first_s > self.env.now:
-                yield self.env.timeout(first_s - self.env.now)
-            with loop.request() as turn:
-                yield turn
-                with cpu.lanes.request() as lane:
-                    yield lane
-                    end_s = self._read_turn(float(self.env.now))
-                    if end_s > self.env.now:
-                        yield self.env.timeout(end_s - self.env.now)
-            done: list[_PendingFanOut] = []
-            still_pending: list[_PendingFanOut] = []
-            for fan_out in self._loadgen_pending:
-                (still_pending if np.isnan(fan_out.received_s).any() else done).append(fan_out)
-            if done:
-                self._loadgen_pending = still_pending
-                for fan_out in done:
-                    if fan_out.counted:
-                        self._record_fan_out(
-                            fan_out.server,
-                            fan_out.broadcast_id,
-                            fan_out.origin_index,
-                            fan_out.sent_at_s,
-                            fan_out.recipients,
-                            fan_out.received_s,
-                        )
-
-    def _read_turn(self, start_s: float) -> float:
-        """Read, from ``start_s``, the sockets that are ready; returns when the turn ends.
-
-        Sockets are identified by write position (the servers write their clients in a fixed order),
-        grouped by server. Reads follow the Lindley recursion of a single server with service times
-        S_k: D_k = C_k + max(start, max_{j<=k}(E_j - C_{j-1})), C the running sum of S and E_k when
-        socket k's first unread message arrived; a sample stands for ``recipients / samples`` sockets.
+        A pass asks ``select`` which sockets are ready (waiting only when nothing is ready and the
+        broadcast task is not runnable), runs the broadcast task first if an earlier pass woke it,
+        then reads every socket that was ready, one read per socket taking every message waiting in
+        it. Timers are looked at after ``select``: a broadcast whose time came during a pass has its
+        timer noticed at the next pass, which wakes the task, and the task sends at the start of the
+        pass after that — so a busy loop sends late (together with any other broadcast overdue by
+        then), and, like the real load generator, stamps the send when it happens. A pass that reads
+        costs a wake-up (select, the loop's own work) plus ``per_read + messages·per_delivery`` per
+        read: a loop that keeps up sees few sockets per pass and one message per read; one that falls
+        behind sees hundreds of sockets per pass and several messages per read, which bounds how far
+        it falls behind.
         """
         s = self.scenario
-        readable: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], list[_PendingFanOut]]] = []
+        task_runnable = False
+        while True:
+            if not task_runnable:
+                next_s = min(self._loadgen_next_arrival_s(), math.inf if not self._loadgen_due_sends else 0.0)
+                if next_s > self.env.now:
+                    wakeup = self._loadgen_wakeup = self.env.event()
+                    if math.isfinite(next_s):
+                        yield wakeup | self.env.timeout(next_s - self.env.now)
+                    else:
+                        yield wakeup
+                    self._loadgen_wakeup = None
+                    continue
+            with cpu.lanes.request() as lane:
+                yield lane
+                select_s = float(self.env.now)
+                # The broadcast task's timer is noticed now; the task itself runs in the next pass.
+                timer_due = bool(self._loadgen_due_sends) and not task_runnable
+                at_s = select_s
+                if task_runnable:
+                    for due in self._loadgen_due_sends:
+                        at_s += s.loadgen_cpu_per_send_s
+                        self._loadgen_send(due, at_s)
+                    self._loadgen_due_sends = []
+                    task_runnable = False
+                if self._loadgen_pending:
+                    at_s = self._read_pass(select_s, at_s)
+                if at_s > self.env.now:
+                    yield self.env.timeout(at_s - self.env.now)
+            task_runnable = timer_due
+            self._record_finished_fan_outs()
+
+    def _loadgen_next_arrival_s(self) -> float:
+        """When the earliest message the load generator has not read reaches its socket (inf: none)."""
+        if not self._loadgen_pending:
+            return math.inf
+        return min(float(np.min(f.arrivals_s[np.isnan(f.received_s)])) for f in self._loadgen_pending)
+
+    def _loadgen_send(self, due: _DueSend, sent_at_s: float) -> None:
+        s = self.scenario
+        if due.counted:
+            self.records.broadcasts.append(
+                BroadcastRecord(
+                    "model", s.name, due.broadcast_id, due.origin_index, sent_at_s, self.population.connected
+                )
+            )
+        self.env.process(
+            self._send_broadcast(
+                due.broadcast_id,
+                self.servers[due.origin_index],
+                sent_at_s,
+                due.counted,
+                delay_s=sent_at_s - float(self.env.now),
+            )
+        )
+
+    def _record_finished_fan_outs(self) -> None:
+        done: list[_PendingFanOut] = []
+        still_pending: list[_PendingFanOut] = []
+        for fan_out in self._loadgen_pending:
+            (still_pending if np.isnan(fan_out.received_s).any() else done).append(fan_out)
+        if not done:
+            return
+        self._loadgen_pending = still_pending
+        for fan_out in done:
+            if fan_out.counted:
+                self._record_fan_out(
+                    fan_out.server,
+                    fan_out.broadcast_id,
+                    fan_out.origin_index,
+                    fan_out.sent_at_s,
+                    fan_out.recipients,
+                    fan_out.received_s,
+                )
+
+    def _read_pass(self, select_s: float, start_s: float) -> float:
+        """Read, from ``start_s``, every socket that was ready at ``select_s``; returns when done.
+
+        Sockets are identified by write position (the servers write their clients in a fixed order),
+        grouped by server, and read in the order they became ready; a sample stands for
+        ``recipients / samples`` sockets. A read takes every message that has arrived in its socket by
+        the time it happens, so its cost depends on when it happens: first estimated with one message
+        per read, then with the messages that arrived by the estimated times.
+        """
+        s = self.scenario
+        readable: list[tuple[npt.NDArray[np.float64], list[_PendingFanOut]]] = []
         groups: dict[tuple[int, int], list[_PendingFanOut]] = {}
         for fan_out in self._loadgen_pending:
             groups.setdefault((fan_out.server.index, len(fan_out.arrivals_s)), []).append(fan_out)
         for members in groups.values():
-            unread = np.stack([np.where(np.isnan(f.received_s), f.arrivals_s, np.inf) for f in members])
-            readable.append((unread, unread.min(axis=0), members))
-        ready_s = np.concatenate([first for _, first, _ in readable])
-        owner = np.concatenate([np.full(len(first), g) for g, (_, first, _) in enumerate(readable)])
-        block = np.concatenate([np.arange(len(first)) for _, first, _ in readable])
+            readable.append(
+                (np.stack([np.where(np.isnan(f.received_s), f.arrivals_s, np.inf) for f in members]), members)
+            )
+        firsts = [unread.min(axis=0) for unread, _ in readable]
+        ready_s = np.concatenate(firsts)
+        owner = np.concatenate([np.full(len(first), g) for g, first in enumerate(firsts)])
+        block = np.concatenate([np.arange(len(first)) for first in firsts])
         scale = np.concatenate(
-            [np.full(len(first), max(f.recipients for f in members) / len(first)) for _, first, members in readable]
-        )
+            [np.full(len(first), max(f.recipients for f in members) / len(first)) for first, (_, members) in
+             zip(firsts, readable, strict=True)]
+        )  # fmt: skip
         order = np.argsort(ready_s, kind="stable")
-        order = order[np.isfinite(ready_s[order])]
-        ready_s, owner, block, scale = ready_s[order], owner[order], block[order], scale[order]
-
-        def reads_at(service_s: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-            done_s = np.cumsum(service_s)
-            shifted_s = ready_s - (done_s - service_s)
-            floor_s = np.maximum(start_s, np.maximum.accumulate(shifted_s))
-            waited = np.empty(len(shifted_s), dtype=bool)
-            waited[0] = shifted_s[0] >= start_s
-            waited[1:] = shifted_s[1:] > floor_s[:-1]
-            return done_s + floor_s, waited
-
-        # A turn that starts by waiting for a message starts with a wake-up (select, the loop's pass).
-        if ready_s[0] >= start_s:
-            start_s = float(ready_s[0]) + s.loadgen_cpu_per_wakeup_s
-            ready_s = np.maximum(ready_s, start_s)
-        # First estimate with one message per socket, then count what has arrived by each read.
-        read_s, waited = reads_at(scale * (s.loadgen_cpu_per_read_s + s.loadgen_cpu_per_delivery_s))
-        messages = np.ones(len(read_s))
-        for g, (unread, _, _) in enumerate(readable):
-            mine = owner == g
-            messages[mine] = np.count_nonzero(unread[:, block[mine]] <= read_s[mine], axis=0)
-        read_s, waited = reads_at(
-            scale * (s.loadgen_cpu_per_read_s + np.maximum(messages, 1) * s.loadgen_cpu_per_delivery_s)
-        )
-        # The turn ends after _LOADGEN_TURN_S of reading, or where the loop would wait for a message.
-        stop = len(read_s)
-        waits = np.flatnonzero(waited[1:]) + 1
-        if len(waits):
-            stop = int(waits[0])
-        # Behind by many fan-outs, a newcomer would only join the far end of the backlog anyway: longer
-        # turns then cost the simulation less and change little.
-        turn_s = _LOADGEN_TURN_S * max(1.0, len(self._loadgen_pending) / 4)
-        stop = max(1, min(stop, int(np.searchsorted(read_s, start_s + turn_s, side="right"))))
-        for g, (unread, _, members) in enumerate(readable):
-            mine = np.flatnonzero(owner[:stop] == g)
+        order = order[ready_s[order] <= select_s]
+        if not len(order):
+            return start_s
+        owner, block, scale = owner[order], block[order], scale[order]
+        start_s += s.loadgen_cpu_per_wakeup_s
+        messages = np.ones(len(order))
+        for _ in range(2):
+            read_s = start_s + np.cumsum(scale * (s.loadgen_cpu_per_read_s + messages * s.loadgen_cpu_per_delivery_s))
+            for g, (unread, _) in enumerate(readable):
+                mine = owner == g
+                messages[mine] = np.maximum(np.count_nonzero(unread[:, block[mine]] <= read_s[mine], axis=0), 1)
+        read_s = start_s + np.cumsum(scale * (s.loadgen_cpu_per_read_s + messages * s.loadgen_cpu_per_delivery_s))
+        for g, (unread, members) in enumerate(readable):
+            mine = np.flatnonzero(owner == g)
             if not len(mine):
                 continue
             columns, at_s = block[mine], read_s[mine]
             for row, fan_out in enumerate(members):
                 taken = unread[row, columns] <= at_s
                 fan_out.received_s[columns[taken]] = at_s[taken]
-        return float(read_s[stop - 1])
+        return float(read_s[-1])
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)
