@@ -174,6 +174,7 @@ class HubModel:
         self._loadgen_due_sends: list[_DueSend] = []
         """Broadcasts whose scheduled time has come and that the load generator's loop has not sent yet."""
         self._loadgen_wakeup: simpy.Event | None = None
+        self._loadgen_last_send_s = 0.0
         self._round_robin_next = 0
         self._proxy_next = 0
         self._broadcast_ids = 0
@@ -215,6 +216,8 @@ class HubModel:
             for step in range(1, 101):
                 self.env.run(until=self.horizon_s * step / 100)
                 progress(step / 100)
+        if self.loadgen_cpu is not None:
+            self._loadgen_drain()
         return ModelRun(
             records=self.records,
             events=self.env.events_processed,
@@ -596,36 +599,61 @@ class HubModel:
         if from_backplane and self.backplane is not None:
             self.backplane.consumed(server.index, self._payload_bytes)
         recipients = int(self.population.per_server[server.index])
-        # Work waiting behind this fan-out means writes batch up: the busy per-recipient cost applies.
+        unread_send_s = s.send_cpu_per_recipient_unread_s if self.loadgen_cpu is not None else 0.0
+        # Work waiting behind this fan-out means writes batch up: the busy per-recipient cost applies
+        # (unless the clients' reading is modelled, which tells write by write).
         send_s = s.send_cpu_per_recipient_s
-        if s.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0:
+        if s.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0 and unread_send_s <= 0:
             send_s = s.send_cpu_per_recipient_busy_s
         # The message was serialised once at the origin; a copy from the backplane costs a read.
         overhead_s = s.invocation_cpu_s if from_backplane else 0.0
-        announce: Callable[[float], None] | None = None
+        cost_s: float | Callable[[float], float] = overhead_s + recipients * send_s
         if self.loadgen_cpu is not None and recipients > 0:
             positions = self._sample_positions(recipients)
 
-            def announce(started_s: float) -> None:
-                # The load generator reads the sockets while the server is still writing them.
-                arrivals_s = self._arrivals_s(started_s + overhead_s, positions, send_s)
+            def write(started_s: float) -> float:
+                # The load generator reads the sockets while the server is still writing them. A write
+                # to a socket still holding an unread message costs less: it only appends to a queue
+                # whose reader was already woken.
+                per_write_s = np.full(len(positions), send_s)
+                if unread_send_s > 0:
+                    # Whether a socket still holds an unread message when its turn to be written comes.
+                    written_at_s = started_s + overhead_s + positions * send_s
+                    per_write_s[self._loadgen_unread(server, written_at_s)] = unread_send_s
+                # Each sampled recipient stands for the stretch of recipients written since the previous one.
+                stretch_s = per_write_s * np.diff(positions, prepend=0.0)
+                written_s = started_s + overhead_s + np.cumsum(stretch_s)
+                arrivals_s = written_s + self._network_delay_s(len(positions))
                 self._loadgen_arrive(
                     _PendingFanOut(
                         server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
                         np.full(len(arrivals_s), np.nan),
                     )
                 )  # fmt: skip
+                tail_s = (recipients - float(positions[-1])) * float(per_write_s.mean())
+                return overhead_s + float(stretch_s.sum()) + tail_s
 
-        started = yield from server.use_cpu(overhead_s + recipients * send_s, on_start=announce)
+            cost_s = write
+
+        started = yield from server.use_cpu(cost_s)
         server.pool.release()
         server.buffered_bytes -= queued_bytes
         if recipients == 0:
             return
         server.last_message_at_s = float(self.env.now)
-        if announce is None:
+        if self.loadgen_cpu is None:
             arrivals_s = self._arrivals_s(started + overhead_s, self._sample_positions(recipients), send_s)
             if counted:
                 self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
+
+    def _loadgen_unread(self, server: SimServer, at_s: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """Which of ``server``'s sampled sockets still hold a message the load generator has not read
+        at ``at_s`` (one time per socket; a read not yet scheduled counts as not done)."""
+        unread = np.zeros(len(at_s), dtype=bool)
+        for fan_out in self._loadgen_pending:
+            if fan_out.server is server and len(fan_out.received_s) == len(at_s):
+                unread |= ~(fan_out.received_s <= at_s)
+        return unread
 
     def _arrivals_s(
         self, writes_start_s: float, positions: npt.NDArray[np.float64], send_s: float
@@ -649,9 +677,13 @@ class HubModel:
         sent_at_s: float,
         recipients: int,
         received_s: npt.NDArray[np.float64],
+        *,
+        delivered: int | None = None,
     ) -> None:
+        """Record a fan-out whose sampled recipients received it at ``received_s`` (``delivered``: how
+        many of the ``recipients`` got it, when not all did)."""
         latencies = received_s - sent_at_s
-        self.records.latency.add(latencies, weight=recipients / len(latencies))
+        self.records.latency.add(latencies, weight=(recipients if delivered is None else delivered) / len(latencies))
         self.records.deliveries.append(
             DeliveryRecord(
                 "model",
@@ -661,7 +693,7 @@ class HubModel:
                 origin_index,
                 sent_at_s,
                 recipients,
-                recipients,
+                recipients if delivered is None else delivered,
                 float(latencies.mean()),
                 float(latencies.max()),
             )
@@ -724,6 +756,26 @@ class HubModel:
             task_runnable = timer_due
             self._record_finished_fan_outs()
 
+    def _loadgen_drain(self) -> None:
+        """Run on as the load generator does: it waits ``drain_s`` after its last send, however late
+        its busy loop sent it; then record what the fan-outs still being read have delivered so far."""
+        drain_s = self.scenario.drain_s
+        while self._loadgen_due_sends or self._loadgen_last_send_s + drain_s > self.env.now:
+            self.env.run(until=max(self._loadgen_last_send_s, float(self.env.now)) + drain_s)
+        for fan_out in self._loadgen_pending:
+            read = ~np.isnan(fan_out.received_s)
+            if fan_out.counted and read.any():
+                self._record_fan_out(
+                    fan_out.server,
+                    fan_out.broadcast_id,
+                    fan_out.origin_index,
+                    fan_out.sent_at_s,
+                    fan_out.recipients,
+                    fan_out.received_s[read],
+                    delivered=round(fan_out.recipients * float(read.mean())),
+                )
+        self._loadgen_pending = []
+
     def _loadgen_next_arrival_s(self) -> float:
         """When the earliest message the load generator has not read reaches its socket (inf: none)."""
         if not self._loadgen_pending:
@@ -732,6 +784,7 @@ class HubModel:
 
     def _loadgen_send(self, due: _DueSend, sent_at_s: float) -> None:
         s = self.scenario
+        self._loadgen_last_send_s = sent_at_s
         if due.counted:
             self.records.broadcasts.append(
                 BroadcastRecord(

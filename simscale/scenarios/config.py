@@ -287,6 +287,12 @@ class Scenario:
         help="0: always send_cpu_per_recipient_s; >0: the per-recipient cost while more work waits behind the "
         "fan-out (an event loop then serves more messages per wake-up and system call).",
     )  # fmt: skip
+    send_cpu_per_recipient_unread_s: float = _field(
+        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate (reads counted by the load generator)",
+        help="0: every write costs send_cpu_per_recipient_s; >0: where the clients' reading is modelled (the "
+        "load generator's costs set), a write to a connection whose client has not read the previous message "
+        "yet costs this instead (the kernel appends to a receive queue whose reader was already woken).",
+    )  # fmt: skip
     keepalive_cpu_s: float = _field(
         2.0e-6,
         unit="s",
@@ -462,12 +468,13 @@ class Scenario:
     )
     loadgen_cpu_per_wakeup_s: float = _field(
         0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
-        help="CPU per event-loop wake-up (select, the loop's own pass) of the load generator: paid each time "
-        "it had caught up with the messages and a new one arrives, so a loop that keeps up pays it often.",
+        help="CPU per pass of the load generator's event loop that reads something (select, the loop's own "
+        "work): a loop that keeps up makes many small passes per fan-out, one that falls behind a few big ones.",
     )  # fmt: skip
     loadgen_cpu_per_send_s: float = _field(
         0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
-        help="CPU the load-generator process spends to send one broadcast.",
+        help="CPU the load-generator process spends to send one broadcast. Its loop sends when it gets to it: "
+        "a broadcast due while a pass is reading goes out after the next pass, stamped then.",
     )  # fmt: skip
 
     # --- measurement ---------------------------------------------------------------------------
