@@ -57,6 +57,10 @@ _INBOX_MESSAGES = 10_000
 _MAX_EMPTY_READS = 10_000
 """Consecutive empty reads tolerated before the subscriber connection is declared broken."""
 _CLOSE_TIMEOUT_S = 1.0
+_PUBLISH_CONCURRENCY = 32
+"""PUBLISHes in flight at once per server. A burst of broadcasts waits its turn here (within the publish
+deadline) rather than asking redis-py's pool for more connections than it holds, which fails with
+"Too many connections" and looked like a lost link: it dropped the link and every message on it."""
 
 _NETWORK_ERRORS = (RedisError, OSError)
 
@@ -314,6 +318,7 @@ class RedisBackplane(Backplane):
         self._rng = rng if rng is not None else random.Random()
         self._link: _RedisLink | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._publish_slots = asyncio.Semaphore(_PUBLISH_CONCURRENCY)
 
     def __repr__(self) -> str:
         url = redact_url(self.url)
@@ -341,6 +346,8 @@ class RedisBackplane(Backplane):
             health_check_interval=0,
             protocol=2,
             client_name=f"simscale-backplane:{self.server_name}",
+            # The publishers, the subscriber and a spare for PING: never more than this many.
+            max_connections=_PUBLISH_CONCURRENCY + 2,
         )
         pubsub = cast(_PubSub, client.pubsub())
         try:
@@ -434,7 +441,8 @@ class RedisBackplane(Backplane):
         if link is None or link.closed.is_set():
             raise BackplaneUnavailable(f"Redis connection lost; message on {channel!r} lost")
         try:
-            await link.client.publish(self._wire(channel), payload)
+            async with self._publish_slots:
+                await link.client.publish(self._wire(channel), payload)
         except RedisConnectionError as exc:
             # Tell the supervisor now rather than wait for the reader to notice.
             link.fail(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import re
@@ -10,10 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 import psutil
 
@@ -23,40 +24,64 @@ T = TypeVar("T")
 
 _LISTENING = re.compile(r"listening on (\S+)")
 _START_TIMEOUT_S = 30.0
+_TAIL_LINES = 200
 
 
 class HubProcess:
-    """One ``simscale hub serve --port 0`` subprocess bound to 127.0.0.1."""
+    """One ``simscale hub serve --port 0`` subprocess bound to 127.0.0.1.
 
-    def __init__(self, *flags: str, name: str) -> None:
-        command = [sys.executable, "-m", "simscale.cli", "hub", "serve", "--host", "127.0.0.1", "--port", "0"]
-        self.process = subprocess.Popen(
-            [*command, "--name", name, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+    Its output is read for as long as it runs, by one thread per stream keeping the last lines: a hub
+    that logs a lot under overload must never block on a full pipe (it would stall mid-run and the
+    measurement would blame the hub's design for our harness).
+    """
+
+    def __init__(self, *flags: str, name: str, command: Sequence[str] | None = None) -> None:
+        """``flags`` go to ``simscale hub serve``; ``command`` replaces that whole command line (a hub
+        under a profiler, say): it must print ``listening on URL`` on stdout."""
+        if command is None:
+            command = [
+                *(sys.executable, "-m", "simscale.cli", "hub", "serve", "--host", "127.0.0.1", "--port", "0"),
+                *("--name", name, *flags),
+            ]
+        self.process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.name = name
+        self.stdout_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._listening = threading.Event()
+        self._url = ""
+        self._readers = [
+            threading.Thread(target=self._drain, args=(self.process.stdout, self.stdout_tail, True), daemon=True),
+            threading.Thread(target=self._drain, args=(self.process.stderr, self.stderr_tail, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
         self.base_url = self._wait_for_url()
         self.url = self.base_url.rstrip("/") + "/chatHub"
         self.handle = psutil.Process(self.process.pid)
 
+    def _drain(self, stream: IO[str] | None, tail: collections.deque[str], watch_for_url: bool) -> None:
+        if stream is None:
+            return
+        with contextlib.suppress(ValueError, OSError):  # the stream closed under us at stop()
+            for line in stream:
+                tail.append(line.rstrip("\n"))
+                if watch_for_url and not self._listening.is_set():
+                    match = _LISTENING.search(line)
+                    if match:
+                        self._url = match.group(1)
+                        self._listening.set()
+        if watch_for_url:
+            self._listening.set()  # the process is gone: stop waiting for a URL that will not come
+
     def _wait_for_url(self) -> str:
-        found: list[str] = []
-
-        def read() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                match = _LISTENING.search(line)
-                if match:
-                    found.append(match.group(1))
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(_START_TIMEOUT_S)
-        if not found:
+        if not self._listening.wait(_START_TIMEOUT_S) or not self._url:
             self.stop()
-            stderr = self.process.stderr.read() if self.process.stderr else ""
-            raise RuntimeError(f"hub server {self.name} did not start: {stderr.strip()[-500:]}")
-        return found[0]
+            raise RuntimeError(f"hub server {self.name} did not start: {self.log_tail()[-500:]}")
+        return self._url
+
+    def log_tail(self) -> str:
+        """The last lines the process wrote to stderr."""
+        return "\n".join(self.stderr_tail)
 
     def cpu_s(self) -> float:
         """CPU seconds used so far (all threads; nanosecond precision from schedstat where available)."""
@@ -81,6 +106,8 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        for reader in self._readers:
+            reader.join(5.0)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

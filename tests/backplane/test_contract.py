@@ -341,3 +341,16 @@ async def test_a_handler_may_stop_its_own_backplane(cluster: Cluster) -> None:
     await receiver.start()  # and it can come back
     states.append(receiver.state)
     assert states == [BackplaneState.STOPPED, BackplaneState.CONNECTED]
+
+
+async def test_a_burst_of_concurrent_publishes_arrives_whole(cluster: Cluster) -> None:
+    """A hub that falls behind sends its broadcasts in bursts: hundreds of publishes at once."""
+    sender, receiver = await cluster.server(), await cluster.server()
+    inbox = Inbox()
+    await receiver.subscribe("test:burst", inbox)
+    payloads = [index.to_bytes(4, "big") for index in range(500)]
+    await asyncio.gather(*(sender.publish("test:burst", payload) for payload in payloads))
+    await inbox.wait_for_count(len(payloads))
+    assert sorted(inbox.payloads("test:burst")) == payloads
+    assert sender.losses == 0 and sender.publishes >= len(payloads)
+    assert sender.state is BackplaneState.CONNECTED
