@@ -599,61 +599,36 @@ class HubModel:
         if from_backplane and self.backplane is not None:
             self.backplane.consumed(server.index, self._payload_bytes)
         recipients = int(self.population.per_server[server.index])
-        unread_send_s = s.send_cpu_per_recipient_unread_s if self.loadgen_cpu is not None else 0.0
-        # Work waiting behind this fan-out means writes batch up: the busy per-recipient cost applies
-        # (unless the clients' reading is modelled, which tells write by write).
+        # Work waiting behind this fan-out means writes batch up: the busy per-recipient cost applies.
         send_s = s.send_cpu_per_recipient_s
-        if s.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0 and unread_send_s <= 0:
+        if s.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0:
             send_s = s.send_cpu_per_recipient_busy_s
         # The message was serialised once at the origin; a copy from the backplane costs a read.
         overhead_s = s.invocation_cpu_s if from_backplane else 0.0
-        cost_s: float | Callable[[float], float] = overhead_s + recipients * send_s
+        announce: Callable[[float], None] | None = None
         if self.loadgen_cpu is not None and recipients > 0:
             positions = self._sample_positions(recipients)
 
-            def write(started_s: float) -> float:
-                # The load generator reads the sockets while the server is still writing them. A write
-                # to a socket still holding an unread message costs less: it only appends to a queue
-                # whose reader was already woken.
-                per_write_s = np.full(len(positions), send_s)
-                if unread_send_s > 0:
-                    # Whether a socket still holds an unread message when its turn to be written comes.
-                    written_at_s = started_s + overhead_s + positions * send_s
-                    per_write_s[self._loadgen_unread(server, written_at_s)] = unread_send_s
-                # Each sampled recipient stands for the stretch of recipients written since the previous one.
-                stretch_s = per_write_s * np.diff(positions, prepend=0.0)
-                written_s = started_s + overhead_s + np.cumsum(stretch_s)
-                arrivals_s = written_s + self._network_delay_s(len(positions))
+            def announce(started_s: float) -> None:
+                # The load generator reads the sockets while the server is still writing them.
+                arrivals_s = self._arrivals_s(started_s + overhead_s, positions, send_s)
                 self._loadgen_arrive(
                     _PendingFanOut(
                         server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
                         np.full(len(arrivals_s), np.nan),
                     )
                 )  # fmt: skip
-                tail_s = (recipients - float(positions[-1])) * float(per_write_s.mean())
-                return overhead_s + float(stretch_s.sum()) + tail_s
 
-            cost_s = write
-
-        started = yield from server.use_cpu(cost_s)
+        started = yield from server.use_cpu(overhead_s + recipients * send_s, on_start=announce)
         server.pool.release()
         server.buffered_bytes -= queued_bytes
         if recipients == 0:
             return
         server.last_message_at_s = float(self.env.now)
-        if self.loadgen_cpu is None:
+        if announce is None:
             arrivals_s = self._arrivals_s(started + overhead_s, self._sample_positions(recipients), send_s)
             if counted:
                 self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
-
-    def _loadgen_unread(self, server: SimServer, at_s: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-        """Which of ``server``'s sampled sockets still hold a message the load generator has not read
-        at ``at_s`` (one time per socket; a read not yet scheduled counts as not done)."""
-        unread = np.zeros(len(at_s), dtype=bool)
-        for fan_out in self._loadgen_pending:
-            if fan_out.server is server and len(fan_out.received_s) == len(at_s):
-                unread |= ~(fan_out.received_s <= at_s)
-        return unread
 
     def _arrivals_s(
         self, writes_start_s: float, positions: npt.NDArray[np.float64], send_s: float

@@ -85,16 +85,12 @@ class SimServer:
         self.pool.release()
         return started
 
-    def use_cpu(
-        self, cpu_s: float | Callable[[float], float], *, on_start: Callable[[float], None] | None = None
-    ) -> Generator[Any, Any, float]:
+    def use_cpu(self, cpu_s: float, *, on_start: Callable[[float], None] | None = None) -> Generator[Any, Any, float]:
         """Hold one core for ``cpu_s`` (the caller already holds a thread); returns the start time.
 
-        ``cpu_s`` may be a function of the start time, called once a core is free, for work whose cost
-        depends on the state it finds. ``on_start`` is called with the start time as soon as a core is
-        free (before the work ends).
+        ``on_start`` is called with the start time as soon as a core is free (before the work ends).
         """
-        if not callable(cpu_s) and cpu_s <= 0:
+        if cpu_s <= 0:
             if on_start is not None:
                 on_start(float(self.env.now))
             return float(self.env.now)
@@ -103,8 +99,6 @@ class SimServer:
             started = float(self.env.now)
             if on_start is not None:
                 on_start(started)
-            if callable(cpu_s):
-                cpu_s = cpu_s(started)
             yield self.env.timeout(cpu_s)
         self.meter.add(started, cpu_s)
         return started

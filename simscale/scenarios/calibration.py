@@ -73,15 +73,13 @@ class Calibration:
     high_load_deliveries_per_s: float = 0.0
     """A second, busier load level (0: costs measured at one load only)."""
     send_cpu_per_recipient_high_load_s: float = 0.0
-    send_cpu_per_recipient_unread_s: float = 0.0
-    """The hub's CPU to write to a client that has not read the previous message yet (0: not measured)."""
     host: str = ""
     created_at: str = ""
     simscale_version: str = ""
     notes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in (*CALIBRATED_FIELDS, *LOADGEN_FIELDS, "send_cpu_per_recipient_unread_s"):
+        for name in CALIBRATED_FIELDS + LOADGEN_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"calibration {name} must be a non-negative number, got {value!r}")
@@ -135,8 +133,6 @@ def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False)
         costs["loadgen_cpu_per_delivery_s"] = calibration.loadgen_cpu_per_delivery_s
         costs["loadgen_cpu_per_read_s"] = calibration.loadgen_cpu_per_read_s
         costs["loadgen_cpu_per_wakeup_s"] = calibration.loadgen_cpu_per_wakeup_s
-        # Only meaningful where the model knows which clients have read what: the load generator's loop.
-        costs["send_cpu_per_recipient_unread_s"] = calibration.send_cpu_per_recipient_unread_s
     return costs
 
 

@@ -287,12 +287,6 @@ class Scenario:
         help="0: always send_cpu_per_recipient_s; >0: the per-recipient cost while more work waits behind the "
         "fan-out (an event loop then serves more messages per wake-up and system call).",
     )  # fmt: skip
-    send_cpu_per_recipient_unread_s: float = _field(
-        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate (reads counted by the load generator)",
-        help="0: every write costs send_cpu_per_recipient_s; >0: where the clients' reading is modelled (the "
-        "load generator's costs set), a write to a connection whose client has not read the previous message "
-        "yet costs this instead (the kernel appends to a receive queue whose reader was already woken).",
-    )  # fmt: skip
     keepalive_cpu_s: float = _field(
         2.0e-6,
         unit="s",

@@ -197,24 +197,13 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
     serialize_s = _serialize_cpu_s(message_bytes)
     send_cpu_per_recipient_s = max(float(send_s), 1e-7)
     invocation_cpu_s = max(float(per_broadcast_s) - serialize_s, 1e-6)
-    # Where the clients' reading is known, a write is dearer when it finds the client's socket empty (it
-    # wakes the reader) than when an unread message is still waiting there. Each read of the load
-    # generator empties one socket, so reads count the writes that found one empty:
-    # hub CPU = broadcasts·per_broadcast + reads·per_write + (deliveries − reads)·per_unread_write,
-    # fitted over all six runs (non-negative, relative errors).
-    runs = [*quiet, *busy]
-    hub_beyond_idle = np.array([max(beyond_idle_s(run), 1e-6) for run in runs])
-    hub_design = np.array(
-        [[run.broadcasts, min(run.reads, run.deliveries), max(run.deliveries - run.reads, 0)] for run in runs],
-        dtype=np.float64,
-    )
-    (_, _, unread_send_s), _ = optimize.nnls(hub_design / hub_beyond_idle[:, None], np.ones(len(runs)))
     busy_send_s = statistics.fmean(
         max((beyond_idle_s(run) - run.broadcasts * float(per_broadcast_s)) / max(run.deliveries, 1), 1e-7)
         for run in busy
     )
     # The load generator = broadcasts·send + wake-ups·per_wakeup + reads·per_read + messages·per_message,
     # all >= 0, each run weighted by its own size so that the quiet runs count as much as the busy ones.
+    runs = [*quiet, *busy]
     loadgen_cpu = np.array([run.loadgen_cpu_s for run in runs])
     loadgen_design = np.array(
         [[run.broadcasts, run.wakeups, run.reads, run.deliveries] for run in runs], dtype=np.float64
@@ -250,7 +239,6 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
         low_load_deliveries_per_s=low_load,
         high_load_deliveries_per_s=high_load,
         send_cpu_per_recipient_high_load_s=busy_send_s,
-        send_cpu_per_recipient_unread_s=max(float(unread_send_s), 1e-9),
         host=platform.node(),
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         simscale_version=__version__,

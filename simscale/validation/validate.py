@@ -147,7 +147,7 @@ def validate(
     clients: int | None = None,
     rates_per_s: Sequence[float] | None = None,
     calibration: Calibration | None = None,
-    duration_s: float = 4.0,
+    duration_s: float = 8.0,
     warmup_s: float = 1.0,
     seed: int = 0,
 ) -> ValidationResult:

@@ -72,28 +72,6 @@ def test_broadcasts_overdue_together_go_out_together() -> None:
     assert sends[1] == pytest.approx(sends[2]) == pytest.approx(sends[3])
 
 
-def test_a_write_to_a_client_that_has_not_read_the_last_message_costs_the_unread_price() -> None:
-    base = Scenario(
-        **LOOP,  # type: ignore[arg-type]
-        duration_s=4.0,
-        warmup_s=1.0,
-        send_cpu_per_recipient_unread_s=0.2e-6,
-    ).replace(send_cpu_per_recipient_s=5e-6)
-
-    def hub_cpu(scenario: Scenario) -> float:
-        value = simulate(scenario).summary.cpu_utilization_max
-        assert value is not None
-        return value
-
-    # Quiet: the loop has read every socket before the next fan-out, so every write is a full one.
-    quiet = base.replace(broadcast_offsets_s=tuple(0.5 + 0.2 * k for k in range(15)))
-    assert hub_cpu(quiet) == pytest.approx(hub_cpu(quiet.replace(send_cpu_per_recipient_unread_s=0.0)), rel=1e-6)
-    # A loop that is often behind (200 messages at 0.1 ms each: 50 fan-outs/s at most, 40 offered)
-    # leaves unread messages in many sockets, and those writes are cheap.
-    behind = base.replace(broadcast_rate_per_s=40.0, loadgen_cpu_per_delivery_s=0.1e-3)
-    assert hub_cpu(behind) < 0.7 * hub_cpu(behind.replace(send_cpu_per_recipient_unread_s=0.0))
-
-
 def test_the_drain_runs_from_the_last_send_and_counts_fan_outs_read_in_part() -> None:
     # 200 messages at 0.5 ms each: 10 fan-outs/s at most, 40 offered: sends fall seconds behind.
     scenario = Scenario(
