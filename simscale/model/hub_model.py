@@ -736,7 +736,8 @@ class HubModel:
         its busy loop sent it; then record what the fan-outs still being read have delivered so far."""
         drain_s = self.scenario.drain_s
         while self._loadgen_due_sends or self._loadgen_last_send_s + drain_s > self.env.now:
-            self.env.run(until=max(self._loadgen_last_send_s, float(self.env.now)) + drain_s)
+            # Broadcasts still due are sent once the loop gets to them: step on until it has.
+            self.env.run(until=max(self._loadgen_last_send_s + drain_s, float(self.env.now) + _RETRY_SLOT_S))
         for fan_out in self._loadgen_pending:
             read = ~np.isnan(fan_out.received_s)
             if fan_out.counted and read.any():

@@ -92,3 +92,17 @@ def test_the_drain_runs_from_the_last_send_and_counts_fan_outs_read_in_part() ->
         record.broadcast_id for record in records.broadcasts
     }
     assert simulate(scenario).summary.delivered_fraction == pytest.approx(1.0)
+
+
+def test_without_a_drain_the_broadcasts_still_due_are_sent_and_counted() -> None:
+    scenario = Scenario(
+        **LOOP,  # type: ignore[arg-type]
+        duration_s=2.0,
+        warmup_s=0.5,
+        drain_s=0.0,
+        broadcast_rate_per_s=40.0,
+    ).replace(loadgen_cpu_per_delivery_s=0.5e-3, loadgen_cpu_per_read_s=0.0)
+    result = simulate(scenario)
+    assert max(record.sent_at_s for record in result.records.broadcasts) > scenario.duration_s
+    fraction = result.summary.delivered_fraction
+    assert fraction is not None and 0 < fraction < 1  # the last fan-outs cut off by the missing drain
