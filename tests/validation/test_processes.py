@@ -26,7 +26,11 @@ def test_a_process_that_logs_a_lot_is_never_blocked_by_its_pipes() -> None:
     try:
         assert process.base_url == "http://127.0.0.1:1/"
         deadline = time.monotonic() + 20
-        while "done" not in process.stderr_tail and time.monotonic() < deadline:
+
+        def finished() -> bool:
+            return "done" in process.stderr_tail and process.stdout_tail[-1] == "served 49999"
+
+        while not finished() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert process.log_tail().endswith("done")  # it got past every write
         assert process.stdout_tail[-1] == "served 49999"
