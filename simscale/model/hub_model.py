@@ -741,15 +741,7 @@ class HubModel:
         for fan_out in self._loadgen_pending:
             read = ~np.isnan(fan_out.received_s)
             if fan_out.counted and read.any():
-                self._record_fan_out(
-                    fan_out.server,
-                    fan_out.broadcast_id,
-                    fan_out.origin_index,
-                    fan_out.sent_at_s,
-                    fan_out.recipients,
-                    fan_out.received_s[read],
-                    delivered=round(fan_out.recipients * float(read.mean())),
-                )
+                self._record_read(fan_out, read)
         self._loadgen_pending = []
 
     def _loadgen_next_arrival_s(self) -> float:
@@ -787,14 +779,20 @@ class HubModel:
         self._loadgen_pending = still_pending
         for fan_out in done:
             if fan_out.counted:
-                self._record_fan_out(
-                    fan_out.server,
-                    fan_out.broadcast_id,
-                    fan_out.origin_index,
-                    fan_out.sent_at_s,
-                    fan_out.recipients,
-                    fan_out.received_s,
-                )
+                self._record_read(fan_out)
+
+    def _record_read(self, fan_out: _PendingFanOut, read: npt.NDArray[np.bool_] | None = None) -> None:
+        """Record what the load generator read of ``fan_out``: all of it, or the sampled sockets ``read``."""
+        received_s = fan_out.received_s if read is None else fan_out.received_s[read]
+        self._record_fan_out(
+            fan_out.server,
+            fan_out.broadcast_id,
+            fan_out.origin_index,
+            fan_out.sent_at_s,
+            fan_out.recipients,
+            received_s,
+            delivered=None if read is None else round(fan_out.recipients * float(read.mean())),
+        )
 
     def _read_pass(self, select_s: float, start_s: float) -> float:
         """Read, from ``start_s``, every socket that was ready at ``select_s``; returns when done.
@@ -828,13 +826,17 @@ class HubModel:
             return start_s
         owner, block, scale = owner[order], block[order], scale[order]
         start_s += s.loadgen_cpu_per_wakeup_s
+
+        def reads_at(messages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            return start_s + np.cumsum(scale * (s.loadgen_cpu_per_read_s + messages * s.loadgen_cpu_per_delivery_s))
+
         messages = np.ones(len(order))
         for _ in range(2):
-            read_s = start_s + np.cumsum(scale * (s.loadgen_cpu_per_read_s + messages * s.loadgen_cpu_per_delivery_s))
+            read_s = reads_at(messages)
             for g, (unread, _) in enumerate(readable):
                 mine = owner == g
                 messages[mine] = np.maximum(np.count_nonzero(unread[:, block[mine]] <= read_s[mine], axis=0), 1)
-        read_s = start_s + np.cumsum(scale * (s.loadgen_cpu_per_read_s + messages * s.loadgen_cpu_per_delivery_s))
+        read_s = reads_at(messages)
         for g, (unread, members) in enumerate(readable):
             mine = np.flatnonzero(owner == g)
             if not len(mine):

@@ -72,16 +72,21 @@ def test_broadcasts_overdue_together_go_out_together() -> None:
     assert sends[1] == pytest.approx(sends[2]) == pytest.approx(sends[3])
 
 
-def test_the_drain_runs_from_the_last_send_and_counts_fan_outs_read_in_part() -> None:
-    # 200 messages at 0.5 ms each: 10 fan-outs/s at most, 40 offered: sends fall seconds behind.
-    scenario = Scenario(
+def _far_behind(duration_s: float, drain_s: float) -> Scenario:
+    """200 messages at 0.5 ms each: 10 fan-outs/s at most, 40 offered: sends fall seconds behind."""
+    return Scenario(
         **LOOP,  # type: ignore[arg-type]
-        duration_s=3.0,
+        duration_s=duration_s,
         warmup_s=0.5,
-        drain_s=1.0,
+        drain_s=drain_s,
         broadcast_rate_per_s=40.0,
     ).replace(loadgen_cpu_per_delivery_s=0.5e-3, loadgen_cpu_per_read_s=0.0)
-    records = simulate(scenario).records
+
+
+def test_the_drain_runs_from_the_last_send_and_reads_every_late_broadcast() -> None:
+    scenario = _far_behind(duration_s=3.0, drain_s=1.0)
+    result = simulate(scenario)
+    records = result.records
     last_send_s = max(record.sent_at_s for record in records.broadcasts)
     assert last_send_s > scenario.duration_s + scenario.drain_s  # the busy loop sent late
     last_read_s = max(record.sent_at_s + record.latency_max_s for record in records.deliveries)
@@ -91,17 +96,11 @@ def test_the_drain_runs_from_the_last_send_and_counts_fan_outs_read_in_part() ->
     assert {record.broadcast_id for record in records.deliveries} == {
         record.broadcast_id for record in records.broadcasts
     }
-    assert simulate(scenario).summary.delivered_fraction == pytest.approx(1.0)
+    assert result.summary.delivered_fraction == pytest.approx(1.0)
 
 
 def test_without_a_drain_the_broadcasts_still_due_are_sent_and_counted() -> None:
-    scenario = Scenario(
-        **LOOP,  # type: ignore[arg-type]
-        duration_s=2.0,
-        warmup_s=0.5,
-        drain_s=0.0,
-        broadcast_rate_per_s=40.0,
-    ).replace(loadgen_cpu_per_delivery_s=0.5e-3, loadgen_cpu_per_read_s=0.0)
+    scenario = _far_behind(duration_s=2.0, drain_s=0.0)
     result = simulate(scenario)
     assert max(record.sent_at_s for record in result.records.broadcasts) > scenario.duration_s
     fraction = result.summary.delivered_fraction
