@@ -91,6 +91,42 @@ class _DueSend:
     counted: bool
 
 
+class _ReadPass:
+    """The reads one pass of the load generator's loop will make, committed when they have happened."""
+
+    __slots__ = ("_pauses", "_plan", "end_s")
+
+    def __init__(
+        self,
+        plan: list[tuple[list[_PendingFanOut], npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+        end_s: float,
+    ) -> None:
+        self._plan = plan
+        """Per group of fan-outs (same server, same sample): the sample columns read and when."""
+        self.end_s = end_s
+        """When the pass ends if it is not paused."""
+        self._pauses: list[tuple[float, float]] = []
+
+    def pause(self, at_planned_s: float, paused_s: float) -> None:
+        """The pass stepped aside for ``paused_s`` at planned time ``at_planned_s``."""
+        self._pauses.append((at_planned_s, paused_s))
+
+    def commit(self) -> None:
+        """Record the reads: each takes what has arrived in its socket by the time it happens."""
+        for members, columns, planned_s in self._plan:
+            read_s = planned_s.copy()
+            for at_planned_s, paused_s in self._pauses:
+                read_s[planned_s > at_planned_s] += paused_s
+            for fan_out in members:
+                taken = _unread_arrivals_s(fan_out)[columns] <= read_s
+                fan_out.received_s[columns[taken]] = read_s[taken]
+
+
+def _unread_arrivals_s(fan_out: _PendingFanOut) -> npt.NDArray[np.float64]:
+    """Arrival times of the sampled messages not read yet (inf for those already read)."""
+    return np.where(np.isnan(fan_out.received_s), fan_out.arrivals_s, np.inf)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRun:
     """What one run of the model produced."""
@@ -114,13 +150,13 @@ class HubModel:
         self.records = RunRecords()
         self.horizon_s = s.duration_s + s.drain_s
         self.phases = max(1, round(s.keepalive_interval_s / _HEARTBEAT_S))
-        shared = Cpu(self.env, s.shared_host_cores) if s.shared_host_cores else None
+        shared = Cpu(self.env, s.shared_host_cores, s.cpu_time_slice_s) if s.shared_host_cores else None
         self.servers = [
             SimServer(
                 self.env,
                 index,
                 profile=s.server_profile,
-                cpu=shared or Cpu(self.env, s.cores_per_server),
+                cpu=shared or Cpu(self.env, s.cores_per_server, s.cpu_time_slice_s),
                 cores=s.cores_per_server,
                 min_threads=s.threads_min,
                 max_threads=s.max_threads,
@@ -174,6 +210,8 @@ class HubModel:
         self._loadgen_due_sends: list[_DueSend] = []
         """Broadcasts whose scheduled time has come and that the load generator's loop has not sent yet."""
         self._loadgen_wakeup: simpy.Event | None = None
+        self._loadgen_reading: _ReadPass | None = None
+        """The reads of the loop's pass in progress (committed when the pass ends)."""
         self._loadgen_last_send_s = 0.0
         self._round_robin_next = 0
         self._proxy_next = 0
@@ -606,27 +644,41 @@ class HubModel:
         # The message was serialised once at the origin; a copy from the backplane costs a read.
         overhead_s = s.invocation_cpu_s if from_backplane else 0.0
         announce: Callable[[float], None] | None = None
+        pending: _PendingFanOut | None = None
+        pauses: list[tuple[float, float]] = []
+        """(CPU done, time waited) for each time the fan-out stepped aside on a time-shared core."""
         if self.loadgen_cpu is not None and recipients > 0:
             positions = self._sample_positions(recipients)
 
             def announce(started_s: float) -> None:
                 # The load generator reads the sockets while the server is still writing them.
+                nonlocal pending
                 arrivals_s = self._arrivals_s(started_s + overhead_s, positions, send_s)
-                self._loadgen_arrive(
-                    _PendingFanOut(
-                        server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
-                        np.full(len(arrivals_s), np.nan),
-                    )
+                pending = _PendingFanOut(
+                    server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
+                    np.full(len(arrivals_s), np.nan),
                 )  # fmt: skip
+                self._loadgen_arrive(pending)
 
-        started = yield from server.use_cpu(overhead_s + recipients * send_s, on_start=announce)
+        def pause(cpu_done_s: float, paused_s: float) -> None:
+            if pending is None:
+                pauses.append((cpu_done_s, paused_s))
+                return
+            # The sockets written after the pause get their message that much later.
+            later = (overhead_s + positions * send_s > cpu_done_s) & np.isnan(pending.received_s)
+            pending.arrivals_s[later] += paused_s
+
+        started = yield from server.use_cpu(overhead_s + recipients * send_s, on_start=announce, on_pause=pause)
         server.pool.release()
         server.buffered_bytes -= queued_bytes
         if recipients == 0:
             return
         server.last_message_at_s = float(self.env.now)
         if announce is None:
-            arrivals_s = self._arrivals_s(started + overhead_s, self._sample_positions(recipients), send_s)
+            sampled = self._sample_positions(recipients)
+            arrivals_s = self._arrivals_s(started + overhead_s, sampled, send_s)
+            for cpu_done_s, paused_s in pauses:
+                arrivals_s[overhead_s + sampled * send_s > cpu_done_s] += paused_s
             if counted:
                 self._record_fan_out(server, broadcast_id, origin_index, sent_at_s, recipients, arrivals_s)
 
@@ -712,22 +764,39 @@ class HubModel:
                         yield wakeup
                     self._loadgen_wakeup = None
                     continue
-            with cpu.lanes.request() as lane:
-                yield lane
-                select_s = float(self.env.now)
-                # The broadcast task's timer is noticed now; the task itself runs in the next pass.
-                timer_due = bool(self._loadgen_due_sends) and not task_runnable
-                at_s = select_s
-                if task_runnable:
-                    for due in self._loadgen_due_sends:
-                        at_s += s.loadgen_cpu_per_send_s
-                        self._loadgen_send(due, at_s)
-                    self._loadgen_due_sends = []
-                    task_runnable = False
-                if self._loadgen_pending:
-                    at_s = self._read_pass(select_s, at_s)
-                if at_s > self.env.now:
-                    yield self.env.timeout(at_s - self.env.now)
+            lane = cpu.lanes.request()
+            yield lane
+            select_s = float(self.env.now)
+            # The broadcast task's timer is noticed now; the task itself runs in the next pass.
+            timer_due = bool(self._loadgen_due_sends) and not task_runnable
+            at_s = select_s
+            if task_runnable:
+                for due in self._loadgen_due_sends:
+                    at_s += s.loadgen_cpu_per_send_s
+                    self._loadgen_send(due, at_s)
+                self._loadgen_due_sends = []
+                task_runnable = False
+            reads = self._read_pass(select_s, at_s) if self._loadgen_pending else None
+            if reads is not None:
+                at_s = reads.end_s
+                self._loadgen_reading = reads
+            # On time-shared cores a long pass steps aside for waiting work; its reads happen that much later.
+            planned_s = float(self.env.now)
+            slices = cpu.slices(at_s - planned_s) if at_s > planned_s else []
+            for index, slice_s in enumerate(slices):
+                yield self.env.timeout(slice_s)
+                planned_s += slice_s
+                if index + 1 < len(slices) and cpu.others_waiting():
+                    cpu.lanes.release(lane)
+                    paused_at_s = float(self.env.now)
+                    lane = cpu.lanes.request()
+                    yield lane
+                    if reads is not None:
+                        reads.pause(planned_s, float(self.env.now) - paused_at_s)
+            cpu.lanes.release(lane)
+            if reads is not None:
+                reads.commit()
+                self._loadgen_reading = None
             task_runnable = timer_due
             self._record_finished_fan_outs()
 
@@ -738,6 +807,9 @@ class HubModel:
         while self._loadgen_due_sends or self._loadgen_last_send_s + drain_s > self.env.now:
             # Broadcasts still due are sent once the loop gets to them: step on until it has.
             self.env.run(until=max(self._loadgen_last_send_s + drain_s, float(self.env.now) + _RETRY_SLOT_S))
+        if self._loadgen_reading is not None:
+            # The real loop checks its drain deadline between passes: the pass in progress is finished.
+            self._loadgen_reading.commit()
         for fan_out in self._loadgen_pending:
             read = ~np.isnan(fan_out.received_s)
             if fan_out.counted and read.any():
@@ -794,8 +866,8 @@ class HubModel:
             delivered=None if read is None else round(fan_out.recipients * float(read.mean())),
         )
 
-    def _read_pass(self, select_s: float, start_s: float) -> float:
-        """Read, from ``start_s``, every socket that was ready at ``select_s``; returns when done.
+    def _read_pass(self, select_s: float, start_s: float) -> _ReadPass | None:
+        """Plan the reads, from ``start_s``, of every socket that was ready at ``select_s`` (None: none was).
 
         Sockets are identified by write position (the servers write their clients in a fixed order),
         grouped by server, and read in the order they became ready; a sample stands for
@@ -809,9 +881,7 @@ class HubModel:
         for fan_out in self._loadgen_pending:
             groups.setdefault((fan_out.server.index, len(fan_out.arrivals_s)), []).append(fan_out)
         for members in groups.values():
-            readable.append(
-                (np.stack([np.where(np.isnan(f.received_s), f.arrivals_s, np.inf) for f in members]), members)
-            )
+            readable.append((np.stack([_unread_arrivals_s(f) for f in members]), members))
         firsts = [unread.min(axis=0) for unread, _ in readable]
         ready_s = np.concatenate(firsts)
         owner = np.concatenate([np.full(len(first), g) for g, first in enumerate(firsts)])
@@ -823,7 +893,7 @@ class HubModel:
         order = np.argsort(ready_s, kind="stable")
         order = order[ready_s[order] <= select_s]
         if not len(order):
-            return start_s
+            return None
         owner, block, scale = owner[order], block[order], scale[order]
         start_s += s.loadgen_cpu_per_wakeup_s
 
@@ -837,15 +907,12 @@ class HubModel:
                 mine = owner == g
                 messages[mine] = np.maximum(np.count_nonzero(unread[:, block[mine]] <= read_s[mine], axis=0), 1)
         read_s = reads_at(messages)
-        for g, (unread, members) in enumerate(readable):
-            mine = np.flatnonzero(owner == g)
-            if not len(mine):
-                continue
-            columns, at_s = block[mine], read_s[mine]
-            for row, fan_out in enumerate(members):
-                taken = unread[row, columns] <= at_s
-                fan_out.received_s[columns[taken]] = at_s[taken]
-        return float(read_s[-1])
+        plan = [
+            (members, block[mine], read_s[mine])
+            for g, (_, members) in enumerate(readable)
+            if len(mine := np.flatnonzero(owner == g))
+        ]
+        return _ReadPass(plan, float(read_s[-1]))
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)

@@ -85,20 +85,44 @@ class SimServer:
         self.pool.release()
         return started
 
-    def use_cpu(self, cpu_s: float, *, on_start: Callable[[float], None] | None = None) -> Generator[Any, Any, float]:
+    def use_cpu(
+        self,
+        cpu_s: float,
+        *,
+        on_start: Callable[[float], None] | None = None,
+        on_pause: Callable[[float, float], None] | None = None,
+    ) -> Generator[Any, Any, float]:
         """Hold one core for ``cpu_s`` (the caller already holds a thread); returns the start time.
 
         ``on_start`` is called with the start time as soon as a core is free (before the work ends).
+        On time-shared cores the work may be paused: ``on_pause(cpu_done_s, paused_s)`` is called when
+        it resumes, with the CPU time it had done and how long it waited.
         """
         if cpu_s <= 0:
             if on_start is not None:
                 on_start(float(self.env.now))
             return float(self.env.now)
-        with self.cpu.lanes.request() as lane:
-            yield lane
-            started = float(self.env.now)
-            if on_start is not None:
-                on_start(started)
-            yield self.env.timeout(cpu_s)
-        self.meter.add(started, cpu_s)
+        cpu = self.cpu
+        lane = cpu.lanes.request()
+        yield lane
+        started = run_from_s = float(self.env.now)
+        if on_start is not None:
+            on_start(started)
+        done_s = run_done_s = 0.0
+        slices = cpu.slices(cpu_s)
+        for index, slice_s in enumerate(slices):
+            yield self.env.timeout(slice_s)
+            done_s += slice_s
+            if index + 1 < len(slices) and cpu.others_waiting():
+                # Time-shared: step aside for the work waiting, and come back at the end of the queue.
+                self.meter.add(run_from_s, done_s - run_done_s)
+                cpu.lanes.release(lane)
+                paused_at_s = float(self.env.now)
+                lane = cpu.lanes.request()
+                yield lane
+                run_from_s, run_done_s = float(self.env.now), done_s
+                if on_pause is not None:
+                    on_pause(done_s, run_from_s - paused_at_s)
+        cpu.lanes.release(lane)
+        self.meter.add(run_from_s, cpu_s - run_done_s)
         return started

@@ -238,6 +238,16 @@ class Scenario:
         source="user",
         help="0: each server on its own host; N: all servers share one N-core host.",
     )
+    cpu_time_slice_s: float = _field(
+        0.0,
+        unit="s",
+        low=0.0,
+        high=1.0,
+        source="Linux EEVDF base slice: 0.75 ms x (1 + log2(min(cores, 8))) (kernel/sched/fair.c)",
+        help="0: a work item holds its core until done; >0: cores are time-shared as the operating system "
+        "does, so work that has run this long while others wait goes to the back of the queue (matters "
+        "when a host's processes outnumber its cores, as in a loopback validation).",
+    )
     min_threads: int = _field(
         0,
         unit="threads",

@@ -23,6 +23,7 @@ import numpy as np
 from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.records import RunSummary
 from simscale.metrics.summary import cpu_utilization_by_server
+from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import Scenario, preset, simulate
 from simscale.scenarios.calibration import Calibration, calibrated_costs
 from simscale.validation.processes import CpuSampler, HubProcesses, run_blocking
@@ -83,6 +84,8 @@ def model_scenario(
         clients=clients,
         server_profile="asyncio-hub",
         shared_host_cores=os.cpu_count() or 1,
+        # The hubs, the load generator (and redis-server) outnumber the cores: they take turns.
+        cpu_time_slice_s=linux_time_slice_s(os.cpu_count() or 1),
         proxy_hop=False,
         network_latency_s=_LOOPBACK_LATENCY_S,
         network_jitter_s=_LOOPBACK_JITTER_S,
