@@ -39,6 +39,8 @@ class LoadConfig:
         connect_timeout_s: bound on one client's negotiate + upgrade + handshake.
         drain_s: after the last send, wait at most this long for outstanding deliveries.
         access_token: bearer token for every client.
+        trace_loop_passes: keep every pass of the event loop that read something (when, how many
+            reads) in :attr:`LoadResult.loop_passes`.
     """
 
     urls: tuple[str, ...]
@@ -54,6 +56,7 @@ class LoadConfig:
     connect_timeout_s: float = 15.0
     drain_s: float = 2.0
     access_token: str | None = None
+    trace_loop_passes: bool = False
 
     def __post_init__(self) -> None:
         _check(

@@ -76,6 +76,8 @@ class LoadResult:
         socket_reads: socket reads the clients made in that phase (each may carry several messages).
         loop_wakeups: event-loop passes in that phase that read at least one socket (a loop that
             falls behind reads many sockets per pass, and its cost per message falls).
+        loop_passes: with ``trace_loop_passes``, each of those passes as ``(first read, end, reads)``,
+            in seconds on the clock of the records' ``sent_at_s``.
     """
 
     records: RunRecords
@@ -89,6 +91,7 @@ class LoadResult:
     broadcast_started_at_s: float = 0.0
     socket_reads: int = 0
     loop_wakeups: int = 0
+    loop_passes: tuple[tuple[float, float, int], ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary's fields plus the load generator's own figures (``--json`` output)."""
@@ -243,7 +246,7 @@ class _Run:
         self.dropped = 0
         self.refused = 0
         self.send_failures = 0
-        self.read_counter = ReadCounter()
+        self.read_counter = ReadCounter(trace=config.trace_loop_passes)
         self.broadcast_cpu_s = 0.0
         self.broadcast_wall_s = 0.0
         self.broadcast_started_at_s = 0.0
@@ -504,4 +507,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         broadcast_started_at_s=run.broadcast_started_at_s,
         socket_reads=run.socket_reads,
         loop_wakeups=run.loop_wakeups,
+        loop_passes=tuple(
+            (started_s - run.t0, ended_s - run.t0, reads) for started_s, ended_s, reads in run.read_counter.passes
+        ),
     )

@@ -64,6 +64,8 @@ _RETRY_SLOT_S = 0.01
 _CHURN_SLOT_S = 0.05
 _BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 _MAX_INVOCATION_BACKLOG = 1_000
+_LOOP_BUSY_WINDOW_S = 0.5
+"""The load generator's recent busy fraction (what its stalls depend on) is averaged over about this long."""
 
 
 @dataclass(slots=True)
@@ -80,6 +82,8 @@ class _PendingFanOut:
     """Arrival time at each sampled socket, in the order the server writes them."""
     received_s: npt.NDArray[np.float64]
     """When the loop read each of them (NaN: not yet)."""
+    written: simpy.Event
+    """Succeeds when the server has written the whole fan-out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,14 @@ class HubModel:
         """Broadcasts whose scheduled time has come and that the load generator's loop has not sent yet."""
         self._loadgen_wakeup: simpy.Event | None = None
         self._loadgen_reading: _ReadPass | None = None
+        self._loadgen_in_pass = False
+        self._loadgen_stopped: simpy.Event | None = None
+        """Set when the drain is over: the loop finishes ``_loadgen_passes_left`` more passes, then this."""
+        self._loadgen_passes_left = 0
+        self._loadgen_stalled_on: simpy.Event | None = None
+        self._loadgen_busy = 0.0
+        self._loadgen_busy_at_s = 0.0
+        """A fan-out the woken loop waits for, on its server's core, before it can read anything."""
         """The reads of the loop's pass in progress (committed when the pass ends)."""
         self._loadgen_last_send_s = 0.0
         self._round_robin_next = 0
@@ -656,7 +668,7 @@ class HubModel:
                 arrivals_s = self._arrivals_s(started_s + overhead_s, positions, send_s)
                 pending = _PendingFanOut(
                     server, broadcast_id, origin_index, sent_at_s, counted, recipients, arrivals_s,
-                    np.full(len(arrivals_s), np.nan),
+                    np.full(len(arrivals_s), np.nan), self.env.event(),
                 )  # fmt: skip
                 self._loadgen_arrive(pending)
 
@@ -669,6 +681,8 @@ class HubModel:
             pending.arrivals_s[later] += paused_s
 
         started = yield from server.use_cpu(overhead_s + recipients * send_s, on_start=announce, on_pause=pause)
+        if pending is not None:
+            pending.written.succeed()
         server.pool.release()
         server.buffered_bytes -= queued_bytes
         if recipients == 0:
@@ -728,7 +742,27 @@ class HubModel:
 
     def _loadgen_arrive(self, fan_out: _PendingFanOut) -> None:
         self._loadgen_pending.append(fan_out)
+        mean_s = self.scenario.loadgen_stall_mean_s
+        wakeup = self._loadgen_wakeup
+        if mean_s > 0 and wakeup is not None and not wakeup.triggered:
+            # Woken by the server's writes, the loop lands on the writing server's core and waits there
+            # until the fan-out is written, or until it is moved to a free core (sooner when busier).
+            busy = self._loadgen_recent_busy()
+            stall_s = self.rng.exponential(mean_s * math.exp(-busy / self.scenario.loadgen_stall_busy_scale))
+            self._loadgen_stalled_on = fan_out.written | self.env.timeout(stall_s)
         self._loadgen_poke()
+
+    def _loadgen_recent_busy(self) -> float:
+        """The loop's busy fraction, averaged exponentially over the last ``_LOOP_BUSY_WINDOW_S``."""
+        return self._loadgen_busy * math.exp(-(float(self.env.now) - self._loadgen_busy_at_s) / _LOOP_BUSY_WINDOW_S)
+
+    def _loadgen_note_pass(self, started_s: float, ended_s: float) -> None:
+        busy = self._loadgen_busy * math.exp(-(started_s - self._loadgen_busy_at_s) / _LOOP_BUSY_WINDOW_S)
+        duration_s = ended_s - started_s
+        self._loadgen_busy = busy * math.exp(-duration_s / _LOOP_BUSY_WINDOW_S) + -math.expm1(
+            -duration_s / _LOOP_BUSY_WINDOW_S
+        )
+        self._loadgen_busy_at_s = ended_s
 
     def _loadgen_poke(self) -> None:
         """Wake the load generator's loop if it is waiting: it has something new to look at."""
@@ -754,9 +788,15 @@ class HubModel:
         s = self.scenario
         task_runnable = False
         while True:
+            stalled_on, self._loadgen_stalled_on = self._loadgen_stalled_on, None
+            if stalled_on is not None and not stalled_on.processed:
+                yield stalled_on
             if not task_runnable:
                 next_s = min(self._loadgen_next_arrival_s(), math.inf if not self._loadgen_due_sends else 0.0)
                 if next_s > self.env.now:
+                    if self._loadgen_stopped is not None:
+                        self._loadgen_stopped.succeed()  # the drain is over and nothing is left to read
+                        return
                     wakeup = self._loadgen_wakeup = self.env.event()
                     if math.isfinite(next_s):
                         yield wakeup | self.env.timeout(next_s - self.env.now)
@@ -764,6 +804,7 @@ class HubModel:
                         yield wakeup
                     self._loadgen_wakeup = None
                     continue
+            self._loadgen_in_pass = True
             lane = cpu.lanes.request()
             yield lane
             select_s = float(self.env.now)
@@ -797,8 +838,15 @@ class HubModel:
             if reads is not None:
                 reads.commit()
                 self._loadgen_reading = None
+            self._loadgen_in_pass = False
+            self._loadgen_note_pass(select_s, float(self.env.now))
             task_runnable = timer_due
             self._record_finished_fan_outs()
+            if self._loadgen_stopped is not None:
+                self._loadgen_passes_left -= 1
+                if self._loadgen_passes_left <= 0:
+                    self._loadgen_stopped.succeed()
+                    return
 
     def _loadgen_drain(self) -> None:
         """Run on as the load generator does: it waits ``drain_s`` after its last send, however late
@@ -807,9 +855,15 @@ class HubModel:
         while self._loadgen_due_sends or self._loadgen_last_send_s + drain_s > self.env.now:
             # Broadcasts still due are sent once the loop gets to them: step on until it has.
             self.env.run(until=max(self._loadgen_last_send_s + drain_s, float(self.env.now) + _RETRY_SLOT_S))
-        if self._loadgen_reading is not None:
-            # The real loop checks its drain deadline between passes: the pass in progress is finished.
-            self._loadgen_reading.commit()
+        if drain_s > 0:
+            # The real load generator checks its deadline in its broadcast task, which a timer wakes:
+            # the timer is noticed at the select after the deadline, and the task runs in the pass
+            # after that. So the pass in progress is finished and one more reads every socket ready
+            # by then. (With no drain it stops right after its last send, reading nothing more.)
+            self._loadgen_passes_left = 2 if self._loadgen_in_pass else 1
+            stopped = self._loadgen_stopped = self.env.event()
+            self._loadgen_poke()
+            self.env.run(until=stopped)
         for fan_out in self._loadgen_pending:
             read = ~np.isnan(fan_out.received_s)
             if fan_out.counted and read.any():

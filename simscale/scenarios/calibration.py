@@ -43,6 +43,8 @@ LOADGEN_FIELDS = (
     "loadgen_cpu_per_read_s",
     "loadgen_cpu_per_wakeup_s",
     "loadgen_cpu_per_send_s",
+    "loadgen_stall_mean_s",
+    "loadgen_stall_busy_scale",
 )
 """Scenario fields that describe the load generator; set only when predicting a loopback load test."""
 
@@ -68,6 +70,10 @@ class Calibration:
     loadgen_cpu_per_wakeup_s: float = 0.0
     """The load generator's CPU per event-loop wake-up that read something."""
     loadgen_cpu_per_send_s: float = 0.0
+    loadgen_stall_mean_s: float = 0.0
+    """Mean wait of the load generator's loop on a writing hub's core when the loop is idle (0: none seen)."""
+    loadgen_stall_busy_scale: float = 1.0
+    """That wait shrinks as ``exp(-busy / this)`` with the loop's busy fraction."""
     low_load_deliveries_per_s: float = 0.0
     """Deliveries per second per process at which the per-delivery costs above were measured."""
     high_load_deliveries_per_s: float = 0.0
@@ -83,6 +89,8 @@ class Calibration:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"calibration {name} must be a non-negative number, got {value!r}")
+        if self.loadgen_stall_busy_scale <= 0:
+            raise ValueError(f"calibration loadgen_stall_busy_scale must be > 0, got {self.loadgen_stall_busy_scale!r}")
         if self.connections < 1:
             raise ValueError(f"calibration connections must be >= 1, got {self.connections}")
 
@@ -124,15 +132,13 @@ def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False)
 
     The hub's cost per recipient was measured at a quiet and at a busy load; the model uses the busy
     one while work is queued (the hub then writes several frames per socket in one system call). The
-    load generator's cost is split into a part per message and a part per socket read.
+    load generator's cost is split into a part per message and a part per socket read; its loop's
+    stalls on a writing hub's core come with it.
     """
     costs = {name: float(getattr(calibration, name)) for name in CALIBRATED_FIELDS}
     costs["send_cpu_per_recipient_busy_s"] = calibration.send_cpu_per_recipient_high_load_s
     if include_loadgen:
-        costs["loadgen_cpu_per_send_s"] = calibration.loadgen_cpu_per_send_s
-        costs["loadgen_cpu_per_delivery_s"] = calibration.loadgen_cpu_per_delivery_s
-        costs["loadgen_cpu_per_read_s"] = calibration.loadgen_cpu_per_read_s
-        costs["loadgen_cpu_per_wakeup_s"] = calibration.loadgen_cpu_per_wakeup_s
+        costs.update({name: float(getattr(calibration, name)) for name in LOADGEN_FIELDS})
     return costs
 
 

@@ -475,6 +475,17 @@ class Scenario:
         help="CPU per pass of the load generator's event loop that reads something (select, the loop's own "
         "work): a loop that keeps up makes many small passes per fan-out, one that falls behind a few big ones.",
     )  # fmt: skip
+    loadgen_stall_mean_s: float = _field(
+        0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
+        help="0: the load generator's loop runs as soon as it is woken. >0: a loop woken from sleep by a server's "
+        "writes lands on that server's core and waits there until the fan-out is written or it is moved to a "
+        "free core, after an exponential delay of this mean (at an idle loop; see loadgen_stall_busy_scale).",
+    )  # fmt: skip
+    loadgen_stall_busy_scale: float = _field(
+        1.0, unit="fraction", low=0.0, high=100.0, low_open=True, source="simscale calibrate",
+        help="The stall's mean shrinks as exp(-busy / this) with the loop's recent busy fraction: a loop that "
+        "is rarely asleep is moved to a free core sooner.",
+    )  # fmt: skip
     loadgen_cpu_per_send_s: float = _field(
         0.0, unit="s", low=0.0, high=1.0, source="simscale calibrate",
         help="CPU the load-generator process spends to send one broadcast. Its loop sends when it gets to it: "

@@ -16,6 +16,9 @@ so the interpreter's own footprint cancels out):
   reads·per_read + messages·per_message`` with non-negative least squares on relative errors: the
   runs differ in how many messages a socket read and an event-loop wake-up carry, which is what
   separates the costs (the load generator counts both);
+* the load generator's stalls (:mod:`simscale.validation.stalls`): in the quiet runs and one busier
+  run, how often the loop waited more than half a fan-out's writing between two reads of it, fitted
+  as an exponential wait whose mean shrinks with the loop's busy fraction;
 * backplane latency with Redis: PUBLISH round trips against a real ``redis-server`` and the
   pipelined PUBLISH rate for the per-publish service time.
 """
@@ -35,6 +38,7 @@ from scipy import optimize
 from simscale._version import __version__
 from simscale.scenarios.calibration import Calibration
 from simscale.validation.processes import HubProcess, run_blocking
+from simscale.validation.stalls import StallCount, count_stalls, fit_stalls
 
 __all__ = ["calibrate"]
 
@@ -44,6 +48,9 @@ _BUSY_DELIVERIES_PER_S = (60_000, 110_000, 180_000)
 the load generator's own saturation (which is what a loopback validation runs into first)."""
 _BUSY_MAX_RATE_PER_S = 800.0
 _RUN_S = 3.0
+_MODERATE_RATES_PER_S = (100.0, 160.0)
+_MIN_STALL_S = 0.5e-3
+"""Gaps between two passes shorter than this are the loop's own rhythm, not a stall."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,9 @@ class _BroadcastRun:
     loadgen_cpu_s: float
     reads: int
     wakeups: int
+    sends_s: tuple[float, ...]
+    passes: tuple[tuple[float, float, int], ...]
+    """The load generator's loop passes (first read, end, reads), on the clock of ``sends_s``."""
 
 
 def _serialize_cpu_s(message_bytes: int) -> float:
@@ -114,6 +124,7 @@ def _broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float,
         warmup_s=0.0,
         drain_s=3.0,
         scenario="calibration",
+        trace_loop_passes=True,
     )
     hub_cpu_at: dict[str, float] = {}
     result = run_blocking(run_load(config, on_phase=lambda phase: hub_cpu_at.__setitem__(phase, hub.cpu_s())))
@@ -127,6 +138,8 @@ def _broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float,
         loadgen_cpu_s=result.broadcast_cpu_s,
         reads=result.socket_reads,
         wakeups=result.loop_wakeups,
+        sends_s=tuple(record.sent_at_s for record in result.records.broadcasts),
+        passes=result.loop_passes,
     )
 
 
@@ -179,6 +192,8 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
             _broadcast_run(hub.url, large, 40.0, _RUN_S, hub),
             _broadcast_run(hub.url, small, 40.0, _RUN_S, hub),
         ]
+        # Busier, still mostly one fan-out at a time: how the loop's stalls shrink as it gets busier.
+        moderate = [_broadcast_run(hub.url, large, rate, _RUN_S, hub) for rate in _MODERATE_RATES_PER_S]
         # Busy runs: the hub then writes several frames per socket at once, and the load generator
         # finds several messages per socket read.
         busy = [
@@ -203,7 +218,7 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
     )
     # The load generator = broadcasts·send + wake-ups·per_wakeup + reads·per_read + messages·per_message,
     # all >= 0, each run weighted by its own size so that the quiet runs count as much as the busy ones.
-    runs = [*quiet, *busy]
+    runs = [*quiet, *moderate, *busy]
     loadgen_cpu = np.array([run.loadgen_cpu_s for run in runs])
     loadgen_design = np.array(
         [[run.broadcasts, run.wakeups, run.reads, run.deliveries] for run in runs], dtype=np.float64
@@ -220,6 +235,15 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
         loadgen_read_s = 0.0
     low_load = sum(run.deliveries for run in quiet[:2]) / sum(run.wall_s for run in quiet[:2])
     high_load = busy[-1].deliveries / busy[-1].wall_s
+    # A stall: the loop waited more than half the hub's writing of the fan-out between two reads of it.
+    threshold_s = max(0.5 * large * send_cpu_per_recipient_s, _MIN_STALL_S)
+    stall_counts = [
+        StallCount(
+            run.loadgen_cpu_s / run.wall_s, *count_stalls(run.sends_s, run.passes, large, threshold_s), threshold_s
+        )
+        for run in (quiet[0], quiet[1], *moderate)
+    ]
+    stall_mean_s, stall_busy_scale = fit_stalls(stall_counts)
     publish_base_s, backplane_latency_s = _publish_costs_s()
     return Calibration(
         invocation_cpu_s=invocation_cpu_s,
@@ -236,13 +260,21 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
         loadgen_cpu_per_read_s=float(loadgen_read_s),
         loadgen_cpu_per_wakeup_s=float(loadgen_wakeup_s),
         loadgen_cpu_per_send_s=float(loadgen_send_s),
+        loadgen_stall_mean_s=stall_mean_s,
+        loadgen_stall_busy_scale=stall_busy_scale,
         low_load_deliveries_per_s=low_load,
         high_load_deliveries_per_s=high_load,
         send_cpu_per_recipient_high_load_s=busy_send_s,
         host=platform.node(),
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         simscale_version=__version__,
-        notes={"runs": [_as_dict(run) for run in runs]},
+        notes={
+            "runs": [_as_dict(run) for run in runs],
+            "stalls": [
+                {"busy": c.busy, "fan_outs": c.fan_outs, "stalled": c.stalled, "threshold_s": c.threshold_s}
+                for c in stall_counts
+            ],
+        },
     )
 
 

@@ -42,7 +42,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         "invocation_cpu_s", "serialize_cpu_s", "send_cpu_per_recipient_s",
         "keepalive_cpu_s", "handshake_cpu_s", "send_cpu_per_recipient_high_load_s", "memory_per_connection_bytes",
         "backplane_publish_base_s", "backplane_latency_s", "loadgen_cpu_per_delivery_s", "loadgen_cpu_per_read_s",
-        "loadgen_cpu_per_wakeup_s", "loadgen_cpu_per_send_s",
+        "loadgen_cpu_per_wakeup_s", "loadgen_cpu_per_send_s", "loadgen_stall_mean_s", "loadgen_stall_busy_scale",
     ):  # fmt: skip
         print(f"  {name:<36} {getattr(calibration, name):.4g}")
     return 0

@@ -1,8 +1,7 @@
-"""Smoke test of benchmarks/loop_trace.py: it classifies real fan-outs and leaves the loop as it found it."""
+"""Smoke test of benchmarks/loop_trace.py: it sorts real fan-outs by how the loop met them."""
 
 from __future__ import annotations
 
-import selectors
 import subprocess
 import sys
 from pathlib import Path
@@ -13,34 +12,25 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(90)
-def test_trace_classifies_isolated_fan_outs_and_restores_what_it_wrapped() -> None:
+def test_trace_classifies_isolated_fan_outs() -> None:
     sys.path.insert(0, str(REPO))
     try:
         from benchmarks.loop_trace import trace
     finally:
         sys.path.remove(str(REPO))
-    from simscale.loadgen import lean_client, websocket_client
     from simscale.validation.processes import HubProcess
 
-    originals = (
-        selectors.EpollSelector.select,
-        websocket_client.RawWebSocket.data_received,
-        lean_client.LeanHubClient.send,
-    )
     hub = HubProcess("--backplane", "memory", name="trace-smoke")
     try:
-        kinds = trace(hub.url, clients=50, rate_per_s=10.0, duration_s=1.5, stall_s=0.001)
+        kinds = trace(hub.url, clients=50, rate_per_s=10.0, duration_s=2.0, stall_s=0.001)
     finally:
         hub.stop()
     rows = [row for group in kinds.values() for row in group]
     assert set(kinds) == {"side by side", "lockstep"}
-    assert len(rows) >= 5  # about 15 broadcasts at 10/s, nearly all isolated with 50 clients
+    assert len(rows) >= 5  # about 20 broadcasts at 10/s, nearly all isolated with 50 clients
     assert all(0 < latency_s < 0.5 and 0 <= span_s < latency_s * 2 + 0.01 for latency_s, span_s, _ in rows)
-    assert (
-        selectors.EpollSelector.select,
-        websocket_client.RawWebSocket.data_received,
-        lean_client.LeanHubClient.send,
-    ) == originals
+    # Every isolated fan-out after the first found the loop idle since the previous one's last read.
+    assert all(idle_s > 0 for _, _, idle_s in rows if idle_s == idle_s)
 
 
 def test_cli_help() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import resource
@@ -235,3 +236,21 @@ async def test_no_broadcasts_gives_nulls_not_nans() -> None:
     assert summary.latency_p50_ms is None and summary.latency_p99_ms is None
     document = result.to_json_dict()
     assert json.loads(json.dumps(document, allow_nan=False)) == document
+
+
+async def test_traced_loop_passes_account_for_every_read() -> None:
+    async with hub_cluster(1) as urls:
+        config = LoadConfig(urls=tuple(urls), clients=10, broadcast_rate_per_s=20.0, duration_s=1.0, seed=2)
+        traced = await run_load(dataclasses.replace(config, trace_loop_passes=True))
+        plain = await run_load(config)
+    assert plain.loop_passes == ()
+    passes = traced.loop_passes
+    starts = [started_s for started_s, _, _ in passes]
+    assert starts == sorted(starts)
+    assert all(started_s <= ended_s and reads >= 1 for started_s, ended_s, reads in passes)
+    # The trace covers the whole run (connecting too); the broadcast phase's counters are part of it.
+    assert len(passes) >= traced.loop_wakeups > 0
+    assert sum(reads for _, _, reads in passes) >= traced.socket_reads
+    # Every fan-out was read in passes that began after its send (same clock as the records).
+    for broadcast in traced.records.broadcasts:
+        assert any(started_s > broadcast.sent_at_s for started_s, _, _ in passes)

@@ -99,9 +99,49 @@ def test_the_drain_runs_from_the_last_send_and_reads_every_late_broadcast() -> N
     assert result.summary.delivered_fraction == pytest.approx(1.0)
 
 
+def test_a_drain_that_ends_mid_pass_counts_that_pass_and_the_next_one() -> None:
+    # The deadline (1 ms after the last send) falls inside the long pass that began with that send;
+    # the sockets it read before the last fan-outs reached them still hold those. The real loop's
+    # broadcast task sees its deadline only in the pass after next, so the pass after the one in
+    # progress reads every socket ready by then: everything sent is read.
+    result = simulate(_far_behind(duration_s=2.0, drain_s=1e-3))
+    assert result.summary.delivered_fraction == pytest.approx(1.0)
+    # With no drain at all it stops right after its last send: that pass's reads are not counted.
+    assert (simulate(_far_behind(duration_s=2.0, drain_s=0.0)).summary.delivered_fraction or 0) < 0.99
+
+
 def test_without_a_drain_the_broadcasts_still_due_are_sent_and_counted() -> None:
     scenario = _far_behind(duration_s=2.0, drain_s=0.0)
     result = simulate(scenario)
     assert max(record.sent_at_s for record in result.records.broadcasts) > scenario.duration_s
     fraction = result.summary.delivered_fraction
     assert fraction is not None and 0 < fraction < 1  # the last fan-outs cut off by the missing drain
+
+
+# The hub writes each fan-out for 4 ms (200 sockets at 20 µs); the loop reads faster than that.
+WRITES_4_MS = Scenario(
+    **{**LOOP, "send_cpu_per_recipient_s": 20e-6},  # type: ignore[arg-type]
+    duration_s=10.0,
+    warmup_s=1.0,
+    broadcast_rate_per_s=5.0,
+)
+
+
+def test_a_stalled_loop_reads_a_quiet_fan_out_only_once_it_is_written() -> None:
+    side_by_side = simulate(WRITES_4_MS).records.deliveries
+    # A stall far longer than any fan-out: the woken loop waits on the hub's core until it is written.
+    stalled = simulate(WRITES_4_MS.replace(loadgen_stall_mean_s=1.0)).records.deliveries
+    assert min(record.latency_mean_s for record in side_by_side) < 4e-3  # read while being written
+    assert min(record.latency_mean_s for record in stalled) > 4e-3  # every read after the last write
+    assert all(record.delivered == record.recipients for record in stalled)
+
+
+def test_stalls_shrink_as_the_loop_gets_busier() -> None:
+    # Reading a fan-out now takes the loop 60 ms: it is busy about 30 % of the time at 5 fan-outs/s.
+    busy = WRITES_4_MS.replace(loadgen_cpu_per_delivery_s=150e-6, loadgen_cpu_per_read_s=150e-6)
+    plain = p50_ms(busy)
+    assert p50_ms(busy.replace(loadgen_stall_mean_s=1.0, loadgen_stall_busy_scale=100.0)) > plain + 1.5
+    # exp(-0.3 / 0.01): a loop that busy is moved off the hub's core at once.
+    assert p50_ms(busy.replace(loadgen_stall_mean_s=1.0, loadgen_stall_busy_scale=0.01)) == pytest.approx(
+        plain, abs=1.5
+    )

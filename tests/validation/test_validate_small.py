@@ -33,8 +33,13 @@ def test_calibration_measures_plausible_costs(calibration: Calibration) -> None:
     assert calibration.loadgen_cpu_per_delivery_s > 0  # a small calibration folds reads into it if it must
     assert calibration.loadgen_cpu_per_read_s >= 0 and calibration.loadgen_cpu_per_wakeup_s >= 0
     runs = calibration.notes["runs"]
-    assert len(runs) == 6 and all(0 < run["wakeups"] <= run["reads"] for run in runs)
+    assert len(runs) == 8 and all(0 < run["wakeups"] <= run["reads"] for run in runs)
     assert calibration.connections == 60
+    # The loop's stalls were counted in the quiet and moderate runs, and fitted (0: none seen).
+    stalls = calibration.notes["stalls"]
+    assert len(stalls) == 4 and all(0 <= count["stalled"] <= count["fan_outs"] for count in stalls)
+    assert sum(count["fan_outs"] for count in stalls) > 50
+    assert calibration.loadgen_stall_mean_s >= 0 and calibration.loadgen_stall_busy_scale > 0
 
 
 @pytest.mark.parametrize(("name", "expected_fraction"), [("no-backplane", 0.5), ("backplane", 1.0)])
