@@ -7,9 +7,12 @@ time, and the meter notes how long each lane was busy within each sampling inter
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator
+from typing import Any
 
 import numpy as np
 import simpy
+from simpy.resources.resource import Request
 
 __all__ = ["BusyMeter", "Cpu", "linux_time_slice_s"]
 
@@ -61,6 +64,40 @@ class Cpu:
     def others_waiting(self) -> bool:
         """Whether some work item is queued for a core (a time-shared core would switch to it)."""
         return bool(self.lanes.queue)
+
+    def hold(
+        self,
+        lane: Request,
+        cpu_s: float,
+        *,
+        on_pause: Callable[[float, float], None] | None = None,
+        on_run: Callable[[float, float], None] | None = None,
+    ) -> Generator[Any, Any, Request]:
+        """Run ``cpu_s`` of work on the core ``lane`` was granted; returns the request holding a core at the end.
+
+        On time-shared cores the work steps aside at the end of a slice when others wait, and queues
+        again; ``on_pause(cpu_done_s, paused_s)`` is called when it resumes. ``on_run(start_s, ran_s)``
+        is called for each stretch it ran (what a utilisation meter counts). The caller releases the lane.
+        """
+        run_from_s = float(self.env.now)
+        done_s = run_done_s = 0.0
+        slices = self.slices(cpu_s)
+        for index, slice_s in enumerate(slices):
+            yield self.env.timeout(slice_s)
+            done_s += slice_s
+            if index + 1 < len(slices) and self.others_waiting():
+                if on_run is not None:
+                    on_run(run_from_s, done_s - run_done_s)
+                self.lanes.release(lane)
+                paused_at_s = float(self.env.now)
+                lane = self.lanes.request()
+                yield lane
+                run_from_s, run_done_s = float(self.env.now), done_s
+                if on_pause is not None:
+                    on_pause(done_s, run_from_s - paused_at_s)
+        if on_run is not None:
+            on_run(run_from_s, cpu_s - run_done_s)
+        return lane
 
     def slices(self, cpu_s: float) -> list[float]:
         """``cpu_s`` cut into time slices (the last one shorter); one piece when cores are not time-shared."""

@@ -98,22 +98,24 @@ class _DueSend:
 class _ReadPass:
     """The reads one pass of the load generator's loop will make, committed when they have happened."""
 
-    __slots__ = ("_pauses", "_plan", "end_s")
+    __slots__ = ("_pauses", "_plan", "end_s", "started_s")
 
     def __init__(
         self,
         plan: list[tuple[list[_PendingFanOut], npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+        started_s: float,
         end_s: float,
     ) -> None:
         self._plan = plan
         """Per group of fan-outs (same server, same sample): the sample columns read and when."""
+        self.started_s = started_s
         self.end_s = end_s
         """When the pass ends if it is not paused."""
         self._pauses: list[tuple[float, float]] = []
 
-    def pause(self, at_planned_s: float, paused_s: float) -> None:
-        """The pass stepped aside for ``paused_s`` at planned time ``at_planned_s``."""
-        self._pauses.append((at_planned_s, paused_s))
+    def pause(self, cpu_done_s: float, paused_s: float) -> None:
+        """The pass stepped aside for ``paused_s`` after ``cpu_done_s`` of its work."""
+        self._pauses.append((self.started_s + cpu_done_s, paused_s))
 
     def commit(self) -> None:
         """Record the reads: each takes what has arrived in its socket by the time it happens."""
@@ -215,15 +217,16 @@ class HubModel:
         """Broadcasts whose scheduled time has come and that the load generator's loop has not sent yet."""
         self._loadgen_wakeup: simpy.Event | None = None
         self._loadgen_reading: _ReadPass | None = None
+        """The reads of the loop's pass in progress (committed when the pass ends)."""
         self._loadgen_in_pass = False
         self._loadgen_stopped: simpy.Event | None = None
         """Set when the drain is over: the loop finishes ``_loadgen_passes_left`` more passes, then this."""
         self._loadgen_passes_left = 0
         self._loadgen_stalled_on: simpy.Event | None = None
+        """What the woken loop waits for on a writing server's core before it can read anything."""
         self._loadgen_busy = 0.0
+        """The loop's busy fraction (exponential average) as of ``_loadgen_busy_at_s``."""
         self._loadgen_busy_at_s = 0.0
-        """A fan-out the woken loop waits for, on its server's core, before it can read anything."""
-        """The reads of the loop's pass in progress (committed when the pass ends)."""
         self._loadgen_last_send_s = 0.0
         self._round_robin_next = 0
         self._proxy_next = 0
@@ -757,11 +760,10 @@ class HubModel:
         return self._loadgen_busy * math.exp(-(float(self.env.now) - self._loadgen_busy_at_s) / _LOOP_BUSY_WINDOW_S)
 
     def _loadgen_note_pass(self, started_s: float, ended_s: float) -> None:
-        busy = self._loadgen_busy * math.exp(-(started_s - self._loadgen_busy_at_s) / _LOOP_BUSY_WINDOW_S)
-        duration_s = ended_s - started_s
-        self._loadgen_busy = busy * math.exp(-duration_s / _LOOP_BUSY_WINDOW_S) + -math.expm1(
-            -duration_s / _LOOP_BUSY_WINDOW_S
-        )
+        """Fold a pass into the busy average: idle until ``started_s``, busy until ``ended_s``."""
+        before = self._loadgen_busy * math.exp(-(started_s - self._loadgen_busy_at_s) / _LOOP_BUSY_WINDOW_S)
+        kept = math.exp(-(ended_s - started_s) / _LOOP_BUSY_WINDOW_S)
+        self._loadgen_busy = before * kept + (1.0 - kept)
         self._loadgen_busy_at_s = ended_s
 
     def _loadgen_poke(self) -> None:
@@ -821,19 +823,13 @@ class HubModel:
             if reads is not None:
                 at_s = reads.end_s
                 self._loadgen_reading = reads
-            # On time-shared cores a long pass steps aside for waiting work; its reads happen that much later.
-            planned_s = float(self.env.now)
-            slices = cpu.slices(at_s - planned_s) if at_s > planned_s else []
-            for index, slice_s in enumerate(slices):
-                yield self.env.timeout(slice_s)
-                planned_s += slice_s
-                if index + 1 < len(slices) and cpu.others_waiting():
-                    cpu.lanes.release(lane)
-                    paused_at_s = float(self.env.now)
-                    lane = cpu.lanes.request()
-                    yield lane
-                    if reads is not None:
-                        reads.pause(planned_s, float(self.env.now) - paused_at_s)
+            if at_s > select_s:
+                # On time-shared cores a long pass steps aside for waiting work; its reads happen that much later.
+                lane = yield from cpu.hold(
+                    lane,
+                    at_s - select_s,
+                    on_pause=None if reads is None else reads.pause,
+                )
             cpu.lanes.release(lane)
             if reads is not None:
                 reads.commit()
@@ -966,7 +962,7 @@ class HubModel:
             for g, (_, members) in enumerate(readable)
             if len(mine := np.flatnonzero(owner == g))
         ]
-        return _ReadPass(plan, float(read_s[-1]))
+        return _ReadPass(plan, select_s, float(read_s[-1]))
 
     # ============================================================================================
     # other hub methods (what starves a thread pool)

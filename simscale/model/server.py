@@ -102,27 +102,11 @@ class SimServer:
             if on_start is not None:
                 on_start(float(self.env.now))
             return float(self.env.now)
-        cpu = self.cpu
-        lane = cpu.lanes.request()
+        lane = self.cpu.lanes.request()
         yield lane
-        started = run_from_s = float(self.env.now)
+        started = float(self.env.now)
         if on_start is not None:
             on_start(started)
-        done_s = run_done_s = 0.0
-        slices = cpu.slices(cpu_s)
-        for index, slice_s in enumerate(slices):
-            yield self.env.timeout(slice_s)
-            done_s += slice_s
-            if index + 1 < len(slices) and cpu.others_waiting():
-                # Time-shared: step aside for the work waiting, and come back at the end of the queue.
-                self.meter.add(run_from_s, done_s - run_done_s)
-                cpu.lanes.release(lane)
-                paused_at_s = float(self.env.now)
-                lane = cpu.lanes.request()
-                yield lane
-                run_from_s, run_done_s = float(self.env.now), done_s
-                if on_pause is not None:
-                    on_pause(done_s, run_from_s - paused_at_s)
-        cpu.lanes.release(lane)
-        self.meter.add(run_from_s, cpu_s - run_done_s)
+        lane = yield from self.cpu.hold(lane, cpu_s, on_pause=on_pause, on_run=self.meter.add)
+        self.cpu.lanes.release(lane)
         return started
