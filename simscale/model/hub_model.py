@@ -5,7 +5,8 @@ How a broadcast travels (one event per server, never one per recipient — REFER
 1. a random connected client sends at ``t0``; after the uplink latency its server runs the hub
    method (a work item: thread, then CPU);
 2. routing (:mod:`simscale.backplane.routing`, the same rule the real hub uses) decides who fans
-   out: the origin directly and/or every server that receives the publish from the backplane;
+   out: the origin directly (and only then does it publish, as the real hub does) and/or every
+   server that receives the publish from the backplane;
 3. each fan-out is ONE work item costing ``serialize + n_local × send_per_recipient`` of CPU; the
    recipients' receive times ``start + serialize + k·send + downlink_k`` (k = 1..n) are computed in
    numpy (sampled for large fan-outs, delivery counts kept exact) straight into a histogram.
@@ -614,14 +615,18 @@ class HubModel:
         yield self.env.timeout(self._network_delay_s())
         # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
         yield from origin.work(s.invocation_cpu_s + s.serialize_cpu_s)
-        if self.backplane is None or delivers_locally_on_send(self.routing):
+        backplane = self.backplane
+        if backplane is None:
             self.env.process(self._fan_out(origin, broadcast_id, origin.index, sent_at_s, counted))
-        if self.backplane is not None:
+            return
+        if delivers_locally_on_send(self.routing):
+            # The hub writes to its own clients first and publishes for the others once it has.
+            yield from self._fan_out(origin, broadcast_id, origin.index, sent_at_s, counted)
 
-            def deliver(server_index: int) -> None:
-                self.env.process(self._receive_publish(server_index, broadcast_id, origin, sent_at_s, counted))
+        def deliver(server_index: int) -> None:
+            self.env.process(self._receive_publish(server_index, broadcast_id, origin, sent_at_s, counted))
 
-            self.env.process(self.backplane.publish(self._payload_bytes, deliver))
+        self.env.process(backplane.publish(self._payload_bytes, deliver))
 
     def _receive_publish(
         self, server_index: int, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool

@@ -37,6 +37,16 @@ def test_via_backplane_local_clients_pay_the_round_trip() -> None:
     assert local_via > local_direct + 0.0003  # at least the two backplane hops of 0.2 ms
 
 
+def test_direct_local_publishes_only_after_the_senders_own_fan_out() -> None:
+    # 10 ms to write the sender's own clients (500 at 20 µs), as simscale's hub does before it publishes.
+    slow_writes = {"clients": 1_500, "send_cpu_per_recipient_s": 20e-6, "send_cpu_per_recipient_busy_s": 20e-6}
+    deliveries = simulate(short("backplane", broadcast_rate_per_s=5.0, **slow_writes)).frames()["deliveries"]
+    local = deliveries[deliveries.server == deliveries.origin_server]
+    remote = deliveries[deliveries.server != deliveries.origin_server]
+    # A remote server starts writing once the whole local fan-out (10 ms) is written and Redis passed it on.
+    assert remote.latency_mean_s.median() > local.latency_mean_s.median() + 0.010
+
+
 @pytest.mark.parametrize("servers", [2, 3, 5])
 def test_no_backplane_even_spread_reaches_one_over_n(servers: int) -> None:
     summary = simulate(short("no-backplane", servers=servers, clients=600 * servers)).summary
