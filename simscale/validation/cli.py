@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ def register(subparsers: Any) -> None:
     validate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     validate.add_argument("--out", metavar="DIR", help="write comparisons.csv and the comparison figure")
     validate.set_defaults(handler=_validate)
+
+
+_DRIFT_WARNING = 0.10
+"""Tell the user when the machine ran this much faster or slower than at calibration."""
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -88,6 +93,15 @@ def _validate(args: argparse.Namespace) -> int:
         with pd.option_context("display.width", 140, "display.max_rows", 200):
             print(result.comparisons.to_string(index=False))
         print(f"\n{args.preset}: validated in {result.wall_s:.0f} s")
+    drift = result.machine_speed_drift
+    if drift is not None and abs(drift) > _DRIFT_WARNING:
+        # Stderr, so that --json output stays one JSON document.
+        print(
+            f"note: the load generator needed {abs(drift):.0%} {'more' if drift > 0 else 'less'} CPU for its work "
+            "than at calibration: this machine's speed changed in between, and predictions near saturation "
+            "are off by at least as much",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -31,6 +31,8 @@ from simscale.validation.processes import CpuSampler, HubProcesses, run_blocking
 if TYPE_CHECKING:
     import pandas as pd
 
+    from simscale.loadgen import LoadResult
+
 __all__ = [
     "SATURATION_P99_MS",
     "VALIDATED_PRESETS",
@@ -48,6 +50,7 @@ _DEFAULT_SERVERS = {"single-server": 1, "no-backplane": 2, "backplane": 2}
 _LOOPBACK_LATENCY_S = 30e-6
 _LOOPBACK_JITTER_S = 20e-6
 _DRAIN_S = 2.0
+_DRIFT_MIN_BUSY = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,10 @@ class ValidationResult:
     predicted: list[RunSummary]
     rates_per_s: list[float]
     wall_s: float
+    machine_speed_drift: float | None = None
+    """How much more CPU the load generator needed for its work during the measurement than the
+    calibration's costs say (0.1: 10 % slower); ``None`` when no run below saturation kept it busy
+    a fifth of the time (below that its fixed overheads, not the work, decide its CPU)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """``{"scenario": …, "comparisons": [{metric, load, server, predicted, measured, …}, …]}``."""
@@ -71,6 +78,7 @@ class ValidationResult:
             "comparisons": rows,
             "rates_per_s": self.rates_per_s,
             "wall_s": self.wall_s,
+            "machine_speed_drift": self.machine_speed_drift,
         }
 
 
@@ -187,6 +195,8 @@ def validate(
 
     measured: list[RunSummary] = []
     predicted: list[RunSummary] = []
+    loadgen_work_s: list[tuple[float, float, float]] = []
+    """(rate, the load generator's CPU seconds, what the calibration's costs say its work should take)."""
     rows: list[dict[str, Any]] = []
     with ExitStack() as stack:
         backplane = "memory"
@@ -219,6 +229,9 @@ def validate(
             # Replay the load generator's own Poisson schedule (same function, same seed): the two
             # runs then differ in how they serve the broadcasts, not in how many there were.
             offsets = poisson_offsets_s(rate, warmup_s + duration_s, np.random.default_rng(seed))
+            loadgen_work_s.append(
+                (rate, result.broadcast_cpu_s, _calibrated_loadgen_cpu_s(calibration, result, len(offsets)))
+            )
             model = simulate(
                 scenario.replace(
                     broadcast_rate_per_s=rate,
@@ -288,6 +301,15 @@ def validate(
     frame["predicted"] = frame.predicted.astype("float64")
     frame["measured"] = frame.measured.astype("float64")
     frame["relative_error"] = frame.relative_error.astype("float64")
+    # The machine's own drift between calibration and measurement (shared hosts speed up and slow
+    # down by several per cent within minutes): the load generator's CPU for the work it counted, in
+    # runs below saturation busy enough (a fifth of a core) for its fixed overheads not to dominate.
+    busy_enough_s = _DRIFT_MIN_BUSY * (warmup_s + duration_s)
+    ratios = [
+        spent_s / expected_s
+        for rate, spent_s, expected_s in loadgen_work_s
+        if rate < limit and expected_s >= busy_enough_s
+    ]
     return ValidationResult(
         scenario=name,
         comparisons=frame,
@@ -296,6 +318,23 @@ def validate(
         predicted=predicted,
         rates_per_s=rates,
         wall_s=time.perf_counter() - started,
+        machine_speed_drift=float(np.median(ratios)) - 1.0 if ratios else None,
+    )
+
+
+def _calibrated_loadgen_cpu_s(calibration: Calibration, result: LoadResult, sends: int) -> float:
+    """The load generator's CPU for one run's work, at the calibration's costs.
+
+    Reads and passes are counted over the whole broadcast phase; deliveries only after the warm-up,
+    so they are scaled up by all ``sends`` over the counted ones.
+    """
+    counted = len(result.records.broadcasts)
+    deliveries = (result.summary.deliveries or 0) * (sends / counted if counted else 0.0)
+    return (
+        sends * calibration.loadgen_cpu_per_send_s
+        + result.loop_wakeups * calibration.loadgen_cpu_per_wakeup_s
+        + result.socket_reads * calibration.loadgen_cpu_per_read_s
+        + deliveries * calibration.loadgen_cpu_per_delivery_s
     )
 
 

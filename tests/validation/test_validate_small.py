@@ -6,6 +6,7 @@ or the hub (a lost delivery, a wrong fan-out, a broken calibration) shows up as 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simscale.scenarios.calibration import Calibration, save_calibration
+from simscale.scenarios.calibration import LOADGEN_FIELDS, Calibration, save_calibration
 from simscale.validation import agreement, calibrate, validate
 
 COLUMNS = ["metric", "load", "server", "predicted", "measured", "relative_error", "calibrated_input"]
@@ -63,17 +64,21 @@ def test_small_validation_agrees_on_who_receives(calibration: Calibration, name:
     payload = result.to_json_dict()
     assert payload["scenario"] == name
     assert set(payload["comparisons"][0]) == set(COLUMNS)
+    # Too quiet to tell the machine's drift (the load generator's fixed overheads would dominate).
+    assert payload["machine_speed_drift"] is None
     json.dumps(payload)  # JSON-ready: no NaN objects that json cannot write
     assert all(row["relative_error"] is None or math.isfinite(row["relative_error"]) for row in payload["comparisons"])
 
 
 def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
-    save_calibration(calibration, path)
+    # As if the machine had been twice as fast when it was calibrated: validate must say so.
+    halved = {name: getattr(calibration, name) / 2 for name in LOADGEN_FIELDS if name.startswith("loadgen_cpu")}
+    save_calibration(dataclasses.replace(calibration, **halved), path)
     out = tmp_path / "out"
     command = [
         sys.executable, "-m", "simscale.cli", "validate", "single-server", "--clients", "150",
-        "--broadcast-rates", "5,10", "--calibration", str(path), "--duration", "2", "--json", "--out", str(out),
+        "--broadcast-rates", "10,300", "--calibration", str(path), "--duration", "2", "--json", "--out", str(out),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
@@ -82,6 +87,8 @@ def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> 
     metrics = {row["metric"] for row in payload["comparisons"]}
     assert {"delivered_fraction", "deliveries_per_s", "cpu_utilization", "memory_per_connection_kb",
             "saturation_broadcast_rate"} <= metrics  # fmt: skip
+    assert payload["machine_speed_drift"] > 0.5
+    assert "needed" in result.stderr and "more CPU for its work than at calibration" in result.stderr
     assert (out / "comparisons.csv").stat().st_size > 0
     assert any(out.glob("validation-single-server.*"))
 
@@ -101,6 +108,29 @@ def test_bad_validation_input_exits_2(args: list[str], message: str) -> None:
     )
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_the_load_generators_work_is_priced_at_the_calibrations_costs(calibration: Calibration) -> None:
+    from types import SimpleNamespace
+
+    from simscale.validation.validate import _calibrated_loadgen_cpu_s
+
+    costs = dataclasses.replace(
+        calibration,
+        loadgen_cpu_per_send_s=1e-3,
+        loadgen_cpu_per_wakeup_s=1e-4,
+        loadgen_cpu_per_read_s=1e-5,
+        loadgen_cpu_per_delivery_s=1e-6,
+    )
+    # 10 broadcasts counted after the warm-up, 20 sent in all: the 900 counted deliveries stand for 1,800.
+    run = SimpleNamespace(
+        records=SimpleNamespace(broadcasts=[object()] * 10),
+        summary=SimpleNamespace(deliveries=900),
+        loop_wakeups=30,
+        socket_reads=1_500,
+    )
+    expected_s = 20 * 1e-3 + 30 * 1e-4 + 1_500 * 1e-5 + 1_800 * 1e-6
+    assert _calibrated_loadgen_cpu_s(costs, run, sends=20) == pytest.approx(expected_s)  # type: ignore[arg-type]
 
 
 def test_calibrate_cli_writes_a_verified_file_and_prints_the_costs(tmp_path: Path) -> None:
