@@ -16,8 +16,8 @@ so the interpreter's own footprint cancels out):
   reads·per_read + messages·per_message`` with non-negative least squares on relative errors: the
   runs differ in how many messages a socket read and an event-loop wake-up carry, which is what
   separates the costs (the load generator counts both);
-* the load generator's stalls (:mod:`simscale.validation.stalls`): in the quiet runs and one busier
-  run, how often the loop waited more than half a fan-out's writing between two reads of it, fitted
+* the load generator's stalls (:mod:`simscale.validation.stalls`): in two quiet runs and two busier
+  ones, how often the loop waited more than half a fan-out's writing between two reads of it, fitted
   as an exponential wait whose mean shrinks with the loop's busy fraction;
 * backplane latency with Redis: PUBLISH round trips against a real ``redis-server`` and the
   pipelined PUBLISH rate for the per-publish service time.
