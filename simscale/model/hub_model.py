@@ -217,8 +217,6 @@ class HubModel:
         self._loadgen_due_sends: list[_DueSend] = []
         """Broadcasts whose scheduled time has come and that the load generator's loop has not sent yet."""
         self._loadgen_wakeup: simpy.Event | None = None
-        self._loadgen_reading: _ReadPass | None = None
-        """The reads of the loop's pass in progress (committed when the pass ends)."""
         self._loadgen_in_pass = False
         self._loadgen_stopped: simpy.Event | None = None
         """Set when the drain is over: the loop finishes ``_loadgen_passes_left`` more passes, then this."""
@@ -827,7 +825,6 @@ class HubModel:
             reads = self._read_pass(select_s, at_s) if self._loadgen_pending else None
             if reads is not None:
                 at_s = reads.end_s
-                self._loadgen_reading = reads
             if at_s > select_s:
                 # On time-shared cores a long pass steps aside for waiting work; its reads happen that much later.
                 lane = yield from cpu.hold(
@@ -838,7 +835,6 @@ class HubModel:
             cpu.lanes.release(lane)
             if reads is not None:
                 reads.commit()
-                self._loadgen_reading = None
             self._loadgen_in_pass = False
             self._loadgen_note_pass(select_s, float(self.env.now))
             task_runnable = timer_due
@@ -875,7 +871,7 @@ class HubModel:
         """When the earliest message the load generator has not read reaches its socket (inf: none)."""
         if not self._loadgen_pending:
             return math.inf
-        return min(float(np.min(f.arrivals_s[np.isnan(f.received_s)])) for f in self._loadgen_pending)
+        return min(float(_unread_arrivals_s(f).min()) for f in self._loadgen_pending)
 
     def _loadgen_send(self, due: _DueSend, sent_at_s: float) -> None:
         s = self.scenario
