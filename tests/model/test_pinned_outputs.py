@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 import pytest
-
 from pinned_outputs import CASES, PINNED_PATH, outputs
 
 PINNED: dict[str, Any] = json.loads(PINNED_PATH.read_text())
