@@ -42,7 +42,10 @@ def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
 @pytest.mark.parametrize(
     ("module", "forbidden_ours"),
     [
-        ("simscale.model", {"simscale.hub", "simscale.figures", "simscale.metrics.frames"}),
+        ("simscale.model", {"simscale.hub", "simscale.figures", "simscale.metrics.frames", "simscale.scenarios"}),
+        ("simscale.config", {"simscale.model", "simscale.scenarios", "simscale.metrics", "simscale.hub",
+                             "simscale.backplane", "simscale.protocol", "simscale.figures", "simscale.validation",
+                             "simscale.loadgen", "simscale.client"}),
         ("simscale.metrics.records", {"simscale.model", "simscale.scenarios", "simscale.hub"}),
         ("simscale.protocol", {"simscale.hub", "simscale.model", "simscale.backplane", "simscale.scenarios"}),
     ],
@@ -50,6 +53,19 @@ def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
 def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None:
     loaded = loaded_after_import(module)
     assert not {name for name in loaded if any(name.startswith(prefix) for prefix in forbidden_ours)}
+
+
+def test_the_configuration_imports_nothing_of_simscale() -> None:
+    ours = {name for name in loaded_after_import("simscale.config") if name.startswith("simscale.")}
+    assert ours <= {"simscale._version", "simscale.config", "simscale.config.scenario", "simscale.config.fields"}
+
+
+def test_the_scenarios_package_loads_its_runners_eagerly() -> None:
+    # No lazy module __getattr__ hides an import cycle any more: the runners load with the package.
+    import simscale.scenarios
+
+    assert "__getattr__" not in vars(simscale.scenarios)
+    assert "simscale.scenarios.run" in loaded_after_import("simscale.scenarios")
 
 
 def test_public_api_is_pinned() -> None:

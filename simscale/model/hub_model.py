@@ -36,6 +36,7 @@ import numpy.typing as npt
 import simpy
 
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
+from simscale.config.scenario import Scenario
 from simscale.metrics.records import (
     NO_SERVER,
     BroadcastRecord,
@@ -52,7 +53,6 @@ from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
 from simscale.model.server import SimServer
 from simscale.model.topology import build_topology
-from simscale.scenarios.config import Scenario
 
 __all__ = ["HubModel", "ModelRun"]
 
@@ -201,17 +201,7 @@ class HubModel:
             else None
         )
         # The load generator: one event loop, on the shared host's cores or a core of its own.
-        self.loadgen_cpu: Cpu | None = (
-            shared or Cpu(self.env, 1)
-            if max(
-                s.loadgen_cpu_per_delivery_s,
-                s.loadgen_cpu_per_send_s,
-                s.loadgen_cpu_per_read_s,
-                s.loadgen_cpu_per_wakeup_s,
-            )
-            > 0
-            else None
-        )
+        self.loadgen_cpu: Cpu | None = (shared or Cpu(self.env, 1)) if s.client_host == "one-loop" else None
         self._loadgen_pending: list[_PendingFanOut] = []
         """Fan-outs whose messages the load generator has not all read yet."""
         self._loadgen_due_sends: list[_DueSend] = []

@@ -11,7 +11,7 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from simscale.scenarios.config import Scenario
+from simscale.config.scenario import Scenario
 
 __all__ = ["MAX_CLIENT_NODES", "build_topology"]
 

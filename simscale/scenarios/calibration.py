@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simscale.scenarios.config import Scenario
+from simscale.config.scenario import Scenario
 
 __all__ = [
     "CALIBRATED_FIELDS",

@@ -1,6 +1,6 @@
 """Named scenarios: the three classic scale-out cases and the two ways connections run out.
 
-Each preset is a set of overrides on :class:`~simscale.scenarios.config.Scenario`'s defaults; the
+Each preset is a set of overrides on :class:`~simscale.config.scenario.Scenario`'s defaults; the
 defaults themselves come from REFERENCE.md (see ``simscale simulate PRESET --describe``).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from simscale.scenarios.config import Scenario
+from simscale.config.scenario import Scenario
 
 __all__ = ["PRESETS", "Preset", "preset", "preset_names"]
 

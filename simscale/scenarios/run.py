@@ -19,11 +19,11 @@ import networkx as nx
 import numpy as np
 
 from simscale._version import __version__
+from simscale.config.scenario import Scenario
 from simscale.metrics.records import RunRecords, RunSummary
 from simscale.metrics.summary import summarize
 from simscale.model.hub_model import HubModel
 from simscale.scenarios.calibration import apply_calibration
-from simscale.scenarios.config import Scenario
 
 if TYPE_CHECKING:
     import pandas as pd

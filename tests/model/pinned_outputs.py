@@ -22,7 +22,7 @@ from simscale.scenarios import preset, preset_names, simulate
 PINNED_PATH = Path(__file__).with_name("pinned_outputs.json")
 
 _ONE_LOOP = {
-    # "client_host": "one-loop",  (enabled with the field)
+    "client_host": "one-loop",
     "loadgen_cpu_per_delivery_s": 4e-6,
     "loadgen_cpu_per_read_s": 6e-6,
     "loadgen_cpu_per_wakeup_s": 20e-6,

@@ -88,6 +88,7 @@ CROWDED = Scenario(
     warmup_s=1.0,
     broadcast_rate_per_s=10.0,
     send_cpu_per_recipient_s=20e-6,
+    client_host="one-loop",
     loadgen_cpu_per_delivery_s=5e-6,
     loadgen_cpu_per_read_s=5e-6,
     loadgen_cpu_per_wakeup_s=20e-6,

@@ -9,6 +9,7 @@ from simscale.scenarios import Scenario, simulate
 
 # A fast hub (1 µs per recipient) and a load generator whose reading dominates the latency.
 LOOP = {
+    "client_host": "one-loop",
     "server_profile": "asyncio-hub",
     "clients": 200,
     "shared_host_cores": 2,
@@ -145,3 +146,13 @@ def test_stalls_shrink_as_the_loop_gets_busier() -> None:
     assert p50_ms(busy.replace(loadgen_stall_mean_s=1.0, loadgen_stall_busy_scale=0.01)) == pytest.approx(
         plain, abs=1.5
     )
+
+
+def test_the_client_host_is_chosen_by_its_field_never_by_a_cost_above_zero() -> None:
+    costly_but_free = Scenario(**{**LOOP, "client_host": "free"}, duration_s=4.0, warmup_s=1.0)  # type: ignore[arg-type]
+    costless = costly_but_free.replace(loadgen_cpu_per_delivery_s=0.0, loadgen_cpu_per_read_s=0.0)
+    one_loop = costly_but_free.replace(client_host="one-loop")
+    free_summary, costless_summary = simulate(costly_but_free).summary, simulate(costless).summary
+    assert free_summary.latency_p50_ms == costless_summary.latency_p50_ms
+    assert free_summary.latency_p99_ms == costless_summary.latency_p99_ms
+    assert p50_ms(one_loop) > p50_ms(costless)

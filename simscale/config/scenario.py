@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 __all__ = [
     "BackplaneKind",
+    "ClientHostKind",
     "LoadBalancerPolicy",
     "MethodKind",
     "Scenario",
@@ -28,6 +29,7 @@ LoadBalancerPolicy = Literal["round-robin", "least-connections", "sticky-ip"]
 BackplaneKind = Literal["none", "redis"]
 MethodKind = Literal["async", "blocking", "sync-over-async"]
 RoutingModeName = Literal["direct-local", "via-backplane"]
+ClientHostKind = Literal["free", "one-loop"]
 
 _REF = "shared/REFERENCE.md"
 
@@ -450,15 +452,22 @@ class Scenario:
     )  # fmt: skip
 
     # --- the clients' own machine (for predicting a loopback load test) -------------------------
+    client_host: ClientHostKind = _field(
+        "free",
+        source="simscale (validate and calibrate choose one-loop)",
+        help="free: clients cost nothing, sends go out on time and clients read on arrival. one-loop: all "
+        "clients live in one load-generator process with one event loop (simscale loadgen), whose costs are "
+        "the loadgen_* fields; its loop sends late and reads in passes when busy.",
+    )
     loadgen_cpu_per_delivery_s: float = _field(
         0.0,
         unit="s",
         low=0.0,
         high=1.0,
         source="simscale calibrate",
-        help="0: clients cost nothing; >0: all clients live in one load-generator process (one event loop) "
-        "that spends this much CPU per message received (decode, tally), on the shared host when "
-        "shared_host_cores > 0; each socket read costs loadgen_cpu_per_read_s on top.",
+        help="With client_host one-loop: the load-generator process's CPU per message received (decode, "
+        "tally), on the shared host when shared_host_cores > 0; each socket read costs "
+        "loadgen_cpu_per_read_s on top.",
     )
     loadgen_cpu_per_read_s: float = _field(
         0.0,
