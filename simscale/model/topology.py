@@ -11,18 +11,21 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from simscale.config.scenario import Scenario
-
 __all__ = ["MAX_CLIENT_NODES", "build_topology"]
 
 MAX_CLIENT_NODES = 400
 
 
-def build_topology(scenario: Scenario, server_of: npt.NDArray[np.int32]) -> nx.Graph:
-    """The graph of clients → load balancer → servers (→ backplane) for ``scenario``."""
-    graph = nx.Graph(scenario=scenario.name, backplane=scenario.backplane)
-    graph.add_node("load-balancer", kind="load_balancer", label=f"load balancer ({scenario.load_balancer})")
-    for index in range(scenario.servers):
+def build_topology(
+    *, name: str, servers: int, load_balancer: str, backplane: str, server_of: npt.NDArray[np.int32]
+) -> nx.Graph:
+    """The graph of clients → load balancer → servers (→ backplane) of scenario ``name``.
+
+    ``server_of`` gives each client's server (-1: not connected).
+    """
+    graph = nx.Graph(scenario=name, backplane=backplane)
+    graph.add_node("load-balancer", kind="load_balancer", label=f"load balancer ({load_balancer})")
+    for index in range(servers):
         node = f"server-{index}"
         graph.add_node(
             node,
@@ -32,9 +35,9 @@ def build_topology(scenario: Scenario, server_of: npt.NDArray[np.int32]) -> nx.G
             connections=int(np.count_nonzero(server_of == index)),
         )
         graph.add_edge("load-balancer", node, kind="proxy")
-    if scenario.backplane == "redis":
+    if backplane == "redis":
         graph.add_node("backplane", kind="backplane", label="Redis backplane")
-        for index in range(scenario.servers):
+        for index in range(servers):
             graph.add_edge(f"server-{index}", "backplane", kind="pubsub")
     if len(server_of) <= MAX_CLIENT_NODES:
         for client, server in enumerate(server_of.tolist()):
@@ -44,7 +47,7 @@ def build_topology(scenario: Scenario, server_of: npt.NDArray[np.int32]) -> nx.G
             if server >= 0:
                 graph.add_edge(node, f"server-{server}", kind="session")
     else:
-        for index in range(-1, scenario.servers):
+        for index in range(-1, servers):
             count = int(np.count_nonzero(server_of == index))
             if count == 0:
                 continue

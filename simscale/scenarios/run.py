@@ -22,7 +22,7 @@ from simscale._version import __version__
 from simscale.config.scenario import Scenario
 from simscale.metrics.records import RunRecords, RunSummary
 from simscale.metrics.summary import summarize
-from simscale.model.hub_model import HubModel
+from simscale.model.deployment import Deployment
 from simscale.scenarios.calibration import apply_calibration
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def simulate(scenario: Scenario, *, progress: Callable[[float], None] | None = N
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a Scenario, got {type(scenario).__name__}")
     resolved = apply_calibration(scenario)
-    model = HubModel(resolved, np.random.default_rng(resolved.seed))
+    model = Deployment(resolved, np.random.default_rng(resolved.seed))
     run = model.run(progress)
     summary = summarize(
         run.records,

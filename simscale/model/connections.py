@@ -1,0 +1,301 @@
+"""Connections: how clients get onto a server, lose their connection, and try again.
+
+A connection attempt goes client port → load balancer → the server's connection limit → a proxy
+port → handshake (a work item on the server, given up after the handshake timeout). Whatever fails
+on the way is refused with its reason and retried on the reconnect delays (0, 2, 10, 30 s by
+default, with optional jitter) until they run out. Established connections close when the client
+stops (churn: the app opens a new one at once), drop when the server or the client times them out
+(reconnect with the first delay), or go silent (the client is gone; only a timeout notices).
+
+Clients move in batches of rows of :class:`~simscale.model.population.ClientPopulation`: attempts
+due within the same 10 ms are one batch, so a reconnect storm costs events per batch, not per client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+
+from simscale.metrics.records import NO_SERVER, ConnectionEventKind
+from simscale.model.balancer import LoadBalancer
+from simscale.model.keepalive import HEARTBEAT_S
+from simscale.model.population import ClientPopulation
+from simscale.model.ports import PortPool
+from simscale.model.recorder import Recorder
+from simscale.model.server import SimServer
+
+__all__ = ["Connections"]
+
+IntArray = npt.NDArray[np.int64]
+
+_RETRY_SLOT_S = 0.01
+"""Reconnect attempts due within the same 10 ms are handled as one batch."""
+_CHURN_SLOT_S = 0.05
+"""Connections whose lifetime ends within the same 50 ms close together."""
+
+
+class Connections:
+    """Admission, handshakes, retries and disconnects of the whole client population."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        rng: np.random.Generator,
+        recorder: Recorder,
+        population: ClientPopulation,
+        servers: Sequence[SimServer],
+        balancer: LoadBalancer,
+        *,
+        client_pools: list[PortPool],
+        max_connections_per_server: int,
+        handshake_cpu_s: float,
+        handshake_timeout_s: float,
+        reconnect: bool,
+        reconnect_delays_s: tuple[float, ...],
+        reconnect_jitter: float,
+        connection_lifetime_s: float,
+    ) -> None:
+        self.env = env
+        self.rng = rng
+        self.recorder = recorder
+        self.population = population
+        self.servers = servers
+        self.balancer = balancer
+        self.client_pools = client_pools
+        """One port pool per client (NAT) address; empty when client ports are not modelled."""
+        self.max_connections_per_server = max_connections_per_server
+        self.handshake_cpu_s = handshake_cpu_s
+        self.handshake_timeout_s = handshake_timeout_s
+        self.reconnect = reconnect
+        self.reconnect_delays_s = reconnect_delays_s
+        self.reconnect_jitter = reconnect_jitter
+        self.connection_lifetime_s = connection_lifetime_s
+        self._proxy_next = 0
+
+    # --- getting connected -----------------------------------------------------------------------
+    def start(self, connect_ramp_s: float) -> None:
+        """Every client connects: spread over ``connect_ramp_s``, or already connected at time 0."""
+        everyone = np.arange(self.population.size, dtype=np.int64)
+        if connect_ramp_s > 0:
+            offsets = np.sort(self.rng.uniform(0.0, connect_ramp_s, self.population.size))
+            self.schedule_attempts(everyone[np.argsort(offsets, kind="stable")], offsets)
+        else:
+            # Already connected when the run starts: no handshake work.
+            for server, batch in self._admit(everyone):
+                self._attach(server, batch)
+
+    def schedule_attempts(self, ids: IntArray, delays_s: npt.NDArray[np.float64] | float) -> None:
+        """Attempt to connect ``ids`` after their delays, batched into 10 ms slots."""
+        if len(ids) == 0:
+            return
+        delays = np.broadcast_to(np.asarray(delays_s, dtype=np.float64), ids.shape)
+        slots = np.floor(delays / _RETRY_SLOT_S).astype(np.int64)
+        unique, inverse = np.unique(slots, return_inverse=True)
+        if len(unique) == 1:
+            self.env.process(self._attempt_batch(ids, float(delays.min())))
+            return
+        order = np.argsort(inverse, kind="stable")
+        boundaries = np.flatnonzero(np.diff(inverse[order])) + 1
+        for group in np.split(order, boundaries):
+            self.env.process(self._attempt_batch(ids[group], float(delays[group].min())))
+
+    def _attempt_batch(self, ids: IntArray, delay_s: float) -> Generator[Any, Any, None]:
+        if delay_s > 0:
+            yield self.env.timeout(delay_s)
+        # Only clients still waiting to connect (not connected meanwhile, not given up).
+        ids = ids[(self.population.server_of[ids] < 0) & ~self.population.gave_up[ids]]
+        for server, batch in self._admit(ids):
+            self.env.process(self._handshake(server, batch, float(self.env.now)))
+
+    def _admit(self, ids: IntArray) -> list[tuple[SimServer, IntArray]]:
+        """Ports, balancer and connection limit for a batch; returns the batches per server that
+        may start a handshake (the rest are refused here)."""
+        ids, refused = self._take_client_ports(ids)
+        self._fail(refused, NO_SERVER, "ports_exhausted", ConnectionEventKind.REFUSED)
+        if len(ids) == 0:
+            return []
+        chosen = self.balancer.choose(ids)
+        admitted: list[tuple[SimServer, IntArray]] = []
+        for server in self.servers:
+            batch = ids[chosen == server.index]
+            if len(batch) == 0:
+                continue
+            room = self.max_connections_per_server - int(self.population.per_server[server.index])
+            room -= server.handshakes_in_progress
+            over_limit = batch[max(room, 0) :]
+            batch = batch[: max(room, 0)]
+            batch, no_proxy_port = self._take_proxy_ports(server, batch)
+            rejected = np.concatenate([over_limit, no_proxy_port])
+            self._release_to_pools(self.client_pools, self.population.address[rejected])
+            self._fail(over_limit, server.index, "connection_limit", ConnectionEventKind.REFUSED)
+            self._fail(no_proxy_port, server.index, "proxy_ports_exhausted", ConnectionEventKind.REFUSED)
+            if len(batch):
+                admitted.append((server, batch))
+        return admitted
+
+    def _handshake(self, server: SimServer, ids: IntArray, attempted_at_s: float) -> Generator[Any, Any, None]:
+        server.handshakes_in_progress += len(ids)
+        try:
+            yield server.pool.acquire()
+            if self.env.now - attempted_at_s > self.handshake_timeout_s:
+                # The client gave up waiting; the server finds a dead socket and moves on.
+                server.pool.release()
+                self._release_ports(server, ids)
+                self._fail(ids, server.index, "handshake_timeout", ConnectionEventKind.REFUSED)
+                return
+            yield from server.use_cpu(self.handshake_cpu_s * len(ids))
+            server.pool.release()
+        finally:
+            server.handshakes_in_progress -= len(ids)
+        self._attach(server, ids)
+
+    def _attach(self, server: SimServer, ids: IntArray) -> None:
+        now = float(self.env.now)
+        self.population.attach(ids, server.index, now)
+        self.recorder.connection_event(ConnectionEventKind.CONNECTED, server.index, "ok", len(ids))
+        if self.connection_lifetime_s > 0:
+            self.population.close_at[ids] = now + self.rng.exponential(self.connection_lifetime_s, len(ids))
+
+    # --- ports -----------------------------------------------------------------------------------
+    def _take_client_ports(self, ids: IntArray) -> tuple[IntArray, IntArray]:
+        """Split ``ids`` into (granted, refused) by their source address's port pool."""
+        if not self.client_pools:
+            return ids, ids[:0]
+        now = float(self.env.now)
+        addresses = self.population.address[ids]
+        order = np.argsort(addresses, kind="stable")
+        ids, addresses = ids[order], addresses[order]
+        unique, starts, counts = np.unique(addresses, return_index=True, return_counts=True)
+        keep = np.zeros(len(ids), dtype=bool)
+        for address, start, count in zip(unique.tolist(), starts.tolist(), counts.tolist(), strict=True):
+            granted = self.client_pools[address].acquire(now, count)
+            keep[start : start + granted] = True
+        return ids[keep], ids[~keep]
+
+    def _take_proxy_ports(self, server: SimServer, ids: IntArray) -> tuple[IntArray, IntArray]:
+        if not server.proxy_pools:
+            return ids, ids[:0]
+        now = float(self.env.now)
+        granted_parts: list[IntArray] = []
+        remaining = ids
+        # Spread the batch over the proxy's source addresses, starting where the last batch ended.
+        for step in range(len(server.proxy_pools)):
+            if len(remaining) == 0:
+                break
+            address = (self._proxy_next + step) % len(server.proxy_pools)
+            granted = server.proxy_pools[address].acquire(now, len(remaining))
+            self.population.proxy_address[remaining[:granted]] = address
+            granted_parts.append(remaining[:granted])
+            remaining = remaining[granted:]
+        self._proxy_next = (self._proxy_next + 1) % len(server.proxy_pools)
+        granted_ids = np.concatenate(granted_parts) if granted_parts else ids[:0]
+        return granted_ids, remaining
+
+    def _release_to_pools(self, pools: list[PortPool], addresses: npt.NDArray[np.integer[Any]]) -> None:
+        """Close one connection per entry of ``addresses``: its port in that address's pool enters TIME_WAIT."""
+        if not pools or len(addresses) == 0:
+            return
+        now = float(self.env.now)
+        unique, counts = np.unique(addresses, return_counts=True)
+        for address, count in zip(unique.tolist(), counts.tolist(), strict=True):
+            pools[address].release(now, count)
+
+    def _release_ports(self, server: SimServer, ids: IntArray) -> None:
+        self._release_to_pools(self.client_pools, self.population.address[ids])
+        self._release_to_pools(server.proxy_pools, self.population.proxy_address[ids])
+
+    # --- failing and retrying --------------------------------------------------------------------
+    def _fail(self, ids: IntArray, server: int, reason: str, kind: ConnectionEventKind) -> None:
+        """Attempts that failed: record them, then retry with the reconnect delays or give up."""
+        if len(ids) == 0:
+            return
+        self.recorder.connection_event(kind, server, reason, len(ids))
+        population = self.population
+        population.failed_attempts[ids] += 1
+        attempts = len(self.reconnect_delays_s)
+        exhausted = ids[(population.failed_attempts[ids] >= attempts) | (not self.reconnect)]
+        retry = ids[(population.failed_attempts[ids] < attempts) & self.reconnect]
+        self._give_up(exhausted)
+        if len(retry):
+            delays = np.asarray(self.reconnect_delays_s, dtype=np.float64)[population.failed_attempts[retry]]
+            self.schedule_attempts(retry, self._jitter(delays))
+
+    def _give_up(self, ids: IntArray) -> None:
+        if len(ids) == 0:
+            return
+        population = self.population
+        population.gave_up[ids] = True
+        after_drop = ids[population.was_dropped[ids]]
+        never_connected = ids[~population.was_dropped[ids]]
+        record = self.recorder.connection_event
+        record(ConnectionEventKind.GAVE_UP, NO_SERVER, "retries_exhausted_after_drop", len(after_drop))
+        record(ConnectionEventKind.GAVE_UP, NO_SERVER, "retries_exhausted", len(never_connected))
+
+    def _jitter(self, delays: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        spread = self.reconnect_jitter
+        if spread <= 0:
+            return delays
+        return delays * self.rng.uniform(1.0 - spread, 1.0 + spread, len(delays))
+
+    # --- losing connections ----------------------------------------------------------------------
+    def disconnect(self, ids: IntArray, reason: str, kind: ConnectionEventKind, *, client_gone: bool = False) -> None:
+        """Close established connections; dropped clients start their reconnect sequence (unless gone)."""
+        if len(ids) == 0:
+            return
+        population = self.population
+        servers = population.server_of[ids]
+        for server in self.servers:
+            batch = ids[servers == server.index]
+            if len(batch):
+                self._release_ports(server, batch)
+                self.recorder.connection_event(kind, server.index, reason, len(batch))
+        population.detach(ids)
+        population.was_dropped[ids] = kind is ConnectionEventKind.DROPPED
+        if client_gone:
+            population.gave_up[ids] = True  # nobody is left on that side to reconnect
+        elif kind is ConnectionEventKind.CLOSED:
+            self.schedule_attempts(ids, 0.0)  # the app opens a new connection right away
+        elif self.reconnect:
+            delays = np.full(len(ids), self.reconnect_delays_s[0])
+            self.schedule_attempts(ids, self._jitter(delays))
+        else:
+            self._give_up(ids)
+
+    def drop(self, ids: IntArray, reason: str) -> None:
+        """The server dropped ``ids`` (a timeout): they reconnect on the first delay."""
+        self.disconnect(ids, reason, ConnectionEventKind.DROPPED)
+
+    def churn(self) -> Generator[Any, Any, None]:
+        """Process: clients close after their connection lifetime and reconnect (fills TIME_WAIT)."""
+        population = self.population
+        while True:
+            yield self.env.timeout(_CHURN_SLOT_S)
+            due = np.flatnonzero(population.close_at <= self.env.now)
+            self.disconnect(due.astype(np.int64), "client_stop", ConnectionEventKind.CLOSED)
+
+    def silence(
+        self, *, at_s: float, fraction: float, client_keepalive_interval_s: float, client_timeout_s: float
+    ) -> Generator[Any, Any, None]:
+        """Process: some clients stop sending and reading without closing; only a timeout notices."""
+        yield self.env.timeout(at_s)
+        connected = np.flatnonzero(self.population.server_of >= 0).astype(np.int64)
+        count = round(fraction * len(connected))
+        if count == 0:
+            return
+        silent = np.sort(self.rng.choice(connected, size=count, replace=False))
+        # Each one last pinged somewhere within its keep-alive interval before going silent.
+        last_heard_s = at_s - self.rng.uniform(0.0, client_keepalive_interval_s, count)
+        drop_at_s = last_heard_s + client_timeout_s
+        order = np.argsort(drop_at_s, kind="stable")
+        silent, drop_at_s = silent[order], drop_at_s[order]
+        # The server's heartbeat checks once a second: drop in one batch per tick.
+        ticks = np.ceil(drop_at_s / HEARTBEAT_S)
+        for tick in np.unique(ticks):
+            yield self.env.timeout(max(0.0, tick * HEARTBEAT_S - self.env.now))
+            batch = silent[ticks == tick]
+            batch = batch[self.population.server_of[batch] >= 0]
+            self.disconnect(batch, "client_timeout", ConnectionEventKind.DROPPED, client_gone=True)

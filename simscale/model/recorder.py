@@ -1,0 +1,80 @@
+"""The run's recorder: the one place that owns the records a run produces.
+
+Every component reports what happened through it (a connection event, a broadcast sent, a fan-out
+delivered, a resource sample), so the records keep one schema — the one the real hub's load
+generator fills too (:mod:`simscale.metrics.records`) — and no component appends to a list of its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+
+from simscale.metrics.records import (
+    BroadcastRecord,
+    ConnectionEvent,
+    ConnectionEventKind,
+    DeliveryRecord,
+    ResourceSample,
+    RunRecords,
+)
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Appends the model's records (``source="model"``) for one scenario."""
+
+    def __init__(self, env: simpy.Environment, scenario_name: str) -> None:
+        self.env = env
+        self.scenario_name = scenario_name
+        self.records = RunRecords()
+
+    def connection_event(self, kind: ConnectionEventKind, server: int, reason: str, clients: int) -> None:
+        """``clients`` connections had event ``kind`` on ``server`` just now (nothing recorded for none)."""
+        if clients:
+            self.records.connections.append(
+                ConnectionEvent("model", self.scenario_name, float(self.env.now), server, kind, reason, clients)
+            )
+
+    def broadcast(self, broadcast_id: int, origin_server: int, sent_at_s: float, connected_clients: int) -> None:
+        """A counted broadcast was sent through ``origin_server`` at ``sent_at_s``."""
+        self.records.broadcasts.append(
+            BroadcastRecord("model", self.scenario_name, broadcast_id, origin_server, sent_at_s, connected_clients)
+        )
+
+    def fan_out(
+        self,
+        server: int,
+        broadcast_id: int,
+        origin_server: int,
+        sent_at_s: float,
+        recipients: int,
+        received_s: npt.NDArray[np.float64],
+        *,
+        delivered: int | None = None,
+    ) -> None:
+        """A fan-out whose sampled recipients received it at ``received_s`` (``delivered``: how many of
+        the ``recipients`` got it, when not all did); a sample stands for ``recipients / len(sample)``."""
+        latencies = received_s - sent_at_s
+        got = recipients if delivered is None else delivered
+        self.records.latency.add(latencies, weight=got / len(latencies))
+        self.records.deliveries.append(
+            DeliveryRecord(
+                "model",
+                self.scenario_name,
+                broadcast_id,
+                server,
+                origin_server,
+                sent_at_s,
+                recipients,
+                got,
+                float(latencies.mean()),
+                float(latencies.max()),
+            )
+        )
+
+    def resource(self, sample: ResourceSample) -> None:
+        """A resource sample (built by the sampler, which knows what each part exposes)."""
+        self.records.resources.append(sample)
