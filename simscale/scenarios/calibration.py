@@ -170,15 +170,22 @@ def load_calibration(path: str | Path) -> Calibration:
         raise ValueError(f"calibration_file {str(path)!r} is incomplete: {error}") from None
 
 
-def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False) -> dict[str, float]:
+def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False) -> dict[str, float | str]:
     """Scenario fields from a calibration: the hub's costs, and the load generator's when asked.
 
     The hub's cost per recipient was measured at a quiet and at a busy load; the model uses the busy
     one while work is queued (the hub then writes several frames per socket in one system call). The
     load generator's cost is split into a part per message and a part per socket read; its loop's
-    stalls on a writing hub's core come with it.
+    stalls on a writing hub's core come with it. With the load generator's costs comes
+    ``client_host="one-loop"``: those costs describe our one-loop load generator, and the model only
+    charges them on that client host, so costs without it would predict a load test they cannot.
     """
-    return {name: float(getattr(calibration, name)) for name in calibrated_fields(include_loadgen=include_loadgen)}
+    costs: dict[str, float | str] = {
+        name: float(getattr(calibration, name)) for name in calibrated_fields(include_loadgen=include_loadgen)
+    }
+    if include_loadgen:
+        costs["client_host"] = "one-loop"
+    return costs
 
 
 def apply_calibration(scenario: Scenario) -> Scenario:
