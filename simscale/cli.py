@@ -129,10 +129,7 @@ def _simulate(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        for row in rows:
-            unit = f" [{row['unit']}]" if row["unit"] else ""
-            print(f"{row['field']}{unit} = {row['value']!r}  (default {row['default']!r}; {row['allowed']})")
-            print(f"    {row['help']}  Source: {row['source']}")
+        _print_described(rows)
         return 0
     if args.replications < 1:
         raise ValueError(f"--replications must be >= 1, got {args.replications}")
@@ -155,6 +152,21 @@ def _simulate(args: argparse.Namespace) -> int:
         if args.out:
             print(f"\nrecords and summary written to {args.out}")
     return 0
+
+
+def _print_described(rows: list[dict[str, Any]]) -> None:
+    """The fields under their sections: each section's name on a line of its own, then its fields."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        sections.setdefault(row["section"], []).append(row)
+    for position, (section, members) in enumerate(sections.items()):
+        if position:
+            print()
+        print(section)
+        for row in members:
+            unit = f" [{row['unit']}]" if row["unit"] else ""
+            print(f"  {row['field']}{unit} = {row['value']!r}  (default {row['default']!r}; {row['allowed']})")
+            print(f"      {row['help']}  Source: {row['source']}")
 
 
 def _write_outputs(directory: Path, result: Any, payload: dict[str, Any]) -> None:

@@ -102,3 +102,35 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+REQUIRED_SECTIONS = (
+    "clients", "load balancer", "servers", "thread pool", "ports", "network", "backplane", "client host", "run",
+    "workload",
+)  # fmt: skip
+
+
+def test_describe_prints_each_field_once_under_its_sections_name() -> None:
+    import dataclasses
+
+    from simscale.scenarios import Scenario
+
+    text = run("simulate", "backplane", "--describe").stdout
+    rows = json.loads(run("simulate", "backplane", "--describe", "--json").stdout)
+    section_of = {row["field"]: row["section"] for row in rows}
+    under: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line and not line.startswith(" "):
+            assert line not in under, f"section {line!r} printed twice"
+            current = line  # a section's name, exactly, on a line of its own
+            under[current] = []
+        elif line.startswith("  ") and not line.startswith("   "):
+            assert current is not None, f"a field above every section: {line!r}"
+            under[current].append(line.split()[0])
+    assert set(REQUIRED_SECTIONS) <= set(under)
+    printed = [field for fields in under.values() for field in fields]
+    assert sorted(printed) == sorted(spec.name for spec in dataclasses.fields(Scenario))  # each exactly once
+    for section, fields in under.items():
+        assert fields, f"section {section!r} has no fields"
+        assert all(section_of[field] == section for field in fields)

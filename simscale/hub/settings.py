@@ -8,58 +8,65 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simscale.config.fields import setting, validate_fields
+
+__all__ = ["HubSettings"]
+
+_REF = "REFERENCE Part 1 §1.6"
+
 
 @dataclass(frozen=True, slots=True)
 class HubSettings:
     """What every connection of a hub server is allowed to do, and when it is timed out.
 
-    Attributes:
-        keepalive_interval_s: send a hub Ping to a client that has been sent nothing for this long.
-        client_timeout_s: close a connection that has sent nothing for this long.
-        handshake_timeout_s: close a connection that has not completed its handshake by then.
-        max_message_bytes: largest single hub message a client may send.
-        max_parallel_invocations: invocations one connection may have running at once.
-        max_buffered_bytes: outgoing bytes a connection may have waiting in its socket buffer;
-            a slower reader is closed (a slow consumer) so the server's memory stays bounded.
-        max_connections: connections (attached or negotiated) beyond which the server answers 503.
-        negotiate_ttl_s: how long a negotiated but unused connection token stays valid.
-        sweep_interval_s: period of the one per-server timer that runs keep-alive and timeouts.
-        group_ack_timeout_s: how long adding a connection of another server to a group waits for
-            that server's acknowledgement (ASP.NET Core: 30 s).
+    Each field's ``help`` (in its metadata) says what it does; ``simscale.config.fields.describe``
+    lists them with their units and limits.
     """
 
-    keepalive_interval_s: float = 15.0
-    client_timeout_s: float = 30.0
-    handshake_timeout_s: float = 15.0
-    max_message_bytes: int = 32_768
-    max_parallel_invocations: int = 1
-    max_buffered_bytes: int = 1_048_576
-    max_connections: int = 100_000
-    negotiate_ttl_s: float = 30.0
-    sweep_interval_s: float = 1.0
-    group_ack_timeout_s: float = 30.0
+    keepalive_interval_s: float = setting(
+        15.0, gt=0, section="timers", source=f"{_REF} (KeepAliveInterval)",
+        help="Send a hub Ping to a client that has been sent nothing for this long.",
+    )  # fmt: skip
+    client_timeout_s: float = setting(
+        30.0, gt=0, section="timers", source=f"{_REF} (ClientTimeoutInterval)",
+        help="Close a connection that has sent nothing for this long.",
+    )  # fmt: skip
+    handshake_timeout_s: float = setting(
+        15.0, gt=0, section="timers", source=f"{_REF} (HandshakeTimeout)",
+        help="Close a connection that has not completed its handshake by then.",
+    )  # fmt: skip
+    max_message_bytes: int = setting(
+        32_768, ge=1, section="limits", source=f"{_REF} (MaximumReceiveMessageSize)",
+        help="Largest single hub message a client may send.",
+    )  # fmt: skip
+    max_parallel_invocations: int = setting(
+        1, ge=1, unit="invocations", section="limits", source=f"{_REF} (MaximumParallelInvocationsPerClient)",
+        help="Invocations one connection may have running at once.",
+    )  # fmt: skip
+    max_buffered_bytes: int = setting(
+        1_048_576, ge=1, section="limits", source="simscale (a slow-consumer bound)",
+        help="Outgoing bytes a connection may have waiting in its socket buffer; a slower reader is closed "
+        "(a slow consumer) so the server's memory stays bounded.",
+    )  # fmt: skip
+    max_connections: int = setting(
+        100_000, ge=1, unit="connections", section="limits", source="simscale",
+        help="Connections (attached or negotiated) beyond which the server answers 503.",
+    )  # fmt: skip
+    negotiate_ttl_s: float = setting(
+        30.0, gt=0, section="timers", source="simscale",
+        help="How long a negotiated but unused connection token stays valid.",
+    )  # fmt: skip
+    sweep_interval_s: float = setting(
+        1.0, gt=0, section="timers", source="simscale",
+        help="Period of the one per-server timer that runs keep-alive and timeouts.",
+    )  # fmt: skip
+    group_ack_timeout_s: float = setting(
+        30.0, gt=0, section="timers", source="ASP.NET Core (30 s)",
+        help="How long adding a connection of another server to a group waits for that server's acknowledgement.",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        positive_floats = {
-            "keepalive_interval_s": self.keepalive_interval_s,
-            "client_timeout_s": self.client_timeout_s,
-            "handshake_timeout_s": self.handshake_timeout_s,
-            "negotiate_ttl_s": self.negotiate_ttl_s,
-            "sweep_interval_s": self.sweep_interval_s,
-            "group_ack_timeout_s": self.group_ack_timeout_s,
-        }
-        for name, value in positive_floats.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
-        positive_ints = {
-            "max_message_bytes": self.max_message_bytes,
-            "max_parallel_invocations": self.max_parallel_invocations,
-            "max_buffered_bytes": self.max_buffered_bytes,
-            "max_connections": self.max_connections,
-        }
-        for name, value in positive_ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        validate_fields(self)
         if self.client_timeout_s <= self.keepalive_interval_s:
             # A client whose own keep-alive matches ours would be timed out between two pings.
             raise ValueError(

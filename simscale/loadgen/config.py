@@ -1,23 +1,25 @@
-"""What a load test does, as one frozen, validated value."""
+"""What a load test does, as one frozen, validated value.
+
+The fields are declared with :func:`simscale.config.fields.setting`, which names the ``simscale
+loadgen`` flag that sets each one, so a bad value's error message says which flag to fix.
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
+
+from simscale.config.fields import setting, validate_fields
 
 __all__ = ["LoadConfig"]
 
 ProtocolName = Literal["json", "messagepack"]
 
-
-def _check(condition: bool, field: str, flag: str, rule: str, value: object) -> None:
-    if not condition:
-        raise ValueError(f"{field} ({flag}) must be {rule}, got {value!r}")
+_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _are_hub_urls(urls: tuple[str, ...]) -> bool:
+    return len(urls) > 0 and all(url.startswith(_URL_SCHEMES) for url in urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,97 +45,62 @@ class LoadConfig:
             reads) in :attr:`LoadResult.loop_passes`.
     """
 
-    urls: tuple[str, ...]
-    clients: int
-    broadcast_rate_per_s: float = 1.0
-    duration_s: float = 10.0
-    protocol: ProtocolName = "json"
-    message_bytes: int = 64
-    warmup_s: float = 0.0
-    seed: int = 0
-    scenario: str = "loadgen"
-    connect_concurrency: int = 200
-    connect_timeout_s: float = 15.0
-    drain_s: float = 2.0
-    access_token: str | None = None
-    trace_loop_passes: bool = False
+    urls: tuple[str, ...] = setting(
+        flag="--url", check=_are_hub_urls, allowed="one or more http(s):// or ws(s):// URLs",
+        section="target", source="user", help="Hub URLs; client i connects to urls[i % len(urls)].",
+    )  # fmt: skip
+    clients: int = setting(
+        ge=1, le=1_000_000, unit="clients", flag="--clients", section="load", source="user",
+        help="Connections to open.",
+    )  # fmt: skip
+    broadcast_rate_per_s: float = setting(
+        1.0, ge=0, le=100_000, unit="broadcasts/s", flag="--broadcast-rate", section="load", source="user",
+        help="Total rate of the Poisson stream of SendMessage broadcasts.",
+    )  # fmt: skip
+    duration_s: float = setting(
+        10.0, gt=0, le=86_400, flag="--duration", section="run", source="user",
+        help="Length of the measured window, after the warm-up.",
+    )  # fmt: skip
+    protocol: ProtocolName = setting(
+        "json", flag="--protocol", section="load", source="user", help="The hub protocol every client speaks."
+    )
+    message_bytes: int = setting(
+        64, ge=0, le=16_000, flag="--message-bytes", section="load", source="user",
+        help="The broadcast payload is padded to this many characters.",
+    )  # fmt: skip
+    warmup_s: float = setting(
+        0.0, ge=0, le=86_400, flag="--warmup", section="run", source="user",
+        help="Broadcasts sent in this first window are sent but not counted.",
+    )  # fmt: skip
+    seed: int = setting(
+        0, ge=0, flag="--seed", section="run", source="user",
+        help="Seeds the one random generator of the run (send times and senders).",
+    )  # fmt: skip
+    scenario: str = setting(
+        "loadgen", flag="--scenario", section="run", source="user", help="Label written into every record."
+    )
+    connect_concurrency: int = setting(
+        200, ge=1, unit="connections", flag="--connect-concurrency", section="target", source="simscale",
+        help="Connection attempts in flight at once.",
+    )  # fmt: skip
+    connect_timeout_s: float = setting(
+        15.0, gt=0, flag="--connect-timeout", section="target", source="simscale",
+        help="Bound on one client's negotiate + upgrade + handshake.",
+    )  # fmt: skip
+    drain_s: float = setting(
+        2.0, ge=0, le=60, flag="--drain", section="run", source="simscale",
+        help="After the last send, wait at most this long for outstanding deliveries.",
+    )  # fmt: skip
+    access_token: str | None = setting(
+        None, flag="--access-token", section="target", source="user", help="Bearer token for every client."
+    )
+    trace_loop_passes: bool = setting(
+        False, section="run", source="user",
+        help="Keep every pass of the event loop that read something in LoadResult.loop_passes.",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        _check(
-            isinstance(self.urls, tuple)
-            and len(self.urls) > 0
-            and all(isinstance(u, str) and u.startswith(("http://", "https://", "ws://", "wss://")) for u in self.urls),
-            "urls",
-            "--url",
-            "one or more http(s):// or ws(s):// URLs",
-            self.urls,
-        )
-        _check(
-            isinstance(self.clients, int) and not isinstance(self.clients, bool) and 1 <= self.clients <= 1_000_000,
-            "clients",
-            "--clients",
-            "an integer within 1-1000000",
-            self.clients,
-        )
-        _check(
-            _is_number(self.broadcast_rate_per_s) and 0 <= self.broadcast_rate_per_s <= 100_000,
-            "broadcast_rate_per_s",
-            "--broadcast-rate",
-            "a number within 0-100000",
-            self.broadcast_rate_per_s,
-        )
-        _check(
-            _is_number(self.duration_s) and 0 < self.duration_s <= 86_400,
-            "duration_s",
-            "--duration",
-            "a number of seconds within (0, 86400]",
-            self.duration_s,
-        )
-        _check(self.protocol in ("json", "messagepack"), "protocol", "--protocol", "json or messagepack", self.protocol)
-        _check(
-            isinstance(self.message_bytes, int)
-            and not isinstance(self.message_bytes, bool)
-            and 0 <= self.message_bytes <= 16_000,
-            "message_bytes",
-            "--message-bytes",
-            "an integer within 0-16000",
-            self.message_bytes,
-        )
-        _check(
-            _is_number(self.warmup_s) and 0 <= self.warmup_s <= 86_400,
-            "warmup_s",
-            "--warmup",
-            "a number of seconds within 0-86400",
-            self.warmup_s,
-        )
-        _check(
-            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
-            "seed",
-            "--seed",
-            "an integer >= 0",
-            self.seed,
-        )
-        _check(
-            isinstance(self.connect_concurrency, int) and self.connect_concurrency >= 1,
-            "connect_concurrency",
-            "--connect-concurrency",
-            "an integer >= 1",
-            self.connect_concurrency,
-        )
-        _check(
-            _is_number(self.connect_timeout_s) and self.connect_timeout_s > 0,
-            "connect_timeout_s",
-            "--connect-timeout",
-            "a number of seconds > 0",
-            self.connect_timeout_s,
-        )
-        _check(
-            _is_number(self.drain_s) and 0 <= self.drain_s <= 60,
-            "drain_s",
-            "--drain",
-            "a number of seconds within 0-60",
-            self.drain_s,
-        )
+        validate_fields(self)
 
     @property
     def servers(self) -> int:

@@ -9,90 +9,131 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
+from simscale.config.fields import setting, validate_fields
 from simscale.config.scenario import Scenario
 
 __all__ = [
     "CALIBRATED_FIELDS",
+    "HUB_COSTS",
+    "LOADGEN_COSTS",
     "LOADGEN_FIELDS",
     "Calibration",
     "apply_calibration",
     "calibrated_costs",
+    "calibrated_fields",
     "load_calibration",
     "save_calibration",
 ]
 
-CALIBRATED_FIELDS = (
-    "invocation_cpu_s",
-    "serialize_cpu_s",
-    "send_cpu_per_recipient_s",
-    "keepalive_cpu_s",
-    "handshake_cpu_s",
-    "memory_base_bytes",
-    "memory_per_connection_bytes",
-    "backplane_publish_base_s",
-    "backplane_latency_s",
-)
-"""Scenario fields a calibration replaces: the hub's own costs."""
+HUB_COSTS = "hub costs"
+"""Section of the Calibration fields that are measured costs of the hub (Scenario fields of that name)."""
 
-LOADGEN_FIELDS = (
-    "loadgen_cpu_per_delivery_s",
-    "loadgen_cpu_per_read_s",
-    "loadgen_cpu_per_wakeup_s",
-    "loadgen_cpu_per_send_s",
-    "loadgen_stall_mean_s",
-    "loadgen_stall_busy_scale",
-)
-"""Scenario fields that describe the load generator; set only when predicting a loopback load test."""
+LOADGEN_COSTS = "load generator costs"
+"""Section of the measured costs of simscale's load generator (Scenario fields of that name)."""
+
+_RENAMED_KEYS = {"send_cpu_per_recipient_high_load_s": "send_cpu_per_recipient_busy_s"}
+"""Keys of older calibration files and the field each is now called (the Scenario's name)."""
+
+_MEASURED = "simscale calibrate"
+
+
+def _hub_cost(help: str, default: Any = dataclasses.MISSING) -> Any:
+    return setting(default, ge=0, section=HUB_COSTS, source=_MEASURED, help=help)
+
+
+def _loadgen_cost(help: str, default: float = 0.0, *, ge: float | None = 0, gt: float | None = None) -> Any:
+    return setting(default, ge=ge, gt=gt, section=LOADGEN_COSTS, source=_MEASURED, help=help)
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Costs of the real hub on one machine (seconds of CPU, bytes)."""
+    """Costs of the real hub on one machine (seconds of CPU, bytes).
 
-    invocation_cpu_s: float
-    serialize_cpu_s: float
-    send_cpu_per_recipient_s: float
-    keepalive_cpu_s: float
-    handshake_cpu_s: float
-    memory_base_bytes: float
-    memory_per_connection_bytes: float
-    backplane_publish_base_s: float
-    backplane_latency_s: float
-    connections: int
-    loadgen_cpu_per_delivery_s: float = 0.0
-    """The load generator's CPU per message received (to predict a loopback run, not a hub)."""
-    loadgen_cpu_per_read_s: float = 0.0
-    """The load generator's CPU per socket read, shared by the messages that read carries."""
-    loadgen_cpu_per_wakeup_s: float = 0.0
-    """The load generator's CPU per event-loop wake-up that read something."""
-    loadgen_cpu_per_send_s: float = 0.0
-    loadgen_stall_mean_s: float = 0.0
-    """Mean wait of the load generator's loop on a writing hub's core when the loop is idle (0: none seen)."""
-    loadgen_stall_busy_scale: float = 1.0
-    """That wait shrinks as ``exp(-busy / this)`` with the loop's busy fraction."""
-    low_load_deliveries_per_s: float = 0.0
-    """Deliveries per second per process at which the per-delivery costs above were measured."""
-    high_load_deliveries_per_s: float = 0.0
-    """A second, busier load level (0: costs measured at one load only)."""
-    send_cpu_per_recipient_high_load_s: float = 0.0
-    host: str = ""
-    created_at: str = ""
-    simscale_version: str = ""
-    notes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    A field in the ``hub costs`` or ``load generator costs`` section is a cost the calibration
+    measured, and has the name of the Scenario field it replaces; :func:`calibrated_fields` lists
+    them. The other fields say at what load and where the costs were measured.
+    """
 
-    def __post_init__(self) -> None:
-        for name in CALIBRATED_FIELDS + LOADGEN_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"calibration {name} must be a non-negative number, got {value!r}")
-        if self.loadgen_stall_busy_scale <= 0:
-            raise ValueError(f"calibration loadgen_stall_busy_scale must be > 0, got {self.loadgen_stall_busy_scale!r}")
-        if self.connections < 1:
-            raise ValueError(f"calibration connections must be >= 1, got {self.connections}")
+    invocation_cpu_s: float = _hub_cost("CPU to read and dispatch one incoming hub message.")
+    serialize_cpu_s: float = _hub_cost("CPU to serialise one outgoing message.")
+    send_cpu_per_recipient_s: float = _hub_cost("CPU to write one serialised message to one connection.")
+    keepalive_cpu_s: float = _hub_cost("CPU per keep-alive ping.")
+    handshake_cpu_s: float = _hub_cost("CPU to accept one connection.")
+    memory_base_bytes: float = _hub_cost("Resident memory of a hub with no connections.")
+    memory_per_connection_bytes: float = _hub_cost("Resident memory each idle connection adds.")
+    backplane_publish_base_s: float = _hub_cost("Redis service time per PUBLISH.")
+    backplane_latency_s: float = _hub_cost("One-way hub-Redis latency.")
+    connections: int = setting(
+        ge=1, unit="connections", section="measurement", source=_MEASURED, help="Clients the costs were measured with."
+    )
+    send_cpu_per_recipient_busy_s: float = _hub_cost(
+        "The per-recipient write cost while more work waits behind the fan-out (measured at the busier load; "
+        "0: measured at one load only). Older files call it send_cpu_per_recipient_high_load_s.",
+        0.0,
+    )
+    loadgen_cpu_per_delivery_s: float = _loadgen_cost(
+        "The load generator's CPU per message received (to predict a loopback run, not a hub)."
+    )
+    loadgen_cpu_per_read_s: float = _loadgen_cost(
+        "The load generator's CPU per socket read, shared by the messages that read carries."
+    )
+    loadgen_cpu_per_wakeup_s: float = _loadgen_cost(
+        "The load generator's CPU per event-loop wake-up that read something."
+    )
+    loadgen_cpu_per_send_s: float = _loadgen_cost("The load generator's CPU to send one broadcast.")
+    loadgen_stall_mean_s: float = _loadgen_cost(
+        "Mean wait of the load generator's loop on a writing hub's core when the loop is idle (0: none seen)."
+    )
+    loadgen_stall_busy_scale: float = _loadgen_cost(
+        "That wait shrinks as exp(-busy / this) with the loop's busy fraction.", 1.0, ge=None, gt=0
+    )
+    low_load_deliveries_per_s: float = setting(
+        0.0, ge=0, unit="deliveries/s", section="measurement", source=_MEASURED,
+        help="Deliveries per second per process at which the per-delivery costs were measured.",
+    )  # fmt: skip
+    high_load_deliveries_per_s: float = setting(
+        0.0, ge=0, unit="deliveries/s", section="measurement", source=_MEASURED,
+        help="A second, busier load level (0: costs measured at one load only).",
+    )  # fmt: skip
+    host: str = setting("", section="provenance", source=_MEASURED, help="The machine measured.")
+    created_at: str = setting("", section="provenance", source=_MEASURED, help="When (ISO 8601, UTC).")
+    simscale_version: str = setting("", section="provenance", source=_MEASURED, help="simscale that measured.")
+    notes: dict[str, Any] = setting(
+        default_factory=dict, section="provenance", source=_MEASURED, help="The raw runs behind the fits."
+    )
+    send_cpu_per_recipient_high_load_s: InitVar[float | None] = None
+    """The old name of ``send_cpu_per_recipient_busy_s``, still accepted by the constructor (not stored)."""
+
+    def __post_init__(self, send_cpu_per_recipient_high_load_s: float | None) -> None:
+        if send_cpu_per_recipient_high_load_s is not None:
+            if self.send_cpu_per_recipient_busy_s not in (0.0, send_cpu_per_recipient_high_load_s):
+                raise ValueError(
+                    "give send_cpu_per_recipient_busy_s or its old name send_cpu_per_recipient_high_load_s, not both"
+                )
+            # Frozen: the one place the old keyword is turned into the field it names.
+            object.__setattr__(self, "send_cpu_per_recipient_busy_s", send_cpu_per_recipient_high_load_s)
+        validate_fields(self, context="calibration ")
+
+
+def calibrated_fields(*, include_loadgen: bool = False) -> tuple[str, ...]:
+    """Names of the costs a calibration measures, each also the Scenario field it replaces.
+
+    The hub's costs, and the load generator's when ``include_loadgen`` (those predict a loopback
+    load test, not a hub). Read from the Calibration's own field sections, so this is the one list.
+    """
+    sections = {HUB_COSTS, LOADGEN_COSTS} if include_loadgen else {HUB_COSTS}
+    return tuple(spec.name for spec in dataclasses.fields(Calibration) if spec.metadata.get("section") in sections)
+
+
+CALIBRATED_FIELDS = calibrated_fields()
+"""Scenario fields a calibration replaces: the hub's own costs."""
+
+LOADGEN_FIELDS = tuple(name for name in calibrated_fields(include_loadgen=True) if name not in CALIBRATED_FIELDS)
+"""Scenario fields that describe the load generator; set only when predicting a loopback load test."""
 
 
 def _digest(body: dict[str, Any]) -> str:
@@ -120,6 +161,8 @@ def load_calibration(path: str | Path) -> Calibration:
     digest = data.pop("hash")
     if _digest(data) != digest:
         raise ValueError(f"calibration_file {str(path)!r} does not match its hash (edited or truncated?)")
+    # Renamed only now: the hash is over the file as it was written, old names and all.
+    data = {_RENAMED_KEYS.get(key, key): value for key, value in data.items()}
     known = {spec.name for spec in dataclasses.fields(Calibration)}
     try:
         return Calibration(**{key: value for key, value in data.items() if key in known})
@@ -127,18 +170,21 @@ def load_calibration(path: str | Path) -> Calibration:
         raise ValueError(f"calibration_file {str(path)!r} is incomplete: {error}") from None
 
 
-def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False) -> dict[str, float]:
+def calibrated_costs(calibration: Calibration, *, include_loadgen: bool = False) -> dict[str, float | str]:
     """Scenario fields from a calibration: the hub's costs, and the load generator's when asked.
 
     The hub's cost per recipient was measured at a quiet and at a busy load; the model uses the busy
     one while work is queued (the hub then writes several frames per socket in one system call). The
     load generator's cost is split into a part per message and a part per socket read; its loop's
-    stalls on a writing hub's core come with it.
+    stalls on a writing hub's core come with it. With the load generator's costs comes
+    ``client_host="one-loop"``: those costs describe our one-loop load generator, and the model only
+    charges them on that client host, so costs without it would predict a load test they cannot.
     """
-    costs = {name: float(getattr(calibration, name)) for name in CALIBRATED_FIELDS}
-    costs["send_cpu_per_recipient_busy_s"] = calibration.send_cpu_per_recipient_high_load_s
+    costs: dict[str, float | str] = {
+        name: float(getattr(calibration, name)) for name in calibrated_fields(include_loadgen=include_loadgen)
+    }
     if include_loadgen:
-        costs.update({name: float(getattr(calibration, name)) for name in LOADGEN_FIELDS})
+        costs["client_host"] = "one-loop"
     return costs
 
 

@@ -37,18 +37,13 @@ _DRIFT_WARNING = 0.10
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from simscale.scenarios.calibration import save_calibration
+    from simscale.scenarios.calibration import calibrated_fields, save_calibration
     from simscale.validation.calibrate import calibrate
 
     calibration = calibrate(args.connections)
     digest = save_calibration(calibration, args.out)
     print(f"calibration written to {args.out} (sha256 {digest[:12]}…)")
-    for name in (
-        "invocation_cpu_s", "serialize_cpu_s", "send_cpu_per_recipient_s",
-        "keepalive_cpu_s", "handshake_cpu_s", "send_cpu_per_recipient_high_load_s", "memory_per_connection_bytes",
-        "backplane_publish_base_s", "backplane_latency_s", "loadgen_cpu_per_delivery_s", "loadgen_cpu_per_read_s",
-        "loadgen_cpu_per_wakeup_s", "loadgen_cpu_per_send_s", "loadgen_stall_mean_s", "loadgen_stall_busy_scale",
-    ):  # fmt: skip
+    for name in calibrated_fields(include_loadgen=True):
         print(f"  {name:<36} {getattr(calibration, name):.4g}")
     return 0
 

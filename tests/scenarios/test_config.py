@@ -79,3 +79,20 @@ def test_presets_are_valid_and_frozen(name: str) -> None:
     assert scenario.name == name
     with pytest.raises(dataclasses.FrozenInstanceError):
         scenario.servers = 9  # type: ignore[misc]
+
+
+def test_every_field_has_a_section_and_the_sections_come_in_declared_order() -> None:
+    from simscale.config.scenario import SECTIONS
+
+    sections = [row["section"] for row in describe_fields(Scenario())]
+    assert set(sections) == set(SECTIONS)
+    # Grouped and in SECTIONS order: once a section ends it does not come back, so --describe lists each once.
+    assert sections == sorted(sections, key=SECTIONS.index)
+
+
+def test_set_accepts_every_field_and_round_trips_its_default() -> None:
+    default = Scenario()
+    for spec in dataclasses.fields(Scenario):
+        value = getattr(default, spec.name)
+        text = ",".join(str(each) for each in value) if isinstance(value, tuple) else str(value)
+        assert parse_field_value(spec.name, text) == value, spec.name

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import hashlib
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
 from simscale.scenarios import Scenario, simulate
-from simscale.scenarios.calibration import Calibration, apply_calibration, load_calibration, save_calibration
+from simscale.scenarios.calibration import (
+    CALIBRATED_FIELDS,
+    LOADGEN_FIELDS,
+    Calibration,
+    apply_calibration,
+    calibrated_costs,
+    calibrated_fields,
+    load_calibration,
+    save_calibration,
+)
+
+NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "06.00-Model-Versus-Real-Hub.ipynb"
 
 
 def sample(**changes: float) -> Calibration:
@@ -62,7 +77,7 @@ def test_edited_or_broken_files_are_refused(tmp_path: Path) -> None:
 def test_busy_hub_costs_apply_only_while_work_is_queued() -> None:
     from simscale.scenarios.calibration import calibrated_costs
 
-    calibration = sample(send_cpu_per_recipient_high_load_s=3e-6)
+    calibration = sample(send_cpu_per_recipient_busy_s=3e-6)
     hub_only = calibrated_costs(calibration)
     assert hub_only["send_cpu_per_recipient_s"] == 8e-6 and hub_only["send_cpu_per_recipient_busy_s"] == 3e-6
     assert "loadgen_cpu_per_delivery_s" not in hub_only
@@ -100,3 +115,69 @@ def test_socket_reads_are_shared_by_the_messages_waiting_in_them() -> None:
     flat_run = simulate(base.replace(**loaded, **flat)).summary
     assert split_run.latency_p99_ms is not None and flat_run.latency_p99_ms is not None
     assert split_run.latency_p99_ms < 250 < flat_run.latency_p99_ms
+
+
+def test_an_old_file_with_the_old_name_of_the_busy_cost_still_loads(tmp_path: Path) -> None:
+    # Written as older simscale wrote it: the busy cost under its old key, hashed over that body.
+    body = dataclasses.asdict(sample())
+    del body["send_cpu_per_recipient_busy_s"]
+    body["send_cpu_per_recipient_high_load_s"] = 3e-6
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({**body, "hash": digest}, indent=2, sort_keys=True) + "\n")
+    loaded = load_calibration(path)
+    assert loaded.send_cpu_per_recipient_busy_s == 3e-6
+    assert loaded == sample(send_cpu_per_recipient_busy_s=3e-6)
+    assert calibrated_costs(loaded)["send_cpu_per_recipient_busy_s"] == 3e-6
+    # Saving it again writes the new name, and that file loads to the same calibration.
+    save_calibration(loaded, tmp_path / "new.json")
+    written = json.loads((tmp_path / "new.json").read_text())
+    assert "send_cpu_per_recipient_busy_s" in written and "send_cpu_per_recipient_high_load_s" not in written
+    assert load_calibration(tmp_path / "new.json") == loaded
+
+
+def test_the_old_keyword_is_still_accepted_by_the_constructor() -> None:
+    assert sample(send_cpu_per_recipient_high_load_s=3e-6).send_cpu_per_recipient_busy_s == 3e-6
+    with pytest.raises(ValueError, match="not both"):
+        sample(send_cpu_per_recipient_busy_s=2e-6, send_cpu_per_recipient_high_load_s=3e-6)
+    with pytest.raises(ValueError, match="calibration send_cpu_per_recipient_busy_s"):
+        sample(send_cpu_per_recipient_high_load_s=-1.0)
+
+
+def test_every_calibrated_cost_has_the_name_of_the_scenario_field_it_replaces() -> None:
+    scenario_fields = {spec.name for spec in dataclasses.fields(Scenario)}
+    names = calibrated_fields(include_loadgen=True)
+    assert set(names) <= scenario_fields
+    assert "send_cpu_per_recipient_busy_s" in calibrated_fields()
+    assert calibrated_fields() == CALIBRATED_FIELDS
+    assert names == CALIBRATED_FIELDS + LOADGEN_FIELDS
+    assert set(calibrated_costs(sample())) == set(CALIBRATED_FIELDS)
+
+
+def test_load_generator_costs_come_with_the_one_loop_client_host() -> None:
+    # Those costs describe our one-loop load generator; without the host that charges them they'd be ignored.
+    costs = calibrated_costs(sample(), include_loadgen=True)
+    assert set(costs) == {*calibrated_fields(include_loadgen=True), "client_host"}
+    assert costs["client_host"] == "one-loop"
+    assert "client_host" not in calibrated_costs(sample())
+    assert Scenario(server_profile="asyncio-hub", **costs).client_host == "one-loop"  # type: ignore[arg-type]
+
+
+def test_the_calibrated_names_are_defined_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from simscale.validation import cli
+
+    # The package exports a function of the module's name, so the module is fetched by name.
+    calibrating = importlib.import_module("simscale.validation.calibrate")
+
+    # `simscale calibrate` prints the calibration's own list: the names it prints are that list, in order.
+    monkeypatch.setattr(calibrating, "calibrate", lambda connections: sample())
+    cli._calibrate(argparse.Namespace(connections=20, out=str(tmp_path / "calibration.json")))
+    printed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert tuple(printed) == calibrated_fields(include_loadgen=True)
+    # The notebook asks for the list instead of writing the names out.
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    source = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+    assert "calibrated_fields(include_loadgen=True)" in source
+    assert not [name for name in calibrated_fields(include_loadgen=True) if f'"{name}"' in source]
