@@ -104,7 +104,6 @@ def model_scenario(
         message_bytes=64,
         latency_samples_per_fanout=1_000,
         seed=seed,
-        client_host="one-loop",
         **calibrated_costs(calibration, include_loadgen=True),
     )
 
