@@ -19,6 +19,7 @@ from simscale.figures.export import (
     find_browser,
     normalise_svg,
 )
+from simscale.figures.notebook import notebook_setup
 from simscale.figures.style import FONT_FAMILY, house_layout
 from simscale.figures.topology import (
     TRACE_CLIENTS_MISSED,
@@ -43,6 +44,7 @@ __all__ = [
     "house_layout",
     "latency_distribution_figure",
     "normalise_svg",
+    "notebook_setup",
     "reached_servers",
     "scaling_criteria_figure",
     "topology_figure",

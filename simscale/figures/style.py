@@ -9,8 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
-__all__ = ["COLOURS", "FIGURE_HEIGHT_PX", "FIGURE_WIDTH_PX", "FONT_FAMILY", "house_layout"]
+__all__ = [
+    "COLOURS",
+    "FIGURE_HEIGHT_PX",
+    "FIGURE_WIDTH_PX",
+    "FONT_FAMILY",
+    "HOUSE_TEMPLATE",
+    "house_layout",
+    "house_template",
+]
 
 FONT_FAMILY = "DejaVu Sans"
 """The only font family the figures use (Debian package ``fonts-dejavu-core``, installed by the set-up)."""
@@ -41,6 +50,26 @@ COLOURS: dict[str, str] = {
 """Colours by role (scenarios as ``scenario:NAME``), shared so a scenario looks the same everywhere."""
 
 
+HOUSE_TEMPLATE = "simscale"
+"""The name of the house template in ``plotly.io.templates`` (registered by :func:`house_template`'s callers)."""
+
+
+def house_template() -> go.layout.Template:
+    """plotly's ``simple_white`` (no grey plot area) with the house font and light grid lines.
+
+    The documentation figures and (through :func:`simscale.figures.notebook_setup`) every notebook figure
+    use it, so a chart drawn ad hoc in a notebook looks like the committed ones.
+    """
+    template = go.layout.Template(pio.templates["simple_white"])
+    template.layout.font = {"family": FONT_FAMILY, "size": 13, "color": "#222222"}
+    template.layout.hoverlabel = {"font": {"family": FONT_FAMILY}}
+    template.layout.xaxis.showgrid = True
+    template.layout.yaxis.showgrid = True
+    template.layout.xaxis.gridcolor = "#eceff3"
+    template.layout.yaxis.gridcolor = "#eceff3"
+    return template
+
+
 def house_layout(
     figure: go.Figure,
     *,
@@ -51,7 +80,7 @@ def house_layout(
 ) -> go.Figure:
     """Apply the house font, template, fixed size and margins to ``figure`` (returned for chaining)."""
     settings: dict[str, Any] = dict(
-        template="simple_white",
+        template=house_template(),
         title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
         font={"family": FONT_FAMILY, "size": 13, "color": "#222222"},
         width=width_px,

@@ -127,6 +127,7 @@ def test_public_api_is_pinned() -> None:
         "house_layout",
         "latency_distribution_figure",
         "normalise_svg",
+        "notebook_setup",
         "reached_servers",
         "scaling_criteria_figure",
         "topology_figure",
