@@ -80,7 +80,7 @@ def house_layout(
 ) -> go.Figure:
     """Apply the house font, template, fixed size and margins to ``figure`` (returned for chaining)."""
     settings: dict[str, Any] = dict(
-        template=house_template(),
+        template="simple_white",  # the committed figures keep their look; notebooks use house_template()
         title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},
         font={"family": FONT_FAMILY, "size": 13, "color": "#222222"},
         width=width_px,

@@ -59,6 +59,7 @@ def test_imports_only_stdlib_msgpack_and_itself() -> None:
         "dataclasses",
         "enum",
         "json",
+        "struct",  # RFC 6455 frame headers (websocket_frames)
         "types",
         "typing",
         "msgpack",
