@@ -33,3 +33,13 @@ def test_every_class_and_method_named_is_defined() -> None:
         assert re.search(rf"def {member}\b|^\s+{member}\s*[:=]", source, re.M), f"{owner}.{member} is not defined"
     for name in set(re.findall(r"`([A-Z][a-z]\w+)`", text)):
         assert re.search(rf"^class {name}\b|^{name}\s*=", source, re.M), f"{name} named in the doc is not defined"
+
+
+def test_the_readme_package_map_matches_the_tree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## A map of the package", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"^  (\w+(?:/|\.py))", block, re.M))
+    package = ROOT / "simscale"
+    present = {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    present |= {p.name for p in package.glob("*.py") if not p.name.startswith("_")}
+    assert named == present, f"named, absent: {sorted(named - present)}; present, unnamed: {sorted(present - named)}"

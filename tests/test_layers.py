@@ -48,6 +48,9 @@ def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
                              "simscale.loadgen", "simscale.client"}),
         ("simscale.metrics.records", {"simscale.model", "simscale.scenarios", "simscale.hub"}),
         ("simscale.protocol", {"simscale.hub", "simscale.model", "simscale.backplane", "simscale.scenarios"}),
+        # The clients and the server meet only on the wire: neither imports the other.
+        ("simscale.client", {"simscale.hub", "simscale.backplane", "simscale.model", "simscale.scenarios"}),
+        ("simscale.hub", {"simscale.client", "simscale.loadgen", "simscale.model", "simscale.scenarios"}),
     ],
 )
 def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None:

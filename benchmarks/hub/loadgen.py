@@ -18,7 +18,7 @@ and SignalR JSON or MessagePack through ``simscale.protocol``. Each broadcast ca
 ``~T<phase>:<actual send ns>~``; receivers find the marker in the raw frame (no object kept per
 delivery) and append the latency to an ``array('q')`` that becomes a numpy array at the end. Frames are
 parsed in the connection's ``data_received`` and stamped when their bytes were read from the socket,
-with no task per client (see :mod:`simscale.loadgen.websocket_client` for why that matters here).
+with no task per client (see :mod:`simscale.client.websocket` for why that matters here).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from simscale.loadgen.websocket_client import RawWebSocket
-from simscale.loadgen.websocket_client import connect as ws_connect
+from simscale.client.websocket import RawWebSocket
+from simscale.client.websocket import connect as ws_connect
 
 MARK = "~T"
 CONNECT_CONCURRENCY = 256

@@ -18,43 +18,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from simscale.protocol.messages import CloseMessage, HubMessage
+from simscale.protocol.messages import HubMessage
+from simscale.protocol.websocket_frames import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    Opcode,
+    close_payload,
+    data_opcode,
+    encode_frame,
+    frame_header,
+)
 
 if TYPE_CHECKING:
     from simscale.hub.metrics import HubCounters
     from simscale.protocol.base import HubProtocol
     from simscale.protocol.connection import ServerConnection
 
-__all__ = ["EARLY_FLUSH_BYTES", "HubConnection", "WriteCoalescer", "frame_records", "websocket_frame_header"]
+__all__ = ["EARLY_FLUSH_BYTES", "HubConnection", "WriteCoalescer", "frame_records"]
 
 _log = logging.getLogger(__name__)
 
 EARLY_FLUSH_BYTES = 65_536
 """Queued bytes at which a connection writes its queue without waiting for the next turn."""
 
-_FIN_TEXT = 0x81
-_FIN_BINARY = 0x82
-_CLOSE_NORMAL_FRAME = b"\x88\x02\x03\xe8"  # FIN + close opcode, status 1000, unmasked (server side)
-_CLOSE_GOING_AWAY_FRAME = b"\x88\x02\x03\xe9"  # status 1001
-
-
-def websocket_frame_header(first_byte: int, length: int) -> bytes:
-    """The header of an unmasked server-to-client WebSocket frame (RFC 6455 §5.2)."""
-    if length < 126:
-        return bytes((first_byte, length))
-    if length < 65536:
-        return struct.pack("!BBH", first_byte, 126, length)
-    return struct.pack("!BBQ", first_byte, 127, length)
+_CLOSE_NORMAL_FRAME = encode_frame(Opcode.CLOSE, close_payload(CLOSE_NORMAL))
+_CLOSE_GOING_AWAY_FRAME = encode_frame(Opcode.CLOSE, close_payload(CLOSE_GOING_AWAY))
 
 
 def frame_records(records: bytes, transfer_format: str) -> bytes:
-    """``records`` as one whole server-to-client WebSocket frame (text or binary)."""
-    first = _FIN_BINARY if transfer_format == "Binary" else _FIN_TEXT
-    return websocket_frame_header(first, len(records)) + records
+    """``records`` as one whole server-to-client WebSocket frame (text or binary, never masked)."""
+    return frame_header(data_opcode(transfer_format), len(records)) + records
 
 
 class WriteCoalescer:
@@ -106,7 +102,12 @@ class WriteCoalescer:
 
 
 class HubConnection:
-    """State of one attached client: identity, protocol, liveness clocks and group memberships.
+    """One attached client: identity, liveness clocks and group memberships, around its socket.
+
+    The hub protocol's state (handshake done, protocol, closed, why) has one home: the sans-I/O
+    :class:`~simscale.protocol.ServerConnection` in ``protocol_connection``. This shell reads it and
+    closes through it; what it keeps itself is only what a socket needs (the write queue, whether the
+    socket is finished) and what the hub needs (ids, items, groups, streams, clocks).
 
     Hub methods see it as ``self.context``; ``connection_id``, ``user_id`` and ``items`` are the
     public part.
@@ -120,15 +121,14 @@ class HubConnection:
         "_max_buffered_bytes",
         "_queued",
         "_queued_bytes",
+        "_socket_finished",
         "_transport",
-        "close_reason",
-        "closed",
+        "announced",
         "connection_id",
         "last_received_s",
         "last_sent_s",
         "opened_s",
         "ping_shortcut",
-        "protocol",
         "protocol_connection",
         "streams",
         "user_id",
@@ -152,33 +152,58 @@ class HubConnection:
         """Public id other clients and ``Clients.client(id)`` use."""
         self.user_id = user_id
         """Who the authenticator said this is (``None`` = anonymous)."""
-        self.protocol: HubProtocol | None = None
-        """The negotiated hub protocol, once the handshake is done."""
         self.protocol_connection = protocol_connection
+        """The sans-I/O hub protocol state: the only place that knows handshake, protocol and closing."""
+        self.announced = False
+        """Whether the hub was told of this connection (``on_connected`` called), so it must be told
+        of its end: a handshake followed by a Close in the same frame is never announced."""
         self.opened_s = now_s
         self.last_received_s = now_s
         self.last_sent_s = now_s
         """When bytes last went to the transport (a queued frame counts once it is written)."""
         self.wheel_tick: int | None = None
+        """Where the server's keep-alive wheel has filed this connection (kept by the wheel)."""
         self.written_through_turn = -1
         """The coalescer's turn in which this connection last wrote a frame straight through."""
-        """Where the server's keep-alive wheel has filed this connection (kept by the wheel)."""
         self.ping_shortcut = False
         """Whether a frame holding just a JSON Ping may bypass the protocol (handshaken, JSON, and
         the frames so far ended on a record boundary); see :mod:`simscale.hub.websocket`."""
         self.streams: dict[str, asyncio.Task[None]] | None = None
         """Running server-to-client streams by invocation id (created on first use)."""
-        self.closed = False
-        self.close_reason: str | None = None
         # Most connections never use items or groups: both are made on first use (~280 bytes).
         self._items: dict[str, Any] | None = None
         self._groups: set[str] | None = None
         self._queued: list[bytes] | None = None
         self._queued_bytes = 0
+        self._socket_finished = False
         self._transport = transport
         self._max_buffered_bytes = max_buffered_bytes
         self._counters = counters
         self._coalescer = coalescer
+
+    # ---- the protocol state, read from the sans-I/O connection ----------------------------------------
+
+    @property
+    def protocol(self) -> HubProtocol | None:
+        """The negotiated hub protocol; ``None`` until the handshake is done."""
+        return self.protocol_connection.negotiated_protocol
+
+    @property
+    def handshaken(self) -> bool:
+        """Whether the handshake has completed."""
+        return self.protocol_connection.negotiated_protocol is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed: no more hub messages go out or are acted on."""
+        return self.protocol_connection.closed
+
+    @property
+    def close_reason(self) -> str | None:
+        """Why it closed (``None`` for a clean close or while open)."""
+        return self.protocol_connection.close_reason
+
+    # ---- hub-side state ---------------------------------------------------------------------------------
 
     @property
     def items(self) -> dict[str, Any]:
@@ -212,10 +237,7 @@ class HubConnection:
             if not groups:
                 self._groups = None
 
-    @property
-    def handshaken(self) -> bool:
-        """Whether the handshake has completed."""
-        return self.protocol is not None
+    # ---- writing ------------------------------------------------------------------------------------------
 
     @property
     def queued_bytes(self) -> int:
@@ -224,10 +246,9 @@ class HubConnection:
 
     def write(self, records: bytes, *, messages: int = 1) -> bool:
         """Queue framed hub records as one WebSocket frame; ``False`` if the connection is gone."""
-        protocol = self.protocol
-        binary = protocol is not None and protocol.transfer_format == "Binary"
-        header = websocket_frame_header(_FIN_BINARY if binary else _FIN_TEXT, len(records))
-        return self.write_frame(header + records, len(records), messages=messages)
+        protocol = self.protocol_connection.negotiated_protocol
+        transfer_format = "Text" if protocol is None else protocol.transfer_format
+        return self.write_frame(frame_records(records, transfer_format), len(records), messages=messages)
 
     def write_frame(self, frame: bytes, payload_bytes: int, *, messages: int = 1) -> bool:
         """Send a ready-made WebSocket frame (a broadcast frames its bytes once for everybody).
@@ -237,7 +258,14 @@ class HubConnection:
         once when the queue reaches ``EARLY_FLUSH_BYTES``), always in the order they were sent.
         ``False`` if the connection is gone or turned out to be a slow consumer.
         """
-        if self.closed:
+        if self.protocol_connection.closed:
+            return False  # a late fan-out to a closing peer is normal: nothing more goes out
+        return self._enqueue(frame, payload_bytes, messages)
+
+    def _enqueue(self, frame: bytes, payload_bytes: int, messages: int) -> bool:
+        """Queue or write ``frame`` unless the socket is finished (the protocol state is not asked:
+        its own last words, a Close or a handshake error, are written after it has closed)."""
+        if self._socket_finished:
             return False
         counters = self._counters
         queued = self._queued
@@ -266,10 +294,10 @@ class HubConnection:
         """Hand the queued frames to the transport in one write; ``False`` if the connection is gone."""
         queued = self._queued
         if queued is None:
-            return not self.closed
+            return not self._socket_finished
         self._queued = None
         self._queued_bytes = 0
-        if self.closed or self._transport.is_closing():
+        if self._socket_finished or self._transport.is_closing():
             return False
         return self._to_transport(queued[0] if len(queued) == 1 else b"".join(queued))
 
@@ -285,37 +313,49 @@ class HubConnection:
         return True
 
     def send(self, message: HubMessage) -> bool:
-        """Encode ``message`` with this connection's protocol and queue it."""
-        protocol = self.protocol
-        if protocol is None:
-            return False
-        return self.write(protocol.encode(message))
+        """Send ``message`` through the protocol state (which encodes it); ``False`` if not open.
 
-    def flush(self) -> None:
-        """Queue whatever the sans-I/O protocol state has queued (handshake answer, Close)."""
+        A Close message closes the protocol state, as it would for any sender.
+        """
+        state = self.protocol_connection
+        if state.negotiated_protocol is None or state.closed:
+            return False
+        state.send(message)
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Write whatever the protocol state has queued (handshake answer, replies, a Close) as one frame."""
         chunks = self.protocol_connection.data_to_send()
-        if chunks:
-            self.write(b"".join(chunks), messages=len(chunks))
+        if not chunks:
+            return not self._socket_finished
+        records = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        protocol = self.protocol_connection.negotiated_protocol
+        transfer_format = "Text" if protocol is None else protocol.transfer_format  # a refused handshake is JSON text
+        return self._enqueue(frame_records(records, transfer_format), len(records), len(chunks))
+
+    # ---- closing ------------------------------------------------------------------------------------------
 
     def close(self, error: str | None = None, *, allow_reconnect: bool = False) -> None:
-        """Say goodbye with a hub Close (carrying ``error``), then close the WebSocket and socket."""
-        if self.closed:
+        """Say goodbye through the protocol state (a hub Close carrying ``error`` once handshaken),
+        then close the WebSocket and the socket."""
+        if self._socket_finished:
             return
-        if self.protocol is not None:
-            self.send(CloseMessage(error=error, allow_reconnect=allow_reconnect))
-        else:
-            self.flush()
+        self.protocol_connection.close(error, allow_reconnect)
+        self.flush()
         self.finish(error, going_away=allow_reconnect)
 
     def finish(self, reason: str | None, *, going_away: bool = False) -> None:
-        """Close the WebSocket (close frame) and the socket, after what is already queued."""
-        if self.closed:
+        """Close the WebSocket (close frame) and the socket, after what is already queued.
+
+        The protocol state is closed too, with ``reason`` unless it already has one of its own.
+        """
+        if self._socket_finished:
             return
         self.flush_queued()
-        if self.closed:
+        if self._socket_finished:
             return  # the queue just made it a slow consumer: aborted, nothing more to say
-        self.closed = True
-        self.close_reason = reason
+        self._socket_finished = True
+        self.protocol_connection.mark_closed(reason)
         transport = self._transport
         if not transport.is_closing():
             transport.write(_CLOSE_GOING_AWAY_FRAME if going_away else _CLOSE_NORMAL_FRAME)
@@ -323,10 +363,10 @@ class HubConnection:
 
     def abort(self, reason: str) -> None:
         """Drop the socket at once, without flushing (the peer is not reading anyway)."""
-        if self.closed:
+        if self._socket_finished:
             return
-        self.closed = True
-        self.close_reason = reason
+        self._socket_finished = True
+        self.protocol_connection.mark_closed(reason)
         self._queued = None
         self._queued_bytes = 0
         self._transport.abort()

@@ -304,7 +304,7 @@ class HubServer:
         finally:
             del self._connections[token]
             self._wheel.discard(connection)
-            if connection.handshaken:
+            if connection.announced:
                 self.counters.connections_closed += 1
                 if error is None and connection.close_reason is not None:
                     error = ConnectionError(connection.close_reason)
@@ -373,12 +373,12 @@ class HubServer:
         state = connection.protocol_connection
         dispatcher = endpoint.dispatcher
         connection.last_received_s = time.monotonic()
-        was_handshaken = connection.handshaken
+        was_announced = connection.announced
         messages = state.receive_data(data)
-        if not was_handshaken and state.state is ConnectionState.OPEN:
-            connection.protocol = state.protocol
+        if not was_announced and state.state is ConnectionState.OPEN:
             connection.flush()  # the handshake answer, before anything the hub sends
             self.counters.connections_opened += 1
+            connection.announced = True
             try:
                 await dispatcher.on_connected(connection)
             except Exception:
@@ -391,9 +391,9 @@ class HubServer:
         connection.ping_shortcut = (
             protocol is not None and protocol.transfer_format == "Text" and data.endswith(b"\x1e")
         )
-        if state.state is ConnectionState.CLOSED:
-            if messages and isinstance(messages[-1], CloseMessage):
-                # Messages before the client's goodbye in the same frame are still honoured.
+        if state.state is ConnectionState.CLOSED or state.state is ConnectionState.CLOSING:
+            if state.state is ConnectionState.CLOSING:
+                # The client's goodbye: what came before it in the same frame is still answered.
                 for message in messages[:-1]:
                     await dispatcher.dispatch(connection, message)
             self._close_after_protocol_end(connection, messages)

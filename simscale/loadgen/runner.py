@@ -4,7 +4,7 @@ Three phases, like a fire drill: everybody comes in (connect, round-robin over t
 alarm rings at random times (a seeded Poisson stream of ``SendMessage`` broadcasts from random
 connected clients), and everybody leaves (stop). Each broadcast carries the sender's send time;
 each recipient subtracts it from the time its bytes were read from the socket, on the same
-``time.perf_counter`` clock. Clients are :class:`~simscale.loadgen.lean_client.LeanHubClient`: the
+``time.perf_counter`` clock. Clients are :class:`~simscale.client.lean.LeanHubClient`: the
 protocol is decoded in the socket callback, with no task per client, so a receive time does not
 include the reading of every other socket that was ready at the same moment.
 
@@ -31,10 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 from simscale._version import __version__
-from simscale.hub.client import HubConnectionError
+from simscale.client.hub_client import HubConnectionError
+from simscale.client.lean import LeanHubClient
+from simscale.client.websocket import ReadCounter
 from simscale.loadgen.config import LoadConfig
-from simscale.loadgen.lean_client import LeanHubClient
-from simscale.loadgen.websocket_client import ReadCounter
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
     BroadcastRecord,

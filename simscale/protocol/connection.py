@@ -2,10 +2,14 @@
 
 Like the websockets library's protocol objects, a connection here owns no socket and no task. The
 transport shell feeds it whatever arrived (``receive_data``), dispatches the messages it returns,
-and writes out ``data_to_send()``. Three states, one direction::
+and writes out ``data_to_send()``. The states go one way::
 
-    AWAITING_HANDSHAKE --handshake ok--> OPEN --Close / violation / close()--> CLOSED
-             \\--------------------handshake refused---------------------------^
+    AWAITING_HANDSHAKE --handshake ok--> OPEN --violation / close() / sending a Close--> CLOSED
+             \\                            \\--the client's Close--> CLOSING --close()--^
+              \\--------------------handshake refused-------------------------------------^
+
+CLOSING is the server's only: the client said goodbye, nothing more is read, yet the replies to
+what it sent before its Close (in the same frame) may still be queued, as ASP.NET Core answers them.
 
 On the server any violation (bad handshake, malformed or oversized message) becomes a queued
 reply carrying the reason, a handshake error or a Close message, and the state becomes CLOSED; the
@@ -36,6 +40,8 @@ class ConnectionState(enum.Enum):
 
     AWAITING_HANDSHAKE = "awaiting_handshake"
     OPEN = "open"
+    CLOSING = "closing"
+    """The client's Close arrived (a server's state only): replies may still go out, nothing is read."""
     CLOSED = "closed"
 
 
@@ -47,6 +53,9 @@ class _Connection:
     """What both ends share: state, parser, outgoing queue, close reason."""
 
     __slots__ = ("_outgoing", "_parser", "_protocol", "_state", "close_reason", "max_message_bytes")
+
+    _STATE_AFTER_PEER_CLOSE = ConnectionState.CLOSED
+    """Where the peer's Close message takes this end."""
 
     def __init__(self, max_message_bytes: int) -> None:
         if max_message_bytes < 1:
@@ -63,6 +72,16 @@ class _Connection:
     def state(self) -> ConnectionState:
         """The current state."""
         return self._state
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is CLOSED (no more messages either way)."""
+        return self._state is ConnectionState.CLOSED
+
+    @property
+    def negotiated_protocol(self) -> HubProtocol | None:
+        """The protocol the handshake settled on; ``None`` while it is awaited (or was refused)."""
+        return self._protocol if self._state is not ConnectionState.AWAITING_HANDSHAKE else None
 
     @property
     def protocol(self) -> HubProtocol:
@@ -86,7 +105,7 @@ class _Connection:
         Raises:
             ConnectionStateError: before the handshake completed.
         """
-        if self._state is ConnectionState.OPEN:
+        if self._state is ConnectionState.OPEN or self._state is ConnectionState.CLOSING:
             self._outgoing.append(self.protocol.encode(message))
             if isinstance(message, CloseMessage):
                 self._move_to_closed(message.error)
@@ -95,21 +114,31 @@ class _Connection:
 
     def send_encoded(self, record: bytes) -> None:
         """Queue a record already encoded with this connection's protocol (a shared broadcast)."""
-        if self._state is ConnectionState.OPEN:
+        if self._state is ConnectionState.OPEN or self._state is ConnectionState.CLOSING:
             self._outgoing.append(record)
         elif self._state is ConnectionState.AWAITING_HANDSHAKE:
             raise ConnectionStateError("cannot send hub messages before the handshake completed")
 
     def close(self, error: str | None = None, allow_reconnect: bool = False) -> None:
-        """Queue a Close message (when open) and move to CLOSED; idempotent."""
+        """Queue a Close message (when OPEN; a peer that said goodbye gets none) and move to CLOSED; idempotent."""
         if self._state is ConnectionState.OPEN:
             self.send(CloseMessage(error, allow_reconnect))
         self._move_to_closed(error)
 
+    def mark_closed(self, reason: str | None) -> None:
+        """The transport ended (or was dropped) under the connection: CLOSED, nothing more to send.
+
+        Unlike :meth:`close` it queues no Close message; a connection already CLOSED keeps its reason.
+        """
+        self._outgoing.clear()
+        self._move_to_closed(reason)
+
     def _move_to_closed(self, reason: str | None) -> None:
-        if self._state is not ConnectionState.CLOSED:
+        state = self._state
+        if state is not ConnectionState.CLOSED:
             self._state = ConnectionState.CLOSED
-            self.close_reason = reason
+            if state is not ConnectionState.CLOSING:  # a goodbye keeps the reason the peer gave
+                self.close_reason = reason
 
     def _receive_messages(self, data: bytes) -> list[HubMessage]:
         assert self._parser is not None
@@ -120,7 +149,11 @@ class _Connection:
             return []
         for index, message in enumerate(messages):
             if isinstance(message, CloseMessage):
-                self._move_to_closed(message.error)
+                if self._STATE_AFTER_PEER_CLOSE is ConnectionState.CLOSING:
+                    self._state = ConnectionState.CLOSING
+                    self.close_reason = message.error
+                else:
+                    self._move_to_closed(message.error)
                 return messages[: index + 1]
         return messages
 
@@ -129,6 +162,8 @@ class ServerConnection(_Connection):
     """The server end of one hub connection (sans-I/O)."""
 
     __slots__ = ("_handshake_buffer", "handshake")
+
+    _STATE_AFTER_PEER_CLOSE = ConnectionState.CLOSING
 
     def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         super().__init__(max_message_bytes)
@@ -140,10 +175,10 @@ class ServerConnection(_Connection):
         """Feed bytes from the peer; return the hub messages they complete.
 
         The first bytes are the handshake; whatever follows its 0x1E is parsed as hub messages. A
-        Close from the peer is returned (last) and moves the connection to CLOSED. After CLOSED,
+        Close from the peer is returned (last) and moves the connection to CLOSING. After that,
         data is ignored. Never raises ``ProtocolError``: a violation queues the reply and closes.
         """
-        if self._state is ConnectionState.CLOSED:
+        if self._state is ConnectionState.CLOSED or self._state is ConnectionState.CLOSING:
             return []
         if self._state is ConnectionState.AWAITING_HANDSHAKE:
             rest = self._receive_handshake(data)

@@ -88,6 +88,9 @@ class FrameError(ValueError):
         """What was wrong, in a sentence."""
         self.close_code = close_code
         """1002 (protocol error) or 1009 (too big)."""
+        self.frames: list[Frame] = []
+        """What a reader completed in the same ``feed`` before the violation: still valid, so a
+        caller delivers them before it fails the connection (nothing that arrived intact is lost)."""
 
 
 class Frame(NamedTuple):
@@ -249,6 +252,17 @@ class FrameReader:
         position = 0
         end = len(buffer)
         masked = self.masked
+        try:
+            position = self._parse(buffer, position, end, masked, frames)
+        except FrameError as error:
+            error.frames = frames
+            raise
+        if position:
+            del buffer[:position]
+        return frames
+
+    def _parse(self, buffer: bytearray, position: int, end: int, masked: bool, frames: list[Frame]) -> int:
+        """Append every whole frame from ``position`` on to ``frames``; where the next one starts."""
         while end - position >= 2:
             first, second = buffer[position], buffer[position + 1]
             length = second & 0x7F
@@ -272,9 +286,7 @@ class FrameReader:
                 payload = apply_mask(payload, bytes(buffer[offset:key_end]))
             frames.append(Frame(opcode, payload, bool(first & _FIN)))
             position = key_end + length
-        if position:
-            del buffer[:position]
-        return frames
+        return position
 
     def _check_header(self, first: int, second: int, length: int) -> Opcode:
         if first & _RSV_BITS:
@@ -319,10 +331,25 @@ class MessageReader(FrameReader):
             FrameError: as :meth:`FrameReader.feed`, or a continuation without a message to
                 continue, a new message before the previous one ended, or a message over the limit.
         """
-        frames = super().feed(data)
+        try:
+            frames = super().feed(data)
+        except FrameError as error:
+            error.frames = self._join(error.frames)
+            raise
         if not self._fragments and all(f.fin and f.opcode is not Opcode.CONTINUATION for f in frames):
             return frames  # the common case: nothing fragmented
+        return self._join(frames)
+
+    def _join(self, frames: list[Frame]) -> list[Frame]:
         messages: list[Frame] = []
+        try:
+            self._join_into(frames, messages)
+        except FrameError as error:
+            error.frames = messages
+            raise
+        return messages
+
+    def _join_into(self, frames: list[Frame], messages: list[Frame]) -> None:
         for frame in frames:
             opcode = frame.opcode
             if opcode >= Opcode.CLOSE:
@@ -343,7 +370,6 @@ class MessageReader(FrameReader):
             else:
                 self._fragment_opcode = opcode
                 self._add_fragment(frame.payload)
-        return messages
 
     def _add_fragment(self, payload: bytes) -> None:
         self._fragment_bytes += len(payload)

@@ -88,7 +88,7 @@ def _serialize_cpu_s(message_bytes: int) -> float:
 
 async def _hold_idle(url: str, clients: int, hold_s: float, hub: HubProcess) -> tuple[float, float, float]:
     """Connect ``clients``, hold them ``hold_s``; returns (connect+close CPU, RSS delta, idle CPU)."""
-    from simscale.hub.client import HubClient
+    from simscale.client.hub_client import HubClient
 
     rss_before = hub.rss_bytes()
     cpu_before = hub.cpu_s()

@@ -56,17 +56,19 @@ def open_connection(
     transport: RecordingTransport, coalescer: WriteCoalescer, *, max_buffered_bytes: int = 1_048_576
 ) -> tuple[HubConnection, HubCounters]:
     counters = HubCounters()
+    state = ServerConnection()
+    state.receive_data(b'{"protocol":"json","version":1}\x1e')  # handshaken, JSON
+    state.data_to_send()  # the handshake answer is not what these tests look at
     connection = HubConnection(
         "c1",
         None,
         transport,
-        ServerConnection(),
+        state,
         now_s=time.monotonic(),
         max_buffered_bytes=max_buffered_bytes,
         counters=counters,
         coalescer=coalescer,
     )
-    connection.protocol = JsonHubProtocol()
     return connection, counters
 
 
@@ -368,3 +370,38 @@ async def test_without_the_shortcut_the_hub_uses_aiohttp_as_it_is(
         await client.send(PingMessage())
         assert (await client.invoke("Echo", "plain")).result == "plain"
         await client.close()
+
+
+# ---- one truth: the protocol state lives in the sans-I/O connection ----------------------------------
+
+
+async def test_the_connection_reads_its_protocol_state_from_the_sans_io_core() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    state = connection.protocol_connection
+    assert connection.handshaken and connection.protocol is state.protocol and not connection.closed
+    # Closing the core is closing the connection: there is no second copy to fall out of step.
+    state.close("closed from the core")
+    assert connection.closed and connection.close_reason == "closed from the core"
+    assert not connection.write_frame(text_frame(b"late"), 4)  # nothing more goes out
+
+
+async def test_closing_the_connection_goes_through_the_core_and_writes_its_close() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    connection.close("going away", allow_reconnect=True)
+    state = connection.protocol_connection
+    assert state.closed and state.close_reason == "going away"
+    written = b"".join(transport.writes)
+    assert b'{"type":7,"error":"going away","allowReconnect":true}\x1e' in written  # the hub Close, framed
+    assert written.endswith(b"\x88\x02\x03\xe9")  # then the WebSocket close frame, status 1001
+    assert transport.closing
+
+
+async def test_an_aborted_connection_closes_its_core_without_a_close_message() -> None:
+    transport = RecordingTransport()
+    connection, _ = open_connection(transport, WriteCoalescer())
+    connection.abort("slow consumer")
+    assert connection.closed and connection.close_reason == "slow consumer"
+    assert connection.protocol_connection.data_to_send() == []
+    assert transport.aborted

@@ -106,10 +106,17 @@ def test_too_large_message_closes_in_messagepack() -> None:
 
 def test_close_from_the_client_is_returned_last_and_closes() -> None:
     server = open_server()
-    messages = server.receive_data(b'{"type":6}\x1e{"type":7}\x1e{"type":6}\x1e')
-    assert messages == [PingMessage(), CloseMessage()]
+    messages = server.receive_data(b'{"type":6}\x1e{"type":7,"error":"bye"}\x1e{"type":6}\x1e')
+    assert messages == [PingMessage(), CloseMessage("bye")]
+    # CLOSING: nothing more is read, but what came before the goodbye may still be answered.
+    assert server.state is ConnectionState.CLOSING
+    assert server.receive_data(b'{"type":6}\x1e') == []
+    server.send(CompletionMessage.with_result("1", "late answer"))
+    assert server.data_to_send() == [b'{"type":3,"invocationId":"1","result":"late answer"}\x1e']
+    server.close("the server's own words")
     assert server.state is ConnectionState.CLOSED
-    assert server.close_reason is None
+    assert server.close_reason == "bye"  # the client's reason stays
+    assert server.data_to_send() == []  # a client that said goodbye gets no Close back
 
 
 def test_send_encodes_with_the_negotiated_protocol() -> None:

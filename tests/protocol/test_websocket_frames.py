@@ -187,3 +187,21 @@ def test_close_payloads() -> None:
         close_payload(999)
     with pytest.raises(FrameError, match="close reason may take 123 bytes, got 124"):
         close_payload(1000, "x" * 124)
+
+
+@pytest.mark.parametrize("reader_class", [FrameReader, MessageReader])
+def test_frames_before_a_violation_come_with_the_error(reader_class: type[FrameReader]) -> None:
+    good = encode_frame(Opcode.TEXT, b"first") + encode_frame(Opcode.BINARY, b"second")
+    bad = bytes((0x80 | 0x3, 0))  # a reserved opcode
+    reader = reader_class(masked=False)
+    with pytest.raises(FrameError, match="reserved opcode") as caught:
+        reader.feed(good + bad + encode_frame(Opcode.TEXT, b"never"))
+    assert [frame.payload for frame in caught.value.frames] == [b"first", b"second"]
+
+
+def test_whole_messages_before_a_fragmentation_violation_come_with_the_error() -> None:
+    reader = MessageReader(masked=False)
+    wire = encode_frame(Opcode.TEXT, b"whole") + encode_frame(Opcode.CONTINUATION, b"orphan")
+    with pytest.raises(FrameError, match="continuation") as caught:
+        reader.feed(wire)
+    assert [frame.payload for frame in caught.value.frames] == [b"whole"]

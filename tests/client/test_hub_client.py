@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from simscale.hub.client import HubClient, HubConnectionError, HubError
+from simscale.client.hub_client import HubClient, HubConnectionError, HubError
 from simscale.hub.server import HubServer
 from simscale.protocol import (
     SUPPORTED_PROTOCOLS,
@@ -322,7 +322,7 @@ async def test_ws_scheme_url_is_accepted(fake_hub: FakeHub) -> None:
 
 
 def test_public_api_is_pinned() -> None:
-    import simscale.hub.client as client_module
+    import simscale.client.hub_client as client_module
     import simscale.loadgen as loadgen
 
     assert sorted(client_module.__all__) == [

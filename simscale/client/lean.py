@@ -1,6 +1,6 @@
-"""A hub client for the load generator: the sans-I/O protocol on :mod:`~simscale.loadgen.websocket_client`.
+"""A hub client for the load generator: the sans-I/O protocol on :mod:`~simscale.client.websocket`.
 
-:class:`~simscale.hub.client.HubClient` is the full client (invoke, streams, a task per connection).
+:class:`~simscale.client.hub_client.HubClient` is the full client (invoke, streams, a task per connection).
 A load generator holding a thousand connections needs much less, and must not distort what it
 measures: this client decodes the hub protocol inside the socket callback, hands each invocation to
 one handler together with the time its bytes were read, and owns no task. Negotiate, the handshake,
@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from simscale.hub.client import HubConnectionError, describe_error, resolve_websocket_url
-from simscale.loadgen.websocket_client import HandshakeError, RawWebSocket, ReadCounter, connect
+from simscale.client.hub_client import HubConnectionError, describe_error, resolve_websocket_url
+from simscale.client.websocket import HandshakeError, RawWebSocket, ReadCounter, connect
 from simscale.protocol import (
     DEFAULT_MAX_MESSAGE_BYTES,
     ClientConnection,

@@ -1,9 +1,9 @@
-"""A lean asyncio SignalR client on aiohttp, built on the sans-I/O :mod:`simscale.protocol`.
+"""The full asyncio SignalR client on aiohttp, built on the sans-I/O :mod:`simscale.protocol`.
 
 It does what the official clients do on the wire: ``POST {hub}/negotiate?negotiateVersion=1``, a
-WebSocket to ``{hub}?id=<connectionToken>``, the JSON handshake, then hub messages. It is meant
-for thousands of connections in one process (the load generator), so each connection costs one
-reader task and nothing else: no timer task, no writer task, no per-call task. Keep-alive pings
+WebSocket to ``{hub}?id=<connectionToken>``, the handshake, then hub messages. It stays cheap
+enough for thousands of connections in one process: each connection costs one reader task and
+nothing else: no timer task, no writer task, no per-call task. Keep-alive pings
 ride on the reader: whenever a frame arrives and this client has been silent for a while, it
 answers with a Ping (the server sends its own Ping at least every 15 s, so the reader wakes often
 enough to keep the server's 30 s client timeout away).

@@ -10,6 +10,8 @@ is timed when its bytes leave the kernel, at a small cost per message that barel
 
 Only what the benchmark needs: client handshake (RFC 6455 §4.1, ``Sec-WebSocket-Accept`` checked),
 masked text/binary frames out, unfragmented or fragmented text/binary frames in, ping → pong, close.
+The frames themselves are written and read by :mod:`simscale.protocol.websocket_frames`, the pure
+framer the server writes with too; a server that breaks the framing rules is dropped.
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ import hashlib
 import os
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from simscale.protocol.websocket_frames import (
+    CLOSE_NORMAL,
+    FrameError,
+    MessageReader,
+    Opcode,
+    close_payload,
+    encode_frame,
+)
+
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_CONTINUATION, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_CLOSE_NORMAL_PAYLOAD = close_payload(CLOSE_NORMAL)
 MAX_HANDSHAKE_BYTES = 16_384
+DEFAULT_MAX_FRAME_BYTES = 1 << 26
+"""Largest message the client accepts by default (64 MiB: far above any hub message; a bound, not a tuning)."""
 
 FrameHandler = Callable[["RawWebSocket", bytes, int], None]
 """``(websocket, payload, received_ns)`` for each whole text or binary message; ``received_ns`` is
@@ -84,24 +96,9 @@ class HandshakeError(ConnectionError):
         """The HTTP status the server answered with, when it answered one."""
 
 
-def _mask(payload: bytes, key: bytes) -> bytes:
-    if not payload:
-        return payload
-    repeated = (key * (len(payload) // 4 + 1))[: len(payload)]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(len(payload), "big")
-
-
 def client_frame(opcode: int, payload: bytes) -> bytes:
-    """One final, masked client-to-server frame."""
-    length = len(payload)
-    key = os.urandom(4)
-    if length < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-    return header + key + _mask(payload, key)
+    """One final client-to-server frame, masked with a fresh random key (RFC 6455 §5.3)."""
+    return encode_frame(opcode, payload, mask_key=os.urandom(4))
 
 
 class RawWebSocket(asyncio.Protocol):
@@ -110,17 +107,24 @@ class RawWebSocket(asyncio.Protocol):
     ``on_lost`` (if set) is called once when the connection ends, whoever ended it.
     """
 
-    def __init__(self, request: bytes, expected_accept: str, counter: ReadCounter | None = None) -> None:
+    def __init__(
+        self,
+        request: bytes,
+        expected_accept: str,
+        counter: ReadCounter | None = None,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
         self._request = request
         self._counter = counter
         self._expected_accept = expected_accept
         self._buffer = bytearray()
+        """Bytes of the HTTP upgrade response; after it, frames go through ``_frames``."""
+        self._frames = MessageReader(masked=False, max_payload_bytes=max_message_bytes)
         self._upgraded = False
         self._upgrade_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed_future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._transport: asyncio.Transport | None = None
-        self._fragments: list[bytes] = []
-        self._fragment_opcode = 0
         self._inbox: asyncio.Queue[bytes] = asyncio.Queue()
         self.on_frame: FrameHandler | None = None
         self.on_lost: Callable[[RawWebSocket], None] | None = None
@@ -155,37 +159,24 @@ class RawWebSocket(asyncio.Protocol):
         received_ns = time.perf_counter_ns()
         if self._counter is not None:
             self._counter.count_read()
-        buffer = self._buffer
-        buffer += data
-        if not self._upgraded and not self._read_upgrade():
-            return
-        position = 0
-        end = len(buffer)
-        while end - position >= 2:
-            first, second = buffer[position], buffer[position + 1]
-            length = second & 0x7F
-            offset = position + 2
-            if length == 126:
-                if end - offset < 2:
-                    break
-                (length,) = struct.unpack_from("!H", buffer, offset)
-                offset += 2
-            elif length == 127:
-                if end - offset < 8:
-                    break
-                (length,) = struct.unpack_from("!Q", buffer, offset)
-                offset += 8
-            if second & 0x80:  # a server must not mask (RFC 6455 §5.1)
-                self._fail()
+        if not self._upgraded:
+            buffer = self._buffer
+            buffer += data
+            if not self._read_upgrade():
                 return
-            if end - offset < length:
-                break
-            payload = bytes(buffer[offset : offset + length])
-            position = offset + length
-            self._frame(first, payload, received_ns)
+            data = bytes(buffer)  # what came right behind the upgrade response
+            buffer.clear()
+        try:
+            frames = self._frames.feed(data)
+        except FrameError as error:
+            for opcode, payload, _ in error.frames:  # what arrived intact before the violation
+                self._frame(opcode, payload, received_ns)
+            self._fail(ConnectionError(f"the server broke the WebSocket framing: {error.reason}"))
+            return
+        for opcode, payload, _ in frames:
+            self._frame(opcode, payload, received_ns)
             if self.closed:
                 return
-        del buffer[:position]
 
     # --- frames --------------------------------------------------------------------------------------
 
@@ -215,27 +206,18 @@ class RawWebSocket(asyncio.Protocol):
         self._upgrade_done.set_result(None)
         return True
 
-    def _frame(self, first: int, payload: bytes, received_ns: int) -> None:
-        opcode = first & 0x0F
-        if opcode >= _OP_CLOSE:
-            if opcode == _OP_PING:
-                self._write(client_frame(_OP_PONG, payload))
-            elif opcode == _OP_CLOSE:
+    def _frame(self, opcode: Opcode, payload: bytes, received_ns: int) -> None:
+        """Act on one whole message or control frame (the reader has joined fragments)."""
+        if opcode >= Opcode.CLOSE:
+            if opcode is Opcode.PING:
+                self._write(client_frame(Opcode.PONG, payload))
+            elif opcode is Opcode.CLOSE:
                 if not self.close_sent:
-                    self._write(client_frame(_OP_CLOSE, payload[:2]))
+                    self._write(client_frame(Opcode.CLOSE, payload[:2]))  # echo the status (§5.5.1)
                     self.close_sent = True
                 self._close_transport()
             return
-        if not first & 0x80:  # a fragment: keep until the final one
-            if opcode != _OP_CONTINUATION:
-                self._fragment_opcode = opcode
-            self._fragments.append(payload)
-            return
-        if opcode == _OP_CONTINUATION:
-            self._fragments.append(payload)
-            payload, opcode = b"".join(self._fragments), self._fragment_opcode
-            self._fragments = []
-        self.is_text = opcode == _OP_TEXT
+        self.is_text = opcode is Opcode.TEXT
         handler = self.on_frame
         if handler is None:
             self._inbox.put_nowait(payload)
@@ -278,16 +260,16 @@ class RawWebSocket(asyncio.Protocol):
 
     def send_str(self, text: str) -> None:
         """Send one text frame."""
-        self._write(client_frame(_OP_TEXT, text.encode()))
+        self._write(client_frame(Opcode.TEXT, text.encode()))
 
     def send_bytes(self, data: bytes) -> None:
         """Send one binary frame."""
-        self._write(client_frame(_OP_BINARY, data))
+        self._write(client_frame(Opcode.BINARY, data))
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Close handshake: send Close, wait for the server's Close (or the timeout), drop the socket."""
         if not self.closed and not self.close_sent:
-            self._write(client_frame(_OP_CLOSE, struct.pack("!H", 1000)))
+            self._write(client_frame(Opcode.CLOSE, _CLOSE_NORMAL_PAYLOAD))
             self.close_sent = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._closed_future), timeout_s)

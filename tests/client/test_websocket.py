@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from simscale.loadgen.websocket_client import HandshakeError, RawWebSocket, ReadCounter, client_frame, connect
+from simscale.client.websocket import HandshakeError, RawWebSocket, ReadCounter, client_frame, connect
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

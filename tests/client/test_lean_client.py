@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from simscale.client.hub_client import HubConnectionError
+from simscale.client.lean import InvocationHandler, LeanHubClient
 from simscale.hub import HubServer, HubSettings
 from simscale.hub.auth import StaticTokenAuthenticator
-from simscale.hub.client import HubConnectionError
-from simscale.loadgen.lean_client import InvocationHandler, LeanHubClient
 from simscale.protocol import ConnectionState, InvocationMessage
 
 Received = list[tuple[InvocationMessage, float]]
