@@ -45,6 +45,9 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
+_CLOSED = ConnectionState.CLOSED  # read on every write of a fan-out: a module global is the cheapest lookup
+
+
 class ConnectionStateError(RuntimeError):
     """An operation that the connection's current state does not allow (a bug in the caller)."""
 
@@ -76,7 +79,7 @@ class _Connection:
     @property
     def closed(self) -> bool:
         """Whether the connection is CLOSED (no more messages either way)."""
-        return self._state is ConnectionState.CLOSED
+        return self._state is _CLOSED
 
     @property
     def negotiated_protocol(self) -> HubProtocol | None:
