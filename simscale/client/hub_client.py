@@ -1,4 +1,4 @@
-"""The full asyncio SignalR client on aiohttp, built on the sans-I/O :mod:`simscale.protocol`.
+"""The full asyncio SignalR client, built on the sans-I/O :mod:`simscale.protocol`.
 
 It does what the official clients do on the wire: ``POST {hub}/negotiate?negotiateVersion=1``, a
 WebSocket to ``{hub}?id=<connectionToken>``, the handshake, then hub messages. It stays cheap
@@ -27,11 +27,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from simscale.client.websocket import HandshakeError, RawWebSocket, connect
 from simscale.protocol import (
     CancelInvocationMessage,
     ClientConnection,
@@ -107,7 +108,7 @@ class HubClient:
         self._keepalive_interval_s = keepalive_interval_s
         self._handshake_timeout_s = handshake_timeout_s
         self._connection = ClientConnection(self._protocol, max_message_bytes)
-        self._ws: aiohttp.ClientWebSocketResponse[Literal[False]] | None = None
+        self._ws: RawWebSocket | None = None
         self._reader: asyncio.Task[None] | None = None
         self._opened: asyncio.Future[None] | None = None
         self._handlers: dict[str, list[Callback]] = {}
@@ -154,18 +155,16 @@ class HubClient:
         try:
             async with asyncio.timeout(self._handshake_timeout_s):
                 ws_url = await self._resolve_websocket_url()
-                self._ws = await self._get_session().ws_connect(
-                    ws_url,
-                    headers=self._auth_headers(),
-                    max_msg_size=4 * self._max_message_bytes,  # a frame may batch several messages
-                    autoping=True,
-                    decode_text=False,
+                # The shared WebSocket (framing in simscale.protocol.websocket_frames); negotiate
+                # above is plain HTTP on aiohttp. A frame may batch several messages: 4x the limit.
+                self._ws = await connect(
+                    str(ws_url), headers=self._auth_headers(), max_message_bytes=4 * self._max_message_bytes
                 )
                 for record in self._connection.data_to_send():
                     await self._write(record)
                 self._reader = loop.create_task(self._read_loop(self._ws))
                 await asyncio.shield(self._opened)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+        except (TimeoutError, HandshakeError, aiohttp.ClientError, OSError, ValueError) as error:
             await self._abort()
             if self._opened.done() and not self._opened.cancelled():
                 self._opened.exception()  # retrieved: the error is re-raised below instead
@@ -259,10 +258,7 @@ class HubClient:
         if ws is None or ws.closed:
             raise HubConnectionError(self.close_reason or "the connection is closed")
         self._last_sent_s = time.monotonic()
-        try:
-            await ws.send_frame(record, aiohttp.WSMsgType.BINARY if self._binary else aiohttp.WSMsgType.TEXT)
-        except (aiohttp.ClientError, OSError, RuntimeError) as error:
-            raise HubConnectionError(describe_error(error)) from error
+        ws.send(record, binary=self._binary)
 
     async def _flush(self) -> None:
         for record in self._connection.data_to_send():
@@ -273,22 +269,18 @@ class HubClient:
             raise HubConnectionError(self.close_reason or "the connection is not open")
         await self._write(self._protocol.encode(message))
 
-    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse[Literal[False]]) -> None:
+    async def _read_loop(self, ws: RawWebSocket) -> None:
         connection = self._connection
         reason: str | None = "connection lost"
         try:
-            # One pass per WebSocket frame; ends when the socket or the protocol closes.
+            # One pass per WebSocket message; ends when the socket or the protocol closes.
             while True:
-                frame = await ws.receive()
-                if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    data = frame.data
-                    messages = connection.receive_data(data.encode() if isinstance(data, str) else data)
-                elif frame.type is aiohttp.WSMsgType.ERROR:
-                    reason = describe_error(frame.data) if isinstance(frame.data, BaseException) else "error"
-                    break
-                else:  # CLOSE, CLOSING, CLOSED
+                try:
+                    data = await ws.receive()
+                except ConnectionError:  # the socket ended (a Close frame, a reset, a framing error)
                     reason = "connection lost" if connection.state is ConnectionState.OPEN else None
                     break
+                messages = connection.receive_data(data)
                 opened = self._opened
                 if opened is not None and not opened.done() and connection.state is ConnectionState.OPEN:
                     opened.set_result(None)
@@ -382,6 +374,8 @@ def _optional_str(value: Any) -> str | None:
 
 def describe_error(error: BaseException) -> str:
     """A short, stable reason for a connection failure (used in ConnectionEvent reasons)."""
+    if isinstance(error, HandshakeError) and error.status is not None:
+        return f"http_{error.status}"  # the upgrade was answered with an HTTP status
     if isinstance(error, aiohttp.WSServerHandshakeError):
         return f"http_{error.status}"
     if isinstance(error, aiohttp.ClientResponseError):

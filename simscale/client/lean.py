@@ -136,12 +136,7 @@ class LeanHubClient:
             raise
         except (TimeoutError, HandshakeError, OSError, aiohttp.ClientError) as error:
             self.abort()
-            if isinstance(error, TimeoutError):
-                reason = "handshake_timeout"
-            elif isinstance(error, HandshakeError) and error.status is not None:
-                reason = f"http_{error.status}"
-            else:
-                reason = describe_error(error)
+            reason = "handshake_timeout" if isinstance(error, TimeoutError) else describe_error(error)
             raise HubConnectionError(reason, reason) from error
 
     def send(self, target: str, *args: Any) -> None:
@@ -181,10 +176,7 @@ class LeanHubClient:
             return
         binary = self._connection.protocol.transfer_format == "Binary"  # the handshake too, as HubClient
         for record in records:
-            if binary:
-                ws.send_bytes(record)
-            else:
-                ws.send_str(record.decode())
+            ws.send(record, binary=binary)
 
     def _on_frame(self, ws: RawWebSocket, payload: bytes, received_ns: int) -> None:
         connection = self._connection

@@ -258,6 +258,10 @@ class RawWebSocket(asyncio.Protocol):
         """:meth:`receive` decoded as UTF-8."""
         return (await self.receive()).decode()
 
+    def send(self, payload: bytes, *, binary: bool) -> None:
+        """Send one binary frame, or one text frame of ``payload`` (already UTF-8)."""
+        self._write(client_frame(Opcode.BINARY if binary else Opcode.TEXT, payload))
+
     def send_str(self, text: str) -> None:
         """Send one text frame."""
         self._write(client_frame(Opcode.TEXT, text.encode()))
@@ -287,6 +291,8 @@ async def connect(
     ssl_context: ssl.SSLContext | None = None,
     headers: Mapping[str, str] | None = None,
     counter: ReadCounter | None = None,
+    *,
+    max_message_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> RawWebSocket:
     """Open ``ws://host:port/path`` or ``wss://…`` and complete the WebSocket upgrade.
 
@@ -310,7 +316,7 @@ async def connect(
     loop = asyncio.get_running_loop()
     context = (ssl_context or ssl.create_default_context()) if secure else None
     _, protocol = await loop.create_connection(
-        lambda: RawWebSocket(request, accept, counter),
+        lambda: RawWebSocket(request, accept, counter, max_message_bytes=max_message_bytes),
         parts.hostname,
         port,
         ssl=context,
