@@ -21,15 +21,24 @@ _COMMAND_MODULES = ("simscale.hub.cli", "simscale.loadgen.cli", "simscale.report
 _TABLE_KEYS = (
     ("scenario", "scenario", "{}"),
     ("servers", "servers", "{}"),
-    ("clients", "clients", "{}"),
-    ("broadcasts", "broadcasts", "{}"),
+    ("clients", "clients", "{:,}"),
+    ("connected", "clients_connected", "{:,.0f}"),
+    ("never on", "clients_never_connected", "{:,}"),
+    ("broadcasts", "broadcasts", "{:,}"),
     ("delivered", "delivered_fraction", "{:.3f}"),
     ("p50 ms", "latency_p50_ms", "{:.2f}"),
     ("p99 ms", "latency_p99_ms", "{:.2f}"),
-    ("refused", "connections_refused", "{}"),
-    ("dropped", "connections_dropped", "{}"),
-    ("cpu max", "cpu_utilization_max", "{:.1%}"),
+    ("refused", "connections_refused", "{:,}"),
+    ("dropped", "connections_dropped", "{:,}"),
+    ("cpu mean", "cpu_utilization_max", "{:.1%}"),
+    ("cpu peak", "cpu_utilization_peak", "{:.1%}"),
     ("wall s", "wall_s", "{:.2f}"),
+)
+
+_TABLE_NOTE = (
+    "\nconnected: mean clients connected when the counted broadcasts were sent; never on: clients that never"
+    "\nconnected; delivered: share of the connected clients that got each broadcast; cpu mean / peak: the"
+    "\nbusiest server's mean and highest CPU sample over the broadcast phase (warm-up to duration, no drain)."
 )
 
 
@@ -136,6 +145,7 @@ def _simulate(args: argparse.Namespace) -> int:
     with _Progress(f"simulating {scenario.name}", enabled=True) as bar:
         result = simulate(scenario, progress=bar.update)
         replication = replicate(scenario, args.replications) if args.replications > 1 else None
+    _warn(result.warnings)  # on stderr, so --json stays one object on stdout
     payload = result.to_json_dict()
     if replication is not None:
         payload["replications"] = args.replications
@@ -146,6 +156,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps(_json_safe(payload)))
     else:
         _print_table([dataclasses.asdict(result.summary)])
+        print(_TABLE_NOTE)
         if replication is not None:
             print(f"\n{args.replications} replications, {replication.confidence:.0%} confidence intervals:")
             print(replication.intervals.to_string(index=False))
@@ -210,9 +221,18 @@ def _demo(args: argparse.Namespace) -> int:
         with _Progress(f"simulating {name}", enabled=True) as bar:
             results.append(simulate(preset(name), progress=bar.update))
     _print_table([dataclasses.asdict(result.summary) for result in results])
+    print(_TABLE_NOTE)
+    for result in results:
+        _warn(result.warnings, f"{result.scenario.name}: ")
+    single, apart, joined = (result.summary for result in results)
+    # tests/test_cli.py checks these relations hold, so the words cannot drift from the numbers.
     print(
-        "\nOne server reaches everyone. Three servers without a backplane reach only the sender's server's"
-        "\nclients (about 1/3). With a Redis backplane everyone is reached again, and the backplane pays."
+        f"\nOne server: delivered {_share(single.delivered_fraction)}, every client is reached."
+        f"\n{apart.servers} servers without a backplane: delivered {_share(apart.delivered_fraction)}"
+        f" (1/{apart.servers} = {1 / (apart.servers or 1):.3f}), only the sender's server's clients get it."
+        f"\n{joined.servers} servers with a Redis backplane: delivered {_share(joined.delivered_fraction)}, everyone"
+        f" again, and the backplane\npays in latency: p50 {_ms_text(joined.latency_p50_ms)} against"
+        f" {_ms_text(apart.latency_p50_ms)} without it."
     )
     if not args.no_figures:
         try:
@@ -222,6 +242,21 @@ def _demo(args: argparse.Namespace) -> int:
         written = report.render_all(Path(args.out))
         print(f"\nfigures regenerated in {args.out}/ ({len(written)} files)")
     return 0
+
+
+def _share(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction:.3f}"
+
+
+def _ms_text(latency_ms: float | None) -> str:
+    return "-" if latency_ms is None else f"{latency_ms:.2f} ms"
+
+
+def _warn(lines: list[str], prefix: str = "") -> None:
+    """Warnings on stderr (stdout flushed first, so they follow the table they are about)."""
+    sys.stdout.flush()
+    for line in lines:
+        print(f"{prefix}{line}", file=sys.stderr)
 
 
 class _Progress:

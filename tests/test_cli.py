@@ -134,3 +134,56 @@ def test_describe_prints_each_field_once_under_its_sections_name() -> None:
     for section, fields in under.items():
         assert fields, f"section {section!r} has no fields"
         assert all(section_of[field] == section for field in fields)
+
+
+def test_refused_clients_are_shown_in_the_table_and_warned_about_with_json_too() -> None:
+    args = ("simulate", "backplane", "--clients", "3000", "--duration", "5", "--set", "ephemeral_ports=500")
+    table, as_json = run(*args), run(*args, "--json")
+    assert table.returncode == 0 and as_json.returncode == 0, table.stderr + as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["clients_never_connected"] > 0 and document["connections_refused"] > 0
+    assert document["delivered_fraction_all_clients"] < document["delivered_fraction"]
+    for result in (table, as_json):
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+        assert warnings == [
+            f"warning: {document['connections_refused']:,} connection attempts refused "
+            f"({document['clients_never_connected']:,} clients never connected): each backend holds at most 500 "
+            "connections through 1 proxy address (raise proxy_addresses)"
+        ]
+    (row,) = _table(table.stdout)
+    assert row["never on"] == f"{document['clients_never_connected']:,}"
+    assert row["refused"] == f"{document['connections_refused']:,}"
+    assert row["connected"] == f"{document['clients_connected']:,.0f}"
+    assert row["cpu mean"] == f"{document['cpu_utilization_max']:.1%}"
+
+
+def _table(stdout: str) -> list[dict[str, str]]:
+    """The printed table as rows of {column title: cell}, columns found from the dashes under the titles."""
+    lines = stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    spans, start = [], 0
+    for dashes in lines[rule].split("  "):
+        spans.append((start, start + len(dashes)))
+        start += len(dashes) + 2
+    titles = [lines[rule - 1][a:b].strip() for a, b in spans]
+    rows = []
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        rows.append({title: line[a:b].strip() for title, (a, b) in zip(titles, spans, strict=True)})
+    return rows
+
+
+def test_demo_table_and_its_words_agree() -> None:
+    result = run("demo", "--no-figures")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stderr  # the demo's defaults refuse and drop nothing
+    table = _table(result.stdout)
+    delivered = {row["scenario"]: float(row["delivered"]) for row in table}
+    p50 = {row["scenario"]: float(row["p50 ms"]) for row in table}
+    servers = int(next(row["servers"] for row in table if row["scenario"] == "no-backplane"))
+    # "every client is reached", "only the sender's server's clients", "everyone again", "pays in latency"
+    assert delivered["single-server"] == 1.0 and delivered["backplane"] == 1.0
+    assert delivered["no-backplane"] == pytest.approx(1 / servers, abs=0.01)
+    assert p50["backplane"] > p50["no-backplane"]
+    assert f"delivered {delivered['no-backplane']:.3f} (1/{servers} = {1 / servers:.3f})" in result.stdout

@@ -44,6 +44,7 @@ from simscale.metrics.records import (
     RunRecords,
     RunSummary,
 )
+from simscale.metrics.summary import clients_connected_mean, delivered_fraction_all_clients
 from simscale.protocol import ConnectionState, InvocationMessage
 
 __all__ = ["LoadResult", "raise_open_file_limit", "run_load"]
@@ -462,6 +463,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         try:
             members = await run.connect(session)
             connected_at_start = len(run.connected)
+            run.records.clients_ever_connected = len(members)  # the load generator connects each client once
             try:
                 if on_phase is not None:
                     on_phase("broadcast_start")
@@ -494,6 +496,9 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         deliveries=delivered,
         deliveries_per_s=delivered / config.duration_s,
         source="hub",
+        clients_connected=clients_connected_mean(run.records),
+        clients_never_connected=config.clients - (run.records.clients_ever_connected or 0),
+        delivered_fraction_all_clients=delivered_fraction_all_clients(run.records, config.clients),
     )
     return LoadResult(
         records=run.records,

@@ -136,27 +136,68 @@ class RunRecords:
     resources: list[ResourceSample] = field(default_factory=list)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     """Every counted delivery's latency (after warm-up), as a histogram."""
+    clients_ever_connected: int | None = None
+    """How many distinct clients held a connection at some point of the run (``None``: not tracked).
+    Connection events count connections, and a client that reconnects connects twice, so the
+    number of clients that never got on cannot be read from them."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """The headline figures of one run; ``None`` where a source cannot measure a figure."""
+    """The headline figures of one run; ``None`` where a source cannot measure a figure.
+
+    Which clients a figure counts matters: ``delivered_fraction`` is over the clients that were
+    connected when each broadcast was sent, so it can read 1.000 while most clients never got on.
+    Read it beside ``clients_connected``, ``clients_never_connected`` and
+    ``delivered_fraction_all_clients``.
+    """
 
     scenario: str
+    """The scenario's name."""
     servers: int | None
+    """App servers in the deployment (``None`` for a measurement that does not know)."""
     clients: int | None
+    """Clients the scenario asked for, connected or not."""
     duration_s: float | None
+    """Length of the broadcast phase; broadcasts before the warm-up are not counted."""
     broadcasts: int | None
+    """Counted broadcasts (sent after the warm-up, before ``duration_s``)."""
     delivered_fraction: float | None
+    """Deliveries / Σ(clients connected anywhere when each counted broadcast was sent): how many of the
+    clients that were online got each message. Refused and not-yet-connected clients are not in it."""
     latency_p50_ms: float | None
+    """Median latency from the sender's send to a recipient's receive, over counted deliveries."""
     latency_p99_ms: float | None
+    """99th percentile of that latency."""
     connections_refused: int | None
+    """Connection attempts refused (ports, connection limit, proxy ports, handshake timeout); a client
+    retrying counts once per attempt."""
     connections_dropped: int | None
+    """Established connections lost (timeouts, server gone), plus clients that gave up retrying."""
     cpu_utilization_max: float | None
+    """The busiest server's mean CPU utilisation (0-1 of its cores) over the broadcast phase, from the
+    warm-up to ``duration_s``: the drain is excluded, so an idle tail cannot dilute a saturated run."""
     wall_s: float | None
+    """Wall-clock seconds the run took."""
     events: int | None
+    """Simulation events processed (model runs only)."""
     deliveries: int | None = None
+    """Messages delivered to clients for the counted broadcasts."""
     deliveries_per_s: float | None = None
+    """``deliveries`` per second of the counted phase (warm-up to ``duration_s``)."""
     memory_per_connection_kb: float | None = None
+    """Server memory above its base at the last sample, per connection then held, in kB."""
     clients_gave_up: int | None = None
+    """Clients that stopped trying to connect (their reconnect delays ran out)."""
     source: Source = "model"
+    """``model`` for a simulation, ``hub`` for a measurement of the real hub."""
+    clients_connected: float | None = None
+    """Mean number of clients connected (anywhere) when the counted broadcasts were sent."""
+    clients_never_connected: int | None = None
+    """Clients that never held a connection during the whole run."""
+    delivered_fraction_all_clients: float | None = None
+    """Counted deliveries / (counted broadcasts × ``clients``): the share of every client the scenario
+    asked for, connected or not, that got each message."""
+    cpu_utilization_peak: float | None = None
+    """The highest single CPU sample (0-1) of the server behind ``cpu_utilization_max``, over the same
+    broadcast phase."""

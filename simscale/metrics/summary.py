@@ -6,7 +6,14 @@ import math
 
 from simscale.metrics.records import NO_SERVER, ConnectionEventKind, RunRecords, RunSummary, Source
 
-__all__ = ["cpu_utilization_by_server", "delivered_fraction", "summarize"]
+__all__ = [
+    "clients_connected_mean",
+    "cpu_utilization_by_server",
+    "cpu_utilization_peak",
+    "delivered_fraction",
+    "delivered_fraction_all_clients",
+    "summarize",
+]
 
 
 def delivered_fraction(records: RunRecords) -> float:
@@ -23,6 +30,23 @@ def delivered_fraction(records: RunRecords) -> float:
     return delivered / expected
 
 
+def delivered_fraction_all_clients(records: RunRecords, clients: int | None) -> float | None:
+    """Counted deliveries / (counted broadcasts × every client the scenario asked for); ``None`` when
+    there was no counted broadcast or the number of clients is unknown."""
+    if not clients or not records.broadcasts:
+        return None
+    counted = {record.broadcast_id for record in records.broadcasts}
+    delivered = sum(record.delivered for record in records.deliveries if record.broadcast_id in counted)
+    return delivered / (len(records.broadcasts) * clients)
+
+
+def clients_connected_mean(records: RunRecords) -> float | None:
+    """Mean number of clients connected anywhere when the counted broadcasts were sent."""
+    if not records.broadcasts:
+        return None
+    return sum(record.connected_clients for record in records.broadcasts) / len(records.broadcasts)
+
+
 def cpu_utilization_by_server(records: RunRecords, start_s: float, end_s: float) -> dict[int, float]:
     """Mean CPU utilisation per server over samples taken in (start_s, end_s]."""
     totals: dict[int, list[float]] = {}
@@ -33,6 +57,16 @@ def cpu_utilization_by_server(records: RunRecords, start_s: float, end_s: float)
             continue
         totals.setdefault(sample.server, []).append(sample.cpu_utilization)
     return {server: sum(values) / len(values) for server, values in totals.items()}
+
+
+def cpu_utilization_peak(records: RunRecords, server: int, start_s: float, end_s: float) -> float | None:
+    """``server``'s highest CPU sample taken in (start_s, end_s]; ``None`` without samples."""
+    values = [
+        sample.cpu_utilization
+        for sample in records.resources
+        if sample.server == server and start_s < sample.time_s <= end_s and not math.isnan(sample.cpu_utilization)
+    ]
+    return max(values) if values else None
 
 
 def summarize(
@@ -48,10 +82,11 @@ def summarize(
     source: Source = "model",
     memory_base_bytes: float = 0.0,
 ) -> RunSummary:
-    """The run's :class:`RunSummary`.
+    """The run's :class:`RunSummary` (each field's meaning is documented there).
 
-    ``cpu_utilization_max`` is the busiest server's mean utilisation over the measured window
-    (after warm-up, until ``duration_s``), as a fraction 0-1 of that server's cores.
+    ``cpu_utilization_max`` is the busiest server's mean utilisation over the broadcast phase
+    (after warm-up, until ``duration_s``; the drain excluded), as a fraction 0-1 of that server's
+    cores, and ``cpu_utilization_peak`` that server's highest sample in the same window.
     """
     fraction = delivered_fraction(records)
     deliveries = sum(record.delivered for record in records.deliveries)
@@ -63,11 +98,9 @@ def summarize(
         if e.event is ConnectionEventKind.GAVE_UP and e.reason == "retries_exhausted"
     )
     gave_up = sum(e.clients for e in records.connections if e.event is ConnectionEventKind.GAVE_UP)
-    cpu = (
-        cpu_utilization_by_server(records, warmup_s, duration_s if duration_s is not None else math.inf)
-        if records.resources
-        else {}
-    )
+    end_s = duration_s if duration_s is not None else math.inf
+    cpu = cpu_utilization_by_server(records, warmup_s, end_s) if records.resources else {}
+    busiest = max(cpu, key=lambda server: cpu[server]) if cpu else None
     measured_s = (duration_s - warmup_s) if duration_s is not None else None
     memory_per_connection_kb = _memory_per_connection_kb(records, memory_base_bytes)
     return RunSummary(
@@ -89,6 +122,14 @@ def summarize(
         memory_per_connection_kb=memory_per_connection_kb,
         clients_gave_up=gave_up,
         source=source,
+        clients_connected=clients_connected_mean(records),
+        clients_never_connected=(
+            clients - records.clients_ever_connected
+            if clients is not None and records.clients_ever_connected is not None
+            else None
+        ),
+        delivered_fraction_all_clients=delivered_fraction_all_clients(records, clients),
+        cpu_utilization_peak=(None if busiest is None else cpu_utilization_peak(records, busiest, warmup_s, end_s)),
     )
 
 

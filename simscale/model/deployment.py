@@ -247,6 +247,7 @@ class Deployment:
                 env.run(until=self.horizon_s * step / 100)
                 progress(step / 100)
         self.client_host.finish()
+        self.recorder.clients_ever_connected(int(self.population.ever_connected.sum()))
         return ModelRun(
             records=self.recorder.records,
             events=env.events_processed,

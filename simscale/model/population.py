@@ -32,6 +32,7 @@ class ClientPopulation:
         self.failed_attempts = np.zeros(clients, dtype=np.int16)
         self.was_dropped = np.zeros(clients, dtype=bool)
         self.gave_up = np.zeros(clients, dtype=bool)
+        self.ever_connected = np.zeros(clients, dtype=bool)
         self.close_at = np.full(clients, np.inf, dtype=np.float64)
         self.phase = (np.arange(clients) % phases).astype(np.int32)
         self.invocation_busy = np.zeros(clients, dtype=bool)
@@ -44,6 +45,7 @@ class ClientPopulation:
         """Mark ``ids`` connected to ``server``."""
         self.server_of[ids] = server
         self.connected_at[ids] = now_s
+        self.ever_connected[ids] = True
         self.failed_attempts[ids] = 0
         self.was_dropped[ids] = False
         self.per_server[server] += len(ids)

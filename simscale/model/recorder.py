@@ -78,3 +78,7 @@ class Recorder:
     def resource(self, sample: ResourceSample) -> None:
         """A resource sample (built by the sampler, which knows what each part exposes)."""
         self.records.resources.append(sample)
+
+    def clients_ever_connected(self, clients: int) -> None:
+        """At the end of the run: how many distinct clients held a connection at some point."""
+        self.records.clients_ever_connected = clients

@@ -42,6 +42,13 @@ class SimulationResult:
     backplane_disconnects: int = 0
     backplane_lost_publishes: int = 0
 
+    @property
+    def warnings(self) -> list[str]:
+        """One ``warning: …`` line per kind of connection failure (refused, dropped), with its cause."""
+        from simscale.scenarios.diagnosis import connection_warnings
+
+        return connection_warnings(self)
+
     def frames(self) -> dict[str, pd.DataFrame]:
         """The records as tidy DataFrames (see :mod:`simscale.metrics.frames`)."""
         from simscale.metrics.frames import to_frames
