@@ -1,4 +1,4 @@
-"""How fast and how lean the model is: the three figures of the model issue, printed as a table.
+"""How fast and how lean the model is: three figures, printed as a table.
 
 Run: ``.venv/bin/python benchmarks/model_scale.py [--quick]``
 

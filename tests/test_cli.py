@@ -76,7 +76,7 @@ def test_describe_lists_every_field_with_unit_default_range_and_source() -> None
     rows = {row["field"]: row for row in json.loads(result.stdout)}
     assert rows["method_kind"]["value"] == "blocking"
     assert rows["keepalive_interval_s"]["unit"] == "s"
-    assert "REFERENCE" in rows["keepalive_interval_s"]["source"]
+    assert "docs/SOURCES.md#keep-alive-and-timeouts" in rows["keepalive_interval_s"]["source"]
     text = run("simulate", "single-server", "--describe").stdout
     assert "time_wait_s [s] = 60.0" in text
 

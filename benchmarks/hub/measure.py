@@ -34,7 +34,7 @@ WARM_CLIENTS = 16
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big each scenario is; ``full()`` matches the issue, ``quick()`` is a smoke run."""
+    """How big each scenario is; ``full()`` is the benchmark's full size, ``quick()`` a smoke run."""
 
     idle_connections: int
     tls_connections: int

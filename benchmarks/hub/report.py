@@ -206,7 +206,7 @@ def _goal_latency(runs: Runs, rate: int) -> tuple[bool | None, str]:
 
 
 def goals(top_rate: int) -> list[Goal]:
-    """The issue's goals for simscale's hub."""
+    """The goals simscale's hub is benchmarked against."""
     return [
         Goal("deliveries/s ≥ Node socket.io and ≥ 2× aiosignalr", _goal_throughput, "burst"),
         Goal("server CPU per delivery ≤ 1.3× the floor", _goal_cpu, "burst"),

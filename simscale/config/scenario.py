@@ -33,8 +33,6 @@ MethodKind = Literal["async", "blocking", "sync-over-async"]
 RoutingModeName = Literal["direct-local", "via-backplane"]
 ClientHostKind = Literal["free", "one-loop"]
 
-_REF = "shared/REFERENCE.md"
-
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -117,7 +115,7 @@ class Scenario:
     method_kind: MethodKind = setting(
         "async",
         section="workload",
-        source="REFERENCE Part 2 §A1",
+        source="docs/SOURCES.md#thread-pool-injection",
         help="How those methods wait: async (releases the thread), blocking "
         "(holds a thread, no CPU), sync-over-async (blocking; faster injection).",
     )
@@ -171,13 +169,16 @@ class Scenario:
         "client closes and reconnects (churn that fills TIME_WAIT).",
     )
     reconnect: bool = setting(
-        True, section="clients", source="REFERENCE Part 1 §1.6", help="Automatic reconnect (withAutomaticReconnect())."
+        True,
+        section="clients",
+        source="docs/SOURCES.md#client-reconnect-policy",
+        help="Automatic reconnect (withAutomaticReconnect()).",
     )
     reconnect_delays_s: tuple[float, ...] = setting(
         (0.0, 2.0, 10.0, 30.0),
         ge=0.0,
         section="clients",
-        source="REFERENCE Part 2 §A6 (DefaultReconnectPolicy)",
+        source="docs/SOURCES.md#client-reconnect-policy (DefaultReconnectPolicy)",
         help="Delays before reconnect attempts 1..n; after the last, the client gives up.",
     )
     reconnect_jitter: float = setting(
@@ -186,7 +187,7 @@ class Scenario:
         ge=0.0,
         le=1.0,
         section="clients",
-        source="REFERENCE Part 2 §A6",
+        source="docs/SOURCES.md#client-reconnect-policy",
         help="0: no jitter (the default policy); f: each delay × U(1-f, 1+f).",
     )
     silent_clients_fraction: float = setting(
@@ -206,7 +207,7 @@ class Scenario:
         gt=0.0,
         le=3_600.0,
         section="clients",
-        source="REFERENCE Part 1 §1.6 (serverTimeoutInMilliseconds)",
+        source="docs/SOURCES.md#keep-alive-and-timeouts (serverTimeoutInMilliseconds)",
         help="A client drops a connection after hearing nothing for this long.",
     )
     client_keepalive_interval_s: float = setting(
@@ -214,7 +215,7 @@ class Scenario:
         gt=0.0,
         le=3_600.0,
         section="clients",
-        source="REFERENCE Part 1 §1.6",
+        source="docs/SOURCES.md#keep-alive-and-timeouts (keepAliveIntervalInMilliseconds)",
         help="Client ping interval when it sends nothing else.",
     )
 
@@ -222,13 +223,13 @@ class Scenario:
     load_balancer: LoadBalancerPolicy = setting(
         "round-robin",
         section="load balancer",
-        source="REFERENCE Part 1 §4",
+        source="docs/SOURCES.md#load-balancers-and-sticky-sessions",
         help="round-robin, least-connections or sticky-ip (ip_hash).",
     )
     proxy_hop: bool = setting(
         True,
         section="load balancer",
-        source="REFERENCE Part 2 §A2",
+        source="docs/SOURCES.md#tcp-ports-and-time_wait",
         help="The load balancer is a proxy holding a second connection per client to the backend.",
     )
     proxy_addresses: int = setting(
@@ -246,7 +247,7 @@ class Scenario:
     server_profile: ServerProfile = setting(
         "aspnetcore",
         section="servers",
-        source="issue #2",
+        source="simscale (ASP.NET Core on the .NET thread pool, or simscale's own asyncio hub)",
         help="aspnetcore (thread pool + cores) or asyncio-hub (one event loop).",
     )
     cores_per_server: int = setting(
@@ -282,7 +283,7 @@ class Scenario:
         ge=0.0,
         le=1.0,
         section="servers",
-        source="REFERENCE Part 2 §A3 (#1158)",
+        source="docs/SOURCES.md#cpu-per-message (aspnet/SignalR#1158)",
         help="CPU to read and dispatch one incoming hub message.",
     )
     serialize_cpu_s: float = setting(
@@ -290,7 +291,7 @@ class Scenario:
         ge=0.0,
         le=1.0,
         section="servers",
-        source="REFERENCE Part 2 §A3 (#1158)",
+        source="docs/SOURCES.md#cpu-per-message (aspnet/SignalR#1158)",
         help="CPU to serialise one outgoing message (once per protocol).",
     )
     send_cpu_per_recipient_s: float = setting(
@@ -298,7 +299,7 @@ class Scenario:
         ge=0.0,
         le=1.0,
         section="servers",
-        source="REFERENCE Part 2 §A3 (aspnet/SignalR#1683)",
+        source="docs/SOURCES.md#cpu-per-message (aspnet/SignalR#1683)",
         help="CPU to write one serialised message to one connection.",
     )
     send_cpu_per_recipient_busy_s: float = setting(
@@ -330,7 +331,7 @@ class Scenario:
         ge=0.0,
         le=1e9,
         section="servers",
-        source="REFERENCE Part 2 §A3 (dotnet/aspnetcore#30863)",
+        source="docs/SOURCES.md#per-connection-memory (dotnet/aspnetcore#30863)",
         help="Memory each idle connection costs.",
     )
     max_connections_per_server: int = setting(
@@ -339,7 +340,7 @@ class Scenario:
         ge=1,
         le=100_000_000,
         section="servers",
-        source="REFERENCE Part 2 §A2 (fs.nr_open)",
+        source="docs/SOURCES.md#tcp-ports-and-time_wait (fs.nr_open)",
         help="File-descriptor / connection limit; beyond it, refused.",
     )
     keepalive_interval_s: float = setting(
@@ -347,7 +348,7 @@ class Scenario:
         gt=0.0,
         le=3_600.0,
         section="servers",
-        source="REFERENCE Part 1 §1.6 (KeepAliveInterval)",
+        source="docs/SOURCES.md#keep-alive-and-timeouts (KeepAliveInterval)",
         help="Server sends a ping when it has sent nothing for this long.",
     )
     handshake_timeout_s: float = setting(
@@ -355,13 +356,13 @@ class Scenario:
         gt=0.0,
         le=3_600.0,
         section="servers",
-        source="REFERENCE Part 1 §1.6 (HandshakeTimeout)",
+        source="docs/SOURCES.md#keep-alive-and-timeouts (HandshakeTimeout)",
         help="A connection not accepted within this is abandoned.",
     )
     client_timeout_s: float = setting(
         30.0, gt=0.0, le=3_600.0,
         section="servers",
-        source="REFERENCE Part 1 §1.6 (ClientTimeoutInterval)",
+        source="docs/SOURCES.md#keep-alive-and-timeouts (ClientTimeoutInterval)",
         help="The server drops a client it has heard nothing from for this long.",
     )  # fmt: skip
     calibration_file: str = setting(
@@ -378,7 +379,7 @@ class Scenario:
         ge=0,
         le=32_767,
         section="thread pool",
-        source="REFERENCE Part 2 §A1 (ThreadPool.SetMinThreads)",
+        source="docs/SOURCES.md#thread-pool-injection (ThreadPool.SetMinThreads)",
         help="Thread-pool minimum; 0 means the .NET default, one per core.",
     )
     max_threads: int = setting(
@@ -387,7 +388,7 @@ class Scenario:
         ge=1,
         le=32_767,
         section="thread pool",
-        source="REFERENCE Part 2 §A1",
+        source="docs/SOURCES.md#thread-pool-injection",
         help="Thread-pool maximum.",
     )
     thread_injection_interval_s: float = setting(
@@ -395,7 +396,7 @@ class Scenario:
         gt=0.0,
         le=60.0,
         section="thread pool",
-        source="REFERENCE Part 2 §0 (GateActivitiesPeriodMs)",
+        source="docs/SOURCES.md#thread-pool-injection (GateActivitiesPeriodMs)",
         help="While starved, one thread is added per interval.",
     )
 
@@ -406,7 +407,7 @@ class Scenario:
         ge=1,
         le=65_535,
         section="ports",
-        source="REFERENCE Part 2 §A2 (ip_local_port_range 32768-60999)",
+        source="docs/SOURCES.md#tcp-ports-and-time_wait (ip_local_port_range 32768-60999)",
         help="Ephemeral ports per (source address, destination).",
     )
     time_wait_s: float = setting(
@@ -414,7 +415,7 @@ class Scenario:
         ge=0.0,
         le=3_600.0,
         section="ports",
-        source="REFERENCE Part 2 §A2 (TCP_TIMEWAIT_LEN)",
+        source="docs/SOURCES.md#tcp-ports-and-time_wait (TCP_TIMEWAIT_LEN)",
         help="How long a closed connection holds its port.",
     )
 
@@ -437,7 +438,9 @@ class Scenario:
     )
 
     # --- backplane: what joins the servers
-    backplane: BackplaneKind = setting("none", section="backplane", source="issue #2", help="none or redis (pub/sub).")
+    backplane: BackplaneKind = setting(
+        "none", section="backplane", source="docs/SOURCES.md#redis-backplane-behaviour", help="none or redis (pub/sub)."
+    )
     backplane_routing: RoutingModeName = setting(
         "direct-local",
         section="backplane",
@@ -449,7 +452,7 @@ class Scenario:
         ge=0.0,
         le=1.0,
         section="backplane",
-        source="REFERENCE Part 2 §A5 [meas] (a in a + b·K)",
+        source="docs/SOURCES.md#redis-pubsub-cost (measured: a in a + b·K)",
         help="Redis service time per PUBLISH.",
     )
     backplane_publish_per_subscriber_s: float = setting(
@@ -457,7 +460,7 @@ class Scenario:
         ge=0.0,
         le=1.0,
         section="backplane",
-        source="REFERENCE Part 2 §A5 [meas] (b in a + b·K)",
+        source="docs/SOURCES.md#redis-pubsub-cost (measured: b in a + b·K)",
         help="Redis service time per subscriber of the channel.",
     )
     backplane_latency_s: float = setting(
@@ -473,7 +476,7 @@ class Scenario:
         ge=1.0,
         le=1e12,
         section="backplane",
-        source="REFERENCE Part 2 §A5 (client-output-buffer-limit pubsub 32mb)",
+        source="docs/SOURCES.md#redis-pubsub-cost (client-output-buffer-limit pubsub 32mb)",
         help="A subscriber further behind than this is disconnected.",
     )
     backplane_resubscribe_s: float = setting(
@@ -493,7 +496,8 @@ class Scenario:
         help="When the backplane goes down (see backplane_outage_s).",
     )
     backplane_outage_s: float = setting(
-        0.0, ge=0.0, le=86_400.0, section="backplane", source="REFERENCE Part 1 §3.4 (no buffering: messages lost)",
+        0.0, ge=0.0, le=86_400.0, section="backplane",
+        source="docs/SOURCES.md#redis-backplane-behaviour (no buffering: messages lost)",
         help="0: no outage; >0: the backplane is down this long; publishes meanwhile are lost, not buffered.",
     )  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Limits and timers of the real hub, as one frozen, validated dataclass.
 
-The defaults are ASP.NET Core's ``HubOptions`` defaults (REFERENCE.md §1.6), so a measurement taken
-with simscale's hub reads like one taken on Kestrel.
+The defaults are ASP.NET Core's ``HubOptions`` defaults (docs/SOURCES.md#keep-alive-and-timeouts),
+so a measurement taken with simscale's hub reads like one taken on Kestrel.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from simscale.config.fields import setting, validate_fields
 
 __all__ = ["HubSettings"]
 
-_REF = "REFERENCE Part 1 §1.6"
+_REF = "docs/SOURCES.md#keep-alive-and-timeouts"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """A Redis-like pub/sub backplane: one FIFO server with a deterministic service time.
 
-Every PUBLISH costs Redis ``a + b·K`` (K = subscribed app servers; REFERENCE Part 2 §A5: a ≈ 15 µs,
-b ≈ 0.5 µs per subscriber for 100 B). Publishes queue FIFO, so with Poisson arrivals the backplane
-is an M/D/1 queue whose mean wait is Pollaczek-Khinchine's ``ρ / (2μ(1-ρ))``. Each subscriber has
-an output buffer in Redis: a subscriber that falls more than 32 MB behind is disconnected and misses
-everything until it resubscribes (``client-output-buffer-limit pubsub 32mb``).
+Every PUBLISH costs Redis ``a + b·K`` (K = subscribed app servers; a ≈ 15 µs, b ≈ 0.5 µs per
+subscriber for 100 B, docs/SOURCES.md#redis-pubsub-cost). Publishes queue FIFO, so with Poisson
+arrivals the backplane is an M/D/1 queue whose mean wait is Pollaczek-Khinchine's ``ρ / (2μ(1-ρ))``.
+Each subscriber has an output buffer in Redis: a subscriber that falls more than 32 MB behind is
+disconnected and misses everything until it resubscribes (``client-output-buffer-limit pubsub 32mb``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Each client is a row: which server it is connected to (-1 when not), its source address, which
 proxy address its backend hop uses, when it connected, how many attempts of its current reconnect
 sequence failed, and its keep-alive phase. Events act on batches of rows, so the number of
-simulation events grows with batches and servers, not with clients (REFERENCE Part 2 §B2).
+simulation events grows with batches and servers, not with clients
+(docs/SOURCES.md#simulating-many-clients).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 From one source address to one destination address:port only the source port varies, so at most
 ``ports`` connections (28,232 on default Linux) exist at once, and each closed connection keeps its
-port for 60 s of TIME_WAIT (REFERENCE Part 2 §A2). New connections per second are therefore bounded
-by ports / 60 s ≈ 470/s, and an exhausted pool refuses connections while the CPU idles. As a queue it
-is M/G/c/c (Erlang B), whose blocking depends on the holding time only through its mean.
+port for 60 s of TIME_WAIT (docs/SOURCES.md#tcp-ports-and-time_wait). New connections per second
+are therefore bounded by ports / 60 s ≈ 470/s, and an exhausted pool refuses connections while the
+CPU idles. As a queue it is M/G/c/c (Erlang B), whose blocking depends on the holding time only
+through its mean.
 """
 
 from __future__ import annotations

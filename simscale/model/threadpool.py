@@ -3,8 +3,8 @@
 A work item must hold a thread to run. The pool starts with ``min_threads`` tokens (the .NET
 default is one per core). A *gate* wakes every 0.5 s and, while work is queued and every thread is
 busy, adds one thread — the slow "1-2 threads per second" growth of starvation
-(REFERENCE Part 2 §A1, ``PortableThreadPool.GateThread``). Blocking on a task (sync-over-async)
-is noticed by the pool, which then injects faster: one per core at once, then one per 25 ms, the
+(docs/SOURCES.md#thread-pool-injection, ``PortableThreadPool.GateThread``). Blocking on a task
+(sync-over-async) is noticed by the pool, which then injects faster: one per core at once, then one per 25 ms, the
 delay growing by 25 ms per core's worth of threads, capped at 250 ms (.NET 6 ``BlockingConfig``).
 
 ``simpy.Resource.capacity`` is read-only, so the tokens live in a ``simpy.Container``; injecting a

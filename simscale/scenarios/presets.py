@@ -1,7 +1,8 @@
 """Named scenarios: the three classic scale-out cases and the two ways connections run out.
 
 Each preset is a set of overrides on :class:`~simscale.config.scenario.Scenario`'s defaults; the
-defaults themselves come from REFERENCE.md (see ``simscale simulate PRESET --describe``).
+defaults themselves come from public sources, listed in docs/SOURCES.md (see
+``simscale simulate PRESET --describe``).
 """
 
 from __future__ import annotations

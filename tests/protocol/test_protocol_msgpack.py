@@ -24,7 +24,8 @@ from simscale.protocol.msgpack_protocol import decode_varint, encode_varint
 
 PROTOCOL = MessagePackHubProtocol()
 
-# Observed on the wire (REFERENCE.md 1.5): a 12-byte Completion, id "0", kind 3, result "hello".
+# Observed on the wire from @microsoft/signalr (docs/SOURCES.md#hub-protocol): a 12-byte Completion,
+# id "0", kind 3, result "hello".
 GOLDEN_COMPLETION = bytes.fromhex("0c 95 03 80 a1 30 03 a5 68 65 6c 6c 6f")
 # The JavaScript client's 5-element Invocation: [1, {}, "0", "SendMessage", ["a", "b"]].
 JS_INVOCATION_BODY = bytes.fromhex("95 01 80 a1 30 ab") + b"SendMessage" + bytes.fromhex("92 a1 61 a1 62")
