@@ -67,6 +67,8 @@ def house_template() -> go.layout.Template:
     template.layout.yaxis.showgrid = True
     template.layout.xaxis.gridcolor = "#eceff3"
     template.layout.yaxis.gridcolor = "#eceff3"
+    # simple_white draws shapes with no line (width 0), which makes add_hline/add_vline invisible.
+    template.layout.shapedefaults = {"line": {"width": 1.5, "color": "#444444"}}
     return template
 
 
