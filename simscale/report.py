@@ -34,6 +34,7 @@ __all__ = [
     "diagram_figure",
     "diagram_scenario",
     "latency_quantiles_frame",
+    "latency_steps_frame",
     "message_volume_frame",
     "notebook_index",
     "register",
@@ -67,8 +68,9 @@ FIGURE_NAMES: tuple[str, ...] = (
 """Every documentation figure, in the order the README shows them."""
 
 CLIENTS_PER_SERVER_IN_DIAGRAMS = 4
-CONNECTION_RUN_S = 45.0
-"""Simulated seconds per point of the connection sweeps (both failure modes show within 45 s)."""
+CONNECTION_REPLICATIONS = 3
+"""Seeds per point of the connection sweeps (each run lasts its preset's 90 s: a 45 s window cut the
+thread-starvation reconnect cycle at different phases, so its curve was not monotonic)."""
 LATENCY_QUANTILES = tuple(round(0.005 * k, 3) for k in range(1, 200))
 
 
@@ -118,8 +120,46 @@ def latency_quantiles_frame(results: dict[str, SimulationResult]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def latency_steps_frame(result: SimulationResult) -> pd.DataFrame:
+    """The two steps of a backplane run's latency: the sender's server's own clients, then the rest.
+
+    Columns scenario, step, latency_ms (the delivery-weighted mean latency of that group) and share
+    (its fraction of the run's deliveries), from the run's ``deliveries`` frame: a delivery is local
+    when the server that wrote it is the broadcast's origin server. Empty for a one-server run.
+    """
+    import pandas as pd
+
+    deliveries = result.frames()["deliveries"]
+    deliveries = deliveries[deliveries["delivered"] > 0]
+    total = float(deliveries["delivered"].sum())
+    rows = []
+    local = deliveries["server"] == deliveries["origin_server"]
+    for label, part in (
+        ("the sender's server's own clients", deliveries[local]),
+        ("clients of the other servers, via Redis", deliveries[~local]),
+    ):
+        if part.empty or total == 0:
+            return pd.DataFrame(columns=["scenario", "step", "latency_ms", "share"])
+        weight = part["delivered"].astype(float)
+        mean_s = float((part["latency_mean_s"] * weight).sum() / weight.sum())
+        rows.append(
+            {
+                "scenario": result.scenario.name,
+                "step": label,
+                "latency_ms": mean_s * 1000,
+                "share": weight.sum() / total,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def message_volume_frame(rates_per_s: tuple[float, ...] = (100, 400, 800, 1200, 1400)) -> pd.DataFrame:
-    """One server, 1,000 clients, 16 KB broadcasts at rising rates: mean CPU and memory per rate."""
+    """One server, 1,000 clients, 16 KB broadcasts at rising rates: CPU and memory while broadcasting.
+
+    Both come from the busy period, after warm-up until ``duration_s`` (the drain afterwards is idle):
+    ``cpu_utilization`` is the run's ``summary.cpu_utilization_max`` (the busiest server's mean
+    utilisation over exactly that window) and ``memory_mb`` the mean of the samples in it.
+    """
     import pandas as pd
 
     from simscale.scenarios import preset, simulate
@@ -137,13 +177,17 @@ def message_volume_frame(rates_per_s: tuple[float, ...] = (100, 400, 800, 1200, 
         )
         result = simulate(scenario)
         resources = result.frames()["resources"]
-        steady = resources[(resources["server"] == 0) & (resources["time_s"] > scenario.warmup_s)]
+        busy = resources[
+            (resources["server"] == 0)
+            & (resources["time_s"] > scenario.warmup_s)
+            & (resources["time_s"] <= scenario.duration_s)
+        ]
         rows.append(
             {
                 "broadcast_rate_per_s": float(rate),
                 "deliveries_per_s": float(result.summary.deliveries_per_s or 0.0),
-                "cpu_utilization": float(steady["cpu_utilization"].mean()),
-                "memory_mb": float(steady["memory_bytes"].mean()) / 1e6,
+                "cpu_utilization": float(result.summary.cpu_utilization_max or 0.0),
+                "memory_mb": float(busy["memory_bytes"].mean()) / 1e6,
                 "latency_p99_ms": result.summary.latency_p99_ms,
             }
         )
@@ -151,33 +195,43 @@ def message_volume_frame(rates_per_s: tuple[float, ...] = (100, 400, 800, 1200, 
 
 
 def connection_limits_frame(
-    clients: dict[str, tuple[int, ...]] | None = None,
+    clients: dict[str, tuple[int, ...]] | None = None, replications: int = CONNECTION_REPLICATIONS
 ) -> pd.DataFrame:
-    """Sweep clients in ``port-exhaustion`` and ``thread-starvation``: failures and peak CPU."""
+    """Replicate each client count of ``port-exhaustion`` and ``thread-starvation``: failures and CPU.
+
+    Each point runs the preset (its own duration) ``replications`` times with the fixed seeds
+    :func:`simscale.scenarios.replicate` derives from the preset's seed. Columns scenario, clients,
+    failed_connections (refused + dropped: the mean over seeds), failed_low/failed_high (min and
+    max over seeds), cpu_utilization (mean of the runs' busy-period ``cpu_utilization_max``) and
+    replications.
+    """
     import pandas as pd
 
-    from simscale.scenarios import preset, sweep
+    from simscale.scenarios import preset, replicate
 
     grid = clients or {
         "port-exhaustion": (500, 1_000, 1_500, 2_000, 2_500, 3_000),
-        "thread-starvation": (500, 1_000, 1_500, 2_000, 3_000),
+        "thread-starvation": (500, 1_000, 1_500, 2_000, 2_500, 3_000),
     }
-    parts = []
+    rows = []
     for name, counts in grid.items():
-        frame = sweep(preset(name, duration_s=CONNECTION_RUN_S), clients=list(counts))
-        parts.append(
-            pd.DataFrame(
+        for count in counts:
+            runs = replicate(preset(name, clients=count), replications).runs
+            failed = (runs["connections_refused"] + runs["connections_dropped"]).astype(float)
+            rows.append(
                 {
                     "scenario": name,
-                    "clients": frame["clients"].astype(int),
-                    "refused": frame["connections_refused"].astype(int),
-                    "dropped": frame["connections_dropped"].astype(int),
-                    "failed_connections": (frame["connections_refused"] + frame["connections_dropped"]).astype(int),
-                    "cpu_utilization": frame["cpu_utilization_max"].astype(float),
+                    "clients": int(count),
+                    "refused": float(runs["connections_refused"].mean()),
+                    "dropped": float(runs["connections_dropped"].mean()),
+                    "failed_connections": float(failed.mean()),
+                    "failed_low": float(failed.min()),
+                    "failed_high": float(failed.max()),
+                    "cpu_utilization": float(runs["cpu_utilization_max"].astype(float).mean()),
+                    "replications": len(runs),
                 }
             )
-        )
-    return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(rows)
 
 
 def build_figures() -> dict[str, go.Figure]:
@@ -190,7 +244,9 @@ def build_figures() -> dict[str, go.Figure]:
         figures[name] = diagram_figure(simulate(diagram_scenario(preset_name, servers, clients_per_server)), title)
     figures["delivered-fraction-vs-servers"] = delivered_fraction_figure(delivered_fraction_frame())
     runs = {name: simulate(preset(name)) for name in ("single-server", "no-backplane", "backplane")}
-    figures["latency-distribution"] = latency_distribution_figure(latency_quantiles_frame(runs))
+    figures["latency-distribution"] = latency_distribution_figure(
+        latency_quantiles_frame(runs), latency_steps_frame(runs["backplane"])
+    )
     figures["scaling-criteria"] = scaling_criteria_figure(message_volume_frame(), connection_limits_frame())
     assert tuple(figures) == FIGURE_NAMES
     return figures

@@ -34,6 +34,8 @@ COLOURS: dict[str, str] = {
     "server": "#1f3b73",
     "origin": "#e07b00",
     "balancer": "#5b6770",
+    "balancer_band": "#dfe3e8",
+    "path": "#7b2cbf",
     "backplane": "#c0392b",
     "edge": "#aab2bd",
     "none": "#c0392b",
@@ -46,6 +48,7 @@ COLOURS: dict[str, str] = {
     "cpu": "#1f3b73",
     "memory": "#2a9d4b",
     "reference": "#5b6770",
+    "one_over_n": "#111111",
 }
 """Colours by role (scenarios as ``scenario:NAME``), shared so a scenario looks the same everywhere."""
 
