@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import InitVar, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +105,8 @@ class Calibration:
     notes: dict[str, Any] = setting(
         default_factory=dict, section="provenance", source=_MEASURED, help="The raw runs behind the fits."
     )
-    send_cpu_per_recipient_high_load_s: InitVar[float | None] = None
-    """The old name of ``send_cpu_per_recipient_busy_s``, still accepted by the constructor (not stored)."""
 
-    def __post_init__(self, send_cpu_per_recipient_high_load_s: float | None) -> None:
-        if send_cpu_per_recipient_high_load_s is not None:
-            if self.send_cpu_per_recipient_busy_s not in (0.0, send_cpu_per_recipient_high_load_s):
-                raise ValueError(
-                    "give send_cpu_per_recipient_busy_s or its old name send_cpu_per_recipient_high_load_s, not both"
-                )
-            # Frozen: the one place the old keyword is turned into the field it names.
-            object.__setattr__(self, "send_cpu_per_recipient_busy_s", send_cpu_per_recipient_high_load_s)
+    def __post_init__(self) -> None:
         validate_fields(self, context="calibration ")
 
 

@@ -1,5 +1,9 @@
 """Prediction against measurement: calibrate the model on the real hub, then validate it.
 
+Three parts: :mod:`~simscale.validation.measuring` runs real processes and returns plain records
+(:mod:`~simscale.validation.records`), :mod:`~simscale.validation.fitting` turns them into costs
+(pure), :mod:`~simscale.validation.comparing` holds the one table of metrics and tolerances (pure).
+
 * :func:`~simscale.validation.calibrate.calibrate` measures the real hub's costs on this machine
   and returns a :class:`~simscale.scenarios.calibration.Calibration` for the ``asyncio-hub`` profile;
 * :func:`~simscale.validation.validate.validate` runs a seed scenario for real on loopback (hub

@@ -87,7 +87,9 @@ def _validate(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.width", 140, "display.max_rows", 200):
             print(result.comparisons.to_string(index=False))
-        print(f"\n{args.preset}: validated in {result.wall_s:.0f} s")
+        judged = result.to_json_dict()["verdict"]
+        words = ", ".join(f"{name} {entry['verdict']}" for name, entry in judged["metrics"].items())
+        print(f"\n{args.preset}: validated in {result.wall_s:.0f} s; {judged['overall']} ({words})")
     drift = result.machine_speed_drift
     if drift is not None and abs(drift) > _DRIFT_WARNING:
         # Stderr, so that --json output stays one JSON document.

@@ -1,0 +1,244 @@
+"""Calibrated costs from measurements: pure functions, no processes, no I/O, no event loop.
+
+Each function takes raw readings (:mod:`simscale.validation.records`) and returns costs, so each fit
+can be checked on synthetic measurements made from known costs. How the readings become costs:
+
+* memory per idle connection and the accept cost: differences of one hub's RSS and CPU before and
+  after ``N`` clients connect (and, for the CPU, close again), so the interpreter's footprint cancels;
+* CPU per keep-alive: the held idle clients' CPU beyond an empty hub's idling, per ping;
+* the hub's per-message and per-recipient costs: its CPU beyond idling over the quiet broadcast
+  runs, least squares on ``broadcasts·(read + serialise) + deliveries·send``; serialisation is
+  timed on its own and taken out of the per-broadcast part; the cost per recipient again over the
+  busy runs (the model uses that one while work is queued);
+* the load generator's own CPU over all runs: ``broadcasts·send + wake-ups·per_wakeup +
+  reads·per_read + messages·per_message`` by non-negative least squares on relative errors;
+* its loop's stalls (:mod:`simscale.validation.stalls`) in the quiet and moderate runs;
+* Redis: the per-PUBLISH service time, and half of what a round trip takes beyond it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from simscale.scenarios.calibration import Calibration
+from simscale.validation.records import BroadcastRun, CalibrationMeasurements
+from simscale.validation.stalls import StallCount, count_stalls, fit_stalls
+
+__all__ = [
+    "MIN_STALL_S",
+    "HubBroadcastCosts",
+    "IdleCosts",
+    "LoadgenCosts",
+    "fit_busy_send_cpu_per_recipient_s",
+    "fit_calibration",
+    "fit_hub_broadcast_costs",
+    "fit_idle_costs",
+    "fit_loadgen_costs",
+    "fit_publish_costs",
+    "fit_stall_counts",
+]
+
+MIN_STALL_S = 0.5e-3
+"""Gaps between two passes shorter than this are the loop's own rhythm, not a stall."""
+_MIN_SEND_S = 1e-7
+_MIN_INVOCATION_S = 1e-6
+
+
+def _require(condition: bool, parameter: str, message: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"{parameter} {message}, got {value!r}")
+
+
+def _check_runs(runs: Sequence[BroadcastRun], parameter: str, at_least: int) -> None:
+    _require(len(runs) >= at_least, parameter, f"needs at least {at_least} broadcast runs", len(runs))
+    for run in runs:
+        _require(run.wall_s > 0, f"{parameter} wall_s", "must be positive", run.wall_s)
+        _require(run.broadcasts >= 0 and run.deliveries >= 0, f"{parameter} counts", "must be >= 0", run)
+
+
+@dataclass(frozen=True, slots=True)
+class IdleCosts:
+    """What idle connections cost the hub."""
+
+    keepalive_cpu_s: float
+    handshake_cpu_s: float
+    memory_per_connection_bytes: float
+
+
+def fit_idle_costs(measurements: CalibrationMeasurements) -> IdleCosts:
+    """Per-ping, per-accept and per-connection costs from holding idle clients."""
+    m = measurements
+    _require(m.connections >= 1, "connections", "must be positive", m.connections)
+    _require(m.empty_idle_s > 0, "empty_idle_s", "must be positive", m.empty_idle_s)
+    _require(m.hold_s > 0, "hold_s", "must be positive", m.hold_s)
+    _require(m.keepalive_interval_s > 0, "keepalive_interval_s", "must be positive", m.keepalive_interval_s)
+    empty_idle_cpu_per_s = m.empty_idle_cpu_s / m.empty_idle_s
+    pings = m.connections * m.hold_s / m.keepalive_interval_s
+    return IdleCosts(
+        keepalive_cpu_s=max(m.held_idle_cpu_s - empty_idle_cpu_per_s * m.hold_s, 0.0) / pings,
+        handshake_cpu_s=m.connect_close_cpu_s / m.connections,
+        memory_per_connection_bytes=max(m.connected_rss_delta_bytes / m.connections, 0.0),
+    )
+
+
+def _beyond_idle_s(run: BroadcastRun, idle_cpu_per_s: float) -> float:
+    """The hub's CPU over a run's broadcast phase beyond what it spends idling."""
+    return run.hub_cpu_s - run.wall_s * idle_cpu_per_s
+
+
+@dataclass(frozen=True, slots=True)
+class HubBroadcastCosts:
+    """The hub's costs of a broadcast, fitted over quiet runs."""
+
+    per_broadcast_s: float
+    """Read, dispatch and serialise one broadcast (the raw fit, not floored)."""
+    send_s: float
+    """Write to one recipient (the raw fit, not floored)."""
+
+
+def fit_hub_broadcast_costs(quiet: Sequence[BroadcastRun], idle_cpu_per_s: float) -> HubBroadcastCosts:
+    """Least squares of the hub's CPU beyond idling on ``broadcasts·per_broadcast + deliveries·send``."""
+    _check_runs(quiet, "quiet", 2)
+    design = np.array([[run.broadcasts, run.deliveries] for run in quiet], dtype=np.float64)
+    target = np.array([_beyond_idle_s(run, idle_cpu_per_s) for run in quiet])
+    (per_broadcast_s, send_s), *_ = np.linalg.lstsq(design, target, rcond=None)
+    return HubBroadcastCosts(float(per_broadcast_s), float(send_s))
+
+
+def fit_busy_send_cpu_per_recipient_s(
+    busy: Sequence[BroadcastRun], per_broadcast_s: float, idle_cpu_per_s: float
+) -> float:
+    """The per-recipient cost while work is queued: each busy run's CPU beyond idling and beyond
+    its broadcasts' own cost, per delivery, averaged over the runs."""
+    _check_runs(busy, "busy", 1)
+    return statistics.fmean(
+        max(
+            (_beyond_idle_s(run, idle_cpu_per_s) - run.broadcasts * per_broadcast_s) / max(run.deliveries, 1),
+            _MIN_SEND_S,
+        )
+        for run in busy
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadgenCosts:
+    """The load generator's CPU, split by what it does."""
+
+    per_send_s: float
+    per_wakeup_s: float
+    per_read_s: float
+    per_delivery_s: float
+
+
+def fit_loadgen_costs(runs: Sequence[BroadcastRun]) -> LoadgenCosts:
+    """Non-negative least squares of the load generator's CPU, each run weighted by its own size so
+    that quiet runs count as much as busy ones."""
+    _check_runs(runs, "runs", 1)
+    for run in runs:
+        _require(run.loadgen_cpu_s > 0, "runs loadgen_cpu_s", "must be positive", run.loadgen_cpu_s)
+    loadgen_cpu = np.array([run.loadgen_cpu_s for run in runs])
+    design = np.array([[run.broadcasts, run.wakeups, run.reads, run.deliveries] for run in runs], dtype=np.float64)
+    (send_s, wakeup_s, read_s, message_s), _ = optimize.nnls(design / loadgen_cpu[:, None], np.ones(len(runs)))
+    if read_s <= 0 or message_s <= 0:
+        # The runs did not differ enough in messages per read to tell the two apart (a small
+        # calibration's busy runs hit the rate cap alike): one cost per message, reads folded in.
+        (send_s, wakeup_s, message_s), _ = optimize.nnls(
+            design[:, [0, 1, 3]] / loadgen_cpu[:, None], np.ones(len(runs))
+        )
+        read_s = 0.0
+    return LoadgenCosts(float(send_s), float(wakeup_s), float(read_s), float(message_s))
+
+
+def fit_stall_counts(runs: Sequence[BroadcastRun], clients: int, send_cpu_per_recipient_s: float) -> list[StallCount]:
+    """Stalled fan-outs per run: the loop waited more than half the hub's writing of a fan-out
+    (at least :data:`MIN_STALL_S`) between two reads of it."""
+    _require(clients >= 1, "clients", "must be positive", clients)
+    _check_runs(runs, "runs", 1)
+    threshold_s = max(0.5 * clients * send_cpu_per_recipient_s, MIN_STALL_S)
+    return [
+        StallCount(
+            run.loadgen_cpu_s / run.wall_s, *count_stalls(run.sends_s, run.passes, clients, threshold_s), threshold_s
+        )
+        for run in runs
+    ]
+
+
+def fit_publish_costs(service_s: float, round_trip_s: float) -> tuple[float, float]:
+    """(per-PUBLISH service time, one-way latency): a round trip is the service plus two one-way trips."""
+    _require(service_s >= 0, "publish_service_s", "must be >= 0", service_s)
+    _require(round_trip_s >= 0, "publish_round_trip_s", "must be >= 0", round_trip_s)
+    return service_s, max(round_trip_s - service_s, 0.0) / 2
+
+
+def fit_calibration(
+    measurements: CalibrationMeasurements, *, host: str, created_at: str, simscale_version: str
+) -> Calibration:
+    """Every calibrated cost from one calibration's measurements."""
+    m = measurements
+    idle = fit_idle_costs(m)
+    idle_cpu_per_s = m.empty_idle_cpu_s / m.empty_idle_s
+    _require(len(m.quiet) >= 3, "quiet", "needs 3 broadcast runs (two at full size first)", len(m.quiet))
+    _require(m.serialize_cpu_s >= 0, "serialize_cpu_s", "must be >= 0", m.serialize_cpu_s)
+    hub = fit_hub_broadcast_costs(m.quiet, idle_cpu_per_s)
+    send_cpu_per_recipient_s = max(hub.send_s, _MIN_SEND_S)
+    invocation_cpu_s = max(hub.per_broadcast_s - m.serialize_cpu_s, _MIN_INVOCATION_S)
+    busy_send_s = fit_busy_send_cpu_per_recipient_s(m.busy, hub.per_broadcast_s, idle_cpu_per_s)
+    runs = [*m.quiet, *m.moderate, *m.busy]
+    loadgen = fit_loadgen_costs(runs)
+    # The two quiet runs at full size: the load at which the quiet costs were measured.
+    low_load = sum(run.deliveries for run in m.quiet[:2]) / sum(run.wall_s for run in m.quiet[:2])
+    high_load = m.busy[-1].deliveries / m.busy[-1].wall_s
+    stall_counts = fit_stall_counts((m.quiet[0], m.quiet[1], *m.moderate), m.connections, send_cpu_per_recipient_s)
+    stall_mean_s, stall_busy_scale = fit_stalls(stall_counts)
+    publish_base_s, backplane_latency_s = fit_publish_costs(m.publish_service_s, m.publish_round_trip_s)
+    return Calibration(
+        invocation_cpu_s=invocation_cpu_s,
+        serialize_cpu_s=m.serialize_cpu_s,
+        send_cpu_per_recipient_s=send_cpu_per_recipient_s,
+        keepalive_cpu_s=idle.keepalive_cpu_s,
+        handshake_cpu_s=idle.handshake_cpu_s,
+        memory_base_bytes=m.base_rss_bytes,
+        memory_per_connection_bytes=idle.memory_per_connection_bytes,
+        backplane_publish_base_s=publish_base_s,
+        backplane_latency_s=backplane_latency_s,
+        connections=m.connections,
+        loadgen_cpu_per_delivery_s=loadgen.per_delivery_s,
+        loadgen_cpu_per_read_s=loadgen.per_read_s,
+        loadgen_cpu_per_wakeup_s=loadgen.per_wakeup_s,
+        loadgen_cpu_per_send_s=loadgen.per_send_s,
+        loadgen_stall_mean_s=stall_mean_s,
+        loadgen_stall_busy_scale=stall_busy_scale,
+        low_load_deliveries_per_s=low_load,
+        high_load_deliveries_per_s=high_load,
+        send_cpu_per_recipient_busy_s=busy_send_s,
+        host=host,
+        created_at=created_at,
+        simscale_version=simscale_version,
+        notes={
+            "runs": [_run_note(run) for run in runs],
+            "stalls": [
+                {"busy": c.busy, "fan_outs": c.fan_outs, "stalled": c.stalled, "threshold_s": c.threshold_s}
+                for c in stall_counts
+            ],
+        },
+    )
+
+
+def _run_note(run: BroadcastRun) -> dict[str, Any]:
+    """A run's counts for the calibration file's notes (its traces are left out: they are large)."""
+    return {
+        "wall_s": run.wall_s,
+        "clients": run.clients,
+        "broadcasts": run.broadcasts,
+        "deliveries": run.deliveries,
+        "hub_cpu_s": run.hub_cpu_s,
+        "loadgen_cpu_s": run.loadgen_cpu_s,
+        "reads": run.reads,
+        "wakeups": run.wakeups,
+    }
