@@ -36,8 +36,9 @@ EXCEPTED: tuple[str, ...] = (
     "tests/validation/",
 )
 
-# The internal reference's own citation forms: its name, its parts, its lettered or numbered sections.
-_INTERNAL = re.compile(r"REFERENCE|Part \d+ §|§\s?[A-Z]\d|§\s?0\b")
+# The internal reference's own citation forms: its name (not an identifier such as REFERENCE_TRACE), its
+# parts, its lettered or numbered sections.
+_INTERNAL = re.compile(r"REFERENCE(?![_A-Z])|Part \d+ §|§\s?[A-Z]\d|§\s?0\b")
 # A section sign names a section of a public specification only where the text names that spec.
 _SECTION_SIGN = re.compile(r"§\s?\d")
 _PUBLIC_SPEC = re.compile(r"\bRFC \d+")

@@ -72,13 +72,14 @@ def test_small_validation_agrees_on_who_receives(calibration: Calibration, name:
 
 def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
-    # As if the machine had been twice as fast when it was calibrated: validate must say so.
+    # As if the machine had been twice as fast when it was calibrated: validate must say so. Two busy rates,
+    # so that one of them stays below saturation on a loaded machine too.
     halved = {name: getattr(calibration, name) / 2 for name in LOADGEN_FIELDS if name.startswith("loadgen_cpu")}
     save_calibration(dataclasses.replace(calibration, **halved), path)
     out = tmp_path / "out"
     command = [
         sys.executable, "-m", "simscale.cli", "validate", "single-server", "--clients", "150",
-        "--broadcast-rates", "10,300", "--calibration", str(path), "--duration", "2", "--json", "--out", str(out),
+        "--broadcast-rates", "10,150,300", "--calibration", str(path), "--duration", "2", "--json", "--out", str(out),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
