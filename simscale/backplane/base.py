@@ -12,12 +12,19 @@ depend on the wire:
 A backend implements only these hooks:
 
 * ``_open()`` / ``_close()``: acquire / release its transport;
+* ``_reconnect_in_background()``: keep trying to acquire it after a failed ``_open`` (``start(keep_trying=True)``);
 * ``_publish(channel, payload)``: raise `BackplaneUnavailable` when the message cannot be sent;
-* ``_subscribe(channels)`` / ``_unsubscribe(channels)``: return once the transport confirmed;
+* ``_subscribe(channels)`` / ``_unsubscribe(channels)``: return once the transport confirmed, or at once
+  while it is down;
 
-and calls ``_dispatch(channel, payload)`` for every message it receives. Reconnecting, if the transport
-can fail, is the backend's own business (see `RedisBackplane`); it reports it with ``_set_state`` and
-``_note_reconnected``.
+and calls ``_dispatch(channel, payload)`` for every message it receives.
+
+An outage is handled here and in the backend, nowhere else. The base class remembers every wanted
+channel (the reference counts), so a subscription asked for while the transport is down is recorded and
+`subscribe` returns without raising; the backend, when its transport comes back, subscribes every
+channel in `channels` again (a pub/sub transport forgets subscriptions with the connection) and only then
+reports CONNECTED through ``_note_reconnected``. Callers such as the hub's lifetime manager keep no
+pending-subscription bookkeeping of their own.
 """
 
 from __future__ import annotations
@@ -67,7 +74,8 @@ class BackplaneState(StrEnum):
 
 
 _TRANSITIONS: dict[BackplaneState, frozenset[BackplaneState]] = {
-    BackplaneState.STOPPED: frozenset({BackplaneState.CONNECTED}),
+    # STOPPED -> RECONNECTING: start(keep_trying=True) while the transport cannot be reached.
+    BackplaneState.STOPPED: frozenset({BackplaneState.CONNECTED, BackplaneState.RECONNECTING}),
     BackplaneState.CONNECTED: frozenset({BackplaneState.RECONNECTING, BackplaneState.STOPPED}),
     BackplaneState.RECONNECTING: frozenset({BackplaneState.CONNECTED, BackplaneState.STOPPED}),
 }
@@ -170,16 +178,28 @@ class Backplane(ABC):
                 await event.wait()
 
     # ------------------------------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
+    async def start(self, *, keep_trying: bool = False) -> None:
         """Connects and makes the subscriptions already requested. Idempotent.
 
+        Args:
+            keep_trying: when the transport cannot be reached, do not raise: report RECONNECTING and
+                keep trying in the background (a hub server serves its local clients meanwhile).
+
         Raises:
-            BackplaneUnavailable: when the transport cannot be reached.
+            BackplaneUnavailable: when the transport cannot be reached and ``keep_trying`` is false.
         """
         async with self._lifecycle_lock:
             if self._state is not BackplaneState.STOPPED:
                 return
-            await self._open()
+            try:
+                await self._open()
+            except BackplaneUnavailable as exc:
+                if not keep_trying:
+                    raise
+                logger.warning("backplane %s unavailable at start, will keep trying: %s", self.server_name, exc)
+                self._set_state(BackplaneState.RECONNECTING)
+                self._reconnect_in_background()
+                return
             self._set_state(BackplaneState.CONNECTED)
             pending = self.channels
             if pending:
@@ -246,10 +266,9 @@ class Backplane(ABC):
         """Adds one reference to ``channel`` for ``handler``; returns once the subscription is active.
 
         The same handler subscribed twice is called once per message and needs two `unsubscribe` calls.
-        While the transport is reconnecting the subscription is recorded and made when it is back.
-
-        Raises:
-            BackplaneUnavailable: when the transport did not confirm in time (nothing is recorded).
+        While the transport is down (or when it did not confirm in time, which the backend treats as a
+        broken connection) the subscription is recorded, `subscribe` returns without raising, and the
+        backend makes it when the transport is back. Only a cancelled call records nothing.
         """
         _check_channel(channel)
         if not callable(handler):
@@ -371,12 +390,21 @@ class Backplane(ABC):
         """Releases the transport; must not raise."""
 
     @abstractmethod
+    def _reconnect_in_background(self) -> None:
+        """After a failed ``_open`` under ``start(keep_trying=True)``: keep trying until `stop`.
+
+        Once the transport is acquired the backend subscribes `channels` and calls ``_note_reconnected``.
+        """
+
+    @abstractmethod
     async def _publish(self, channel: str, payload: bytes) -> None:
         """Sends one message. Raises `BackplaneUnavailable` when it cannot."""
 
     @abstractmethod
     async def _subscribe(self, channels: Sequence[str]) -> None:
-        """Subscribes; returns once the transport confirmed (or recorded them for a reconnection)."""
+        """Subscribes; returns once the transport confirmed, or at once while it is down (the base class
+        has recorded the channels and the backend subscribes them when the transport is back). Must not
+        raise `BackplaneUnavailable`."""
 
     @abstractmethod
     async def _unsubscribe(self, channels: Sequence[str]) -> None:

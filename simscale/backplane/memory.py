@@ -1,9 +1,9 @@
 """In-process backplane: hub servers in one process share a `MemoryBus`.
 
 It is the default backplane and the test double for the Redis one: same interface, same at-most-once,
-per-channel FIFO semantics, and handlers run on the subscriber's own task (as with Redis), never inside
-`publish`. Hub servers in *different* processes using ``memory`` do not see each other: that is the
-honest "no backplane" configuration.
+per-channel FIFO semantics, handlers run on the subscriber's own task (as with Redis), never inside
+`publish`, and the same outage behaviour (`MemoryBus.go_down`, `MemoryBus.come_back`). Hub servers in
+*different* processes using ``memory`` do not see each other: that is the honest "no backplane" configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from simscale.backplane.base import DEFAULT_PUBLISH_TIMEOUT_S, Backplane
+from simscale.backplane.base import DEFAULT_PUBLISH_TIMEOUT_S, Backplane, BackplaneState, BackplaneUnavailable
 from simscale.backplane.channels import DEFAULT_PREFIX
 
 __all__ = ["MemoryBackplane", "MemoryBus"]
@@ -27,8 +27,43 @@ class MemoryBus:
     _shared: MemoryBus | None = None
 
     def __init__(self) -> None:
-        # dict as an insertion-ordered set, so fan-out order is deterministic.
+        # dicts as insertion-ordered sets, so fan-out order is deterministic.
         self._subscribers: dict[str, dict[MemoryBackplane, None]] = {}
+        self._attached: dict[MemoryBackplane, None] = {}
+        """Started backplanes, connected or waiting for the bus to come back."""
+        self._up = True
+
+    @property
+    def is_up(self) -> bool:
+        """False between `go_down` and `come_back`."""
+        return self._up
+
+    def go_down(self) -> None:
+        """An outage, as when Redis dies: every message published from now on is lost, every attached
+        backplane reports RECONNECTING, and the bus forgets every subscription. Idempotent."""
+        if not self._up:
+            return
+        self._up = False
+        self._subscribers.clear()
+        for backplane in tuple(self._attached):
+            backplane._transport_lost()
+
+    def come_back(self) -> None:
+        """Ends the outage: each attached backplane subscribes its channels again and reports CONNECTED."""
+        if self._up:
+            return
+        self._up = True
+        for backplane in tuple(self._attached):
+            backplane._transport_back()
+
+    def attach(self, backplane: MemoryBackplane) -> None:
+        """Starts telling ``backplane`` about outages (called when it starts)."""
+        self._attached[backplane] = None
+
+    def detach(self, backplane: MemoryBackplane) -> None:
+        """Forgets ``backplane`` and its subscriptions (called when it stops)."""
+        self._attached.pop(backplane, None)
+        self.unsubscribe_all(backplane)
 
     @classmethod
     def shared(cls) -> MemoryBus:
@@ -42,7 +77,13 @@ class MemoryBus:
         return len(self._subscribers.get(channel, ()))
 
     def publish(self, channel: str, payload: bytes) -> int:
-        """Queues ``payload`` for every subscribed backplane; returns how many there were."""
+        """Queues ``payload`` for every subscribed backplane; returns how many there were.
+
+        Raises:
+            BackplaneUnavailable: while the bus is down (the message is lost).
+        """
+        if not self._up:
+            raise BackplaneUnavailable(f"memory bus is down; message on {channel!r} lost")
         receivers = tuple(self._subscribers.get(channel, ()))
         for backplane in receivers:
             try:
@@ -53,8 +94,9 @@ class MemoryBus:
         return len(receivers)
 
     def subscribe(self, channel: str, backplane: MemoryBackplane) -> None:
-        """Adds ``backplane`` to ``channel`` (idempotent)."""
-        self._subscribers.setdefault(channel, {})[backplane] = None
+        """Adds ``backplane`` to ``channel`` (idempotent; ignored while the bus is down)."""
+        if self._up:
+            self._subscribers.setdefault(channel, {})[backplane] = None
 
     def unsubscribe(self, channel: str, backplane: MemoryBackplane) -> None:
         """Removes ``backplane`` from ``channel`` (idempotent)."""
@@ -102,12 +144,35 @@ class MemoryBackplane(Backplane):
         while (item := await inbox.get()) is not None:
             await self._dispatch(*item)
 
+    def _open_inbox(self) -> None:
+        if self._inbox is None:
+            self._inbox = asyncio.Queue()
+            self._pump = asyncio.create_task(self._pump_inbox(self._inbox), name=f"memory-backplane-{self}")
+
     async def _open(self) -> None:
-        self._inbox = asyncio.Queue()
-        self._pump = asyncio.create_task(self._pump_inbox(self._inbox), name=f"memory-backplane-{self}")
+        if not self.bus.is_up:
+            raise BackplaneUnavailable("memory bus is down")
+        self._open_inbox()
+        self.bus.attach(self)
+
+    def _reconnect_in_background(self) -> None:
+        # Nothing to poll: the bus tells every attached backplane when it comes back.
+        self.bus.attach(self)
+
+    def _transport_lost(self) -> None:
+        if self.state is BackplaneState.CONNECTED:
+            self._set_state(BackplaneState.RECONNECTING)
+
+    def _transport_back(self) -> None:
+        if self.state is not BackplaneState.RECONNECTING:
+            return
+        self._open_inbox()
+        for channel in self.channels:
+            self.bus.subscribe(channel, self)
+        self._note_reconnected()
 
     async def _close(self) -> None:
-        self.bus.unsubscribe_all(self)
+        self.bus.detach(self)
         inbox, self._inbox = self._inbox, None
         pump, self._pump = self._pump, None
         if inbox is not None:

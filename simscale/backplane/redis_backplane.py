@@ -11,7 +11,9 @@ breaks this backend
 3. subscribes every channel again (Redis forgets subscriptions with the connection), including the
    ones requested while it was down, and only then reports CONNECTED.
 
-Reconnect and backoff live here only; the base class knows nothing about them.
+A SUBSCRIBE that Redis does not confirm within ``subscribe_timeout_s`` counts as a broken link too, and
+``start(keep_trying=True)`` against an unreachable Redis starts at step 2. Reconnect and backoff live
+here only; the base class knows nothing about them, and the hub knows nothing about either.
 
 The reader task only reads; handlers run one message at a time on a separate dispatcher task (which
 keeps per-channel order), so a handler may itself subscribe and wait for Redis' confirmation. Between the
@@ -405,6 +407,8 @@ class RedisBackplane(Backplane):
                 self._set_state(BackplaneState.STOPPED)
                 return
             await asyncio.sleep(self._backoff_s(failed_attempts))
+            if self.state is BackplaneState.STOPPED:
+                return  # stop() won the race (a cancel that redis-py swallowed must not keep us alive)
             try:
                 link = await self._open_link()
             except Exception as exc:  # whatever it is, the supervisor must live on and retry
@@ -424,6 +428,14 @@ class RedisBackplane(Backplane):
     # ------------------------------------------------------------------------------------- hooks
     async def _open(self) -> None:
         self._link = await self._open_link()
+        self._start_supervisor()
+
+    def _reconnect_in_background(self) -> None:
+        # Without a link the supervisor starts at its backoff-and-reconnect step.
+        self._link = None
+        self._start_supervisor()
+
+    def _start_supervisor(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="redis-backplane-supervisor")
 
     async def _close(self) -> None:
@@ -457,13 +469,10 @@ class RedisBackplane(Backplane):
         wire = [self._wire(c) for c in channels]
         try:
             await link.subscribe(wire, self.subscribe_timeout_s)
-        except TimeoutError as exc:
-            # The caller is told it failed, so leave no half-made subscription behind.
-            with contextlib.suppress(*_NETWORK_ERRORS):
-                await link.unsubscribe(wire)
-            raise BackplaneUnavailable(
-                f"Redis did not confirm SUBSCRIBE {list(channels)!r} within {self.subscribe_timeout_s} s"
-            ) from exc
+        except TimeoutError:
+            # A subscriber connection that does not confirm within the deadline is as good as broken:
+            # rebuild it, and the new link subscribes every recorded channel, this one included.
+            link.fail(f"Redis did not confirm SUBSCRIBE {list(channels)!r} within {self.subscribe_timeout_s} s")
         except _NETWORK_ERRORS as exc:
             link.fail(exc)  # the reconnection subscribes it
 

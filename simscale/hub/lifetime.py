@@ -10,8 +10,9 @@ Subscriptions follow ASP.NET Core's Redis backplane: ``{prefix}:all`` from start
 while at least one local connection is in the group (reference-counted), one channel per local
 connection and one per local user. Adding a connection that lives on another server to a group goes
 as a command on ``:internal:groups``, acknowledged by the owner on ``:internal:ack:{server}``.
-When the backplane is down, local delivery goes on, sends count a loss, and subscriptions that
-could not be made are retried by the server's periodic sweep.
+When the backplane is down, local delivery goes on and sends count a loss; subscriptions asked for
+meanwhile are the backplane's business (it records them and makes them when it is back), so this module
+keeps no bookkeeping of its own for an outage.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable, MessageHandler
+from simscale.backplane.base import Backplane, BackplaneUnavailable, MessageHandler
 from simscale.backplane.channels import ChannelKind, ChannelNames
 from simscale.backplane.envelope import Envelope, EnvelopeError, GroupAck, GroupAction, GroupCommand
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
@@ -35,7 +36,8 @@ __all__ = ["HubLifetimeManager"]
 _log = logging.getLogger(__name__)
 
 BACKPLANE_CALL_TIMEOUT_S = 1.0
-"""Longest a subscribe or unsubscribe may hold up a connection or a JoinGroup."""
+"""Longest an unsubscribe may hold up a disconnect or a LeaveGroup (a subscribe is bounded by the
+backplane itself: it returns once the subscription is made or recorded)."""
 
 _INT32_LIMIT = 2**31 - 1
 """Group command ids travel as 32-bit integers."""
@@ -78,8 +80,6 @@ class HubLifetimeManager:
         self.users: dict[str, set[HubConnection]] = {}
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._subscribed: set[str] = set()
-        self.pending_channels: set[str] = set()
-        """Channels to (re)subscribe once the backplane is back."""
         self.group_ack_timeout_s = group_ack_timeout_s
         self._internal_handlers: dict[str, MessageHandler] = {
             channels.internal_groups: self._on_group_command,
@@ -96,7 +96,7 @@ class HubLifetimeManager:
     async def start(self) -> None:
         """Subscribe ``:all``, ``:internal:groups`` and this server's ack channel.
 
-        Subscriptions that fail while the backplane is down are retried by the server's sweep.
+        While the backplane is down they are recorded by it and made when it is back.
         """
         await self._subscribe(self.channels.all)
         for channel in self._internal_handlers:
@@ -106,7 +106,6 @@ class HubLifetimeManager:
         """Drop every subscription this hub holds."""
         for channel in list(self._subscribed):
             await self._unsubscribe(channel)
-        self.pending_channels.clear()
 
     # ---- connections ----------------------------------------------------------------------------
 
@@ -351,21 +350,14 @@ class HubLifetimeManager:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._subscribing[channel] = done
         try:
-            async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
-                handler = self._internal_handlers.get(channel, self._on_message)
-                await self.backplane.subscribe(channel, handler)
-        except (BackplaneUnavailable, TimeoutError) as error:
-            _log.info("subscribe %s deferred: %s", channel, error)
-            self.pending_channels.add(channel)
-        else:
+            # Never raises for an outage: the backplane records the subscription and makes it later.
+            await self.backplane.subscribe(channel, self._internal_handlers.get(channel, self._on_message))
             self._subscribed.add(channel)
-            self.pending_channels.discard(channel)
         finally:
             del self._subscribing[channel]
             done.set_result(None)
 
     async def _unsubscribe(self, channel: str) -> None:
-        self.pending_channels.discard(channel)
         if channel not in self._subscribed:
             return
         self._subscribed.discard(channel)
@@ -374,27 +366,3 @@ class HubLifetimeManager:
                 await self.backplane.unsubscribe(channel, self._internal_handlers.get(channel, self._on_message))
         except (BackplaneUnavailable, TimeoutError) as error:
             _log.info("unsubscribe %s failed: %s", channel, error)
-
-    async def retry_pending_subscriptions(self) -> None:
-        """Make the subscriptions that failed while the backplane was down (called by the sweep)."""
-        if not self.pending_channels or self.backplane.state is not BackplaneState.CONNECTED:
-            return
-        for channel in list(self.pending_channels):
-            if self._still_wanted(channel):
-                await self._subscribe(channel)
-            else:
-                self.pending_channels.discard(channel)
-
-    def _still_wanted(self, channel: str) -> bool:
-        if channel in self._internal_handlers:
-            return True
-        address = self.channels.parse(channel)
-        if address is None:
-            return False
-        if address.kind is ChannelKind.ALL:
-            return True
-        if address.kind is ChannelKind.GROUP:
-            return address.target in self.groups
-        if address.kind is ChannelKind.USER:
-            return address.target in self.users
-        return address.target in self.connections

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable
+from simscale.backplane.base import Backplane, BackplaneState
 from simscale.backplane.channels import ChannelNames
 from simscale.backplane.memory import MemoryBackplane, MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
@@ -130,8 +130,6 @@ class HubServer:
         self._endpoints: dict[str, _Endpoint] = {}
         self._ping_records = {name: p.encode(PingMessage()) for name, p in SUPPORTED_PROTOCOLS.items()}
         self._sweep_task: asyncio.Task[None] | None = None
-        self._maintenance: asyncio.Task[None] | None = None
-        self._backplane_start_failed = False
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
         """Base URL once :meth:`listen` returned."""
@@ -188,21 +186,15 @@ class HubServer:
         self._sweep_task = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def _start_backplane(self) -> None:
-        try:
-            await self.backplane.start()
-            self._backplane_start_failed = False
-        except BackplaneUnavailable as error:
-            self._backplane_start_failed = True
-            # Serve local clients anyway; the sweep keeps trying (subscriptions are recorded).
-            _log.warning("backplane unavailable at start, will retry: %s", error)
+        # Serve local clients anyway: the backplane keeps trying and makes the recorded subscriptions.
+        await self.backplane.start(keep_trying=True)
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        for task in (self._sweep_task, self._maintenance):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._sweep_task = self._maintenance = None
+        task, self._sweep_task = self._sweep_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for connection in list(self._connections.values()):
             # A restart is not the client's fault: let automatic reconnect kick in.
             connection.close("Server is shutting down.", allow_reconnect=True)
@@ -431,29 +423,8 @@ class HubServer:
             expected_s = now_s + interval_s
             try:
                 self.sweep(now_s)
-                self._maintain_backplane()
             except Exception:
                 _log.exception("sweep failed")
-
-    def _maintain_backplane(self) -> None:
-        """Retry a failed backplane start and deferred subscriptions, off the sweep's own path.
-
-        Both may wait on a slow or absent Redis; a separate (single) task keeps the pings on time.
-        """
-        if self._maintenance is not None and not self._maintenance.done():
-            return
-        pending = any(endpoint.lifetime.pending_channels for endpoint in self._endpoints.values())
-        if self._backplane_start_failed or pending:
-            self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
-
-    async def _maintain(self) -> None:
-        try:
-            if self._backplane_start_failed:
-                await self._start_backplane()
-            for endpoint in self._endpoints.values():
-                await endpoint.lifetime.retry_pending_subscriptions()
-        except Exception:
-            _log.exception("backplane maintenance failed")
 
     def sweep(self, now_s: float) -> None:
         """One tick: pings and timeouts for the connections that are due, expired negotiate tokens."""

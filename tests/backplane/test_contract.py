@@ -26,6 +26,7 @@ from simscale.backplane import (
     MemoryBus,
     RedisBackplane,
 )
+from simscale.backplane.redis_server import RedisServer
 
 
 @dataclass
@@ -354,3 +355,107 @@ async def test_a_burst_of_concurrent_publishes_arrives_whole(cluster: Cluster) -
     assert sorted(inbox.payloads("test:burst")) == payloads
     assert sender.losses == 0 and sender.publishes >= len(payloads)
     assert sender.state is BackplaneState.CONNECTED
+
+
+# ------------------------------------------------------------------------------------------ outages
+@dataclass
+class Outage:
+    """Backplanes over a transport the test can take down and bring back (a MemoryBus, or its own Redis)."""
+
+    kind: str
+    build: Callable[[], Backplane]
+    go_down: Callable[[], None]
+    come_back: Callable[[], None]
+    members: list[Backplane] = field(default_factory=list)
+
+    def server(self) -> Backplane:
+        backplane = self.build()
+        self.members.append(backplane)
+        return backplane
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def outage(request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
+    names = (f"server-{i}" for i in itertools.count())
+    if request.param == "memory":
+        bus = MemoryBus()
+        result = Outage("memory", lambda: MemoryBackplane(bus, server_name=next(names)), bus.go_down, bus.come_back)
+        yield result
+    else:
+        with RedisServer() as own:  # this test kills it: never the session's shared server
+            fast = {"reconnect_base_delay_s": 0.05, "reconnect_max_delay_s": 0.2, "connect_timeout_s": 0.5}
+            result = Outage(
+                "redis",
+                lambda: RedisBackplane(own.url, server_name=next(names), **fast),  # type: ignore[arg-type]
+                own.kill,
+                own.restart,
+            )
+            yield result
+            for backplane in result.members:
+                await backplane.stop()
+            return
+    for backplane in result.members:
+        await backplane.stop()
+
+
+async def test_an_outage_loses_publishes_then_every_subscription_comes_back(outage: Outage) -> None:
+    sender, receiver = outage.server(), outage.server()
+    await sender.start()
+    await receiver.start()
+    kept, inbox = Inbox(), Inbox()
+    await receiver.subscribe("hub:all", kept)
+    await receiver.subscribe("hub:group:left", inbox)
+
+    outage.go_down()
+    await sender.wait_for_state(BackplaneState.RECONNECTING, timeout_s=3.0)
+    await receiver.wait_for_state(BackplaneState.RECONNECTING, timeout_s=3.0)
+    with pytest.raises(BackplaneUnavailable):
+        await sender.publish("hub:all", b"lost in the outage")
+    assert sender.losses == 1
+    # Asked for and dropped while down: neither raises, both are honoured once the transport is back.
+    await asyncio.wait_for(receiver.subscribe("hub:group:joined", inbox), timeout=1.0)
+    await asyncio.wait_for(receiver.unsubscribe("hub:group:left", inbox), timeout=1.0)
+    assert receiver.channels == ("hub:all", "hub:group:joined")
+
+    outage.come_back()
+    await sender.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+    await receiver.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+    assert sender.reconnects == 1 and receiver.reconnects == 1
+    for channel in ("hub:group:left", "hub:group:joined", "hub:all"):
+        await sender.publish(channel, channel.encode())
+    await kept.wait_for_count(1)
+    await barrier(sender, receiver)
+    assert kept.payloads() == [b"hub:all"]
+    assert inbox.payloads() == [b"hub:group:joined"]
+
+
+async def test_start_while_down_keeps_trying_when_asked(outage: Outage) -> None:
+    sender, receiver = outage.server(), outage.server()
+    await sender.start()
+    outage.go_down()
+    await sender.wait_for_state(BackplaneState.RECONNECTING, timeout_s=3.0)
+
+    with pytest.raises(BackplaneUnavailable):
+        await receiver.start()
+    assert receiver.state is BackplaneState.STOPPED
+    await receiver.start(keep_trying=True)
+    assert receiver.state is BackplaneState.RECONNECTING
+    inbox = Inbox()
+    await asyncio.wait_for(receiver.subscribe("hub:all", inbox), timeout=1.0)
+
+    outage.come_back()
+    await receiver.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+    await sender.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+    await sender.publish("hub:all", b"welcome")
+    await inbox.wait_for_payload(b"welcome")
+
+
+async def test_stop_during_an_outage_ends_the_reconnecting(outage: Outage) -> None:
+    backplane = outage.server()
+    await backplane.start(keep_trying=True)
+    outage.go_down()
+    await backplane.wait_for_state(BackplaneState.RECONNECTING, timeout_s=3.0)
+    await backplane.stop()
+    outage.come_back()
+    await asyncio.sleep(0.5)  # time for a reconnection that must not happen
+    assert backplane.state is BackplaneState.STOPPED

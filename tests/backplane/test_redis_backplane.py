@@ -359,18 +359,31 @@ async def test_rediss_url_with_password_over_tls(tls_files: RedisTls) -> None:
                 await RedisBackplane(url, connect_timeout_s=1.0).start()
 
 
-async def test_unconfirmed_subscribe_raises_and_records_nothing(own_server: RedisServer) -> None:
-    backplane = RedisBackplane(own_server.url, subscribe_timeout_s=0.3)
+async def test_unconfirmed_subscribe_is_kept_and_made_on_a_new_link(own_server: RedisServer) -> None:
+    # A SUBSCRIBE Redis does not confirm in time means a stuck subscriber connection: the backplane keeps
+    # the subscription, rebuilds the link and makes it there; the caller never sees an error.
+    fast = {"reconnect_base_delay_s": 0.05, "reconnect_max_delay_s": 0.2, "connect_timeout_s": 0.5}
+    backplane = RedisBackplane(own_server.url, subscribe_timeout_s=0.3, **fast)  # type: ignore[arg-type]
+    sender = RedisBackplane(own_server.url)
+    inbox = Inbox()
     await backplane.start()
     assert own_server.pid is not None
     os.kill(own_server.pid, signal.SIGSTOP)  # accepts bytes, answers nothing
     try:
-        with pytest.raises(BackplaneUnavailable, match="did not confirm"):
-            await backplane.subscribe("hub:group:g", Inbox())
-        assert backplane.subscription_count("hub:group:g") == 0
-        assert backplane.channels == ()
+        started_s = time.monotonic()
+        await backplane.subscribe("hub:group:g", inbox)
+        assert time.monotonic() - started_s < 1.0
+        assert backplane.subscription_count("hub:group:g") == 1
+        await backplane.wait_for_state(BackplaneState.RECONNECTING, timeout_s=2.0)
     finally:
         os.kill(own_server.pid, signal.SIGCONT)
+    try:
+        await backplane.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+        await sender.start()
+        await sender.publish("hub:group:g", b"made on the new link")
+        await inbox.wait_for_payload(b"made on the new link")
+    finally:
+        await sender.stop()
         await backplane.stop()
 
 
