@@ -8,13 +8,13 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from simscale.loadgen.config import LoadConfig
-from simscale.loadgen.runner import LoadResult, run_load
+from simscale.loadgen.runner import ConnectionFailure, LoadResult, run_load
 
-__all__ = ["config_from_args", "register"]
+__all__ = ["config_from_args", "failures_text", "format_text", "register"]
 
 T = TypeVar("T")
 
@@ -155,6 +155,7 @@ def format_text(result: LoadResult) -> str:
         [
             f"clients: {s.clients} requested, {result.connected_clients} connected, "
             f"{s.connections_refused} refused, {s.connections_dropped} dropped",
+            *([failures_text(result.connection_failures)] if result.connection_failures else []),
             f"broadcasts: {s.broadcasts} in {_format(s.duration_s, ' s', 1)} ({result.send_failures} failed sends)",
             f"deliveries: {s.deliveries} ({_format(s.deliveries_per_s, '/s', 1)}), "
             f"delivered fraction {_format(s.delivered_fraction, '', 4)}",
@@ -163,6 +164,13 @@ def format_text(result: LoadResult) -> str:
             f" ({_format(document['loadgen_cpu_utilization'], '', 2)} of one core)",
         ]
     )
+
+
+def failures_text(failures: Sequence[ConnectionFailure]) -> str:
+    """One line: ``3 connections failed: 2 connection refused (127.0.0.1:9), 1 HTTP 404 from /x/negotiate``."""
+    total = sum(failure.clients for failure in failures)
+    kinds = ", ".join(f"{failure.clients} {failure.detail}" for failure in failures)
+    return f"{total} connection{'' if total == 1 else 's'} failed: {kinds}"
 
 
 def _run(args: argparse.Namespace) -> int:
