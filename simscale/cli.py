@@ -42,6 +42,25 @@ _TABLE_NOTE = (
 )
 
 
+_EXAMPLE_PRESET = "backplane"
+"""The preset whose values ``simulate --help`` quotes as examples of "the preset's" default."""
+
+# Plain text: the module docstring's reST markup would show as literal backticks in a terminal.
+_DESCRIPTION = """\
+Teach and predict how real-time hubs scale: simulate presets with a SimPy model, run a real
+SignalR-compatible hub, load it, and compare the two."""
+_EPILOG = """\
+Examples:
+  simscale presets                      the named scenarios
+  simscale simulate backplane           simulate one (add --help for its flags)
+  simscale demo                         three scenarios side by side
+  simscale hub serve --port 5000        a real hub at http://127.0.0.1:5000/chatHub
+  simscale loadgen --url http://127.0.0.1:5000/chatHub --clients 100
+  simscale calibrate && simscale validate backplane --calibration calibration.json
+
+Each command's own --help lists its flags and their defaults."""
+
+
 class _ArgumentError(Exception):
     """Bad command-line input (exit status 2)."""
 
@@ -54,7 +73,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; sub-packages add their own commands through ``register``."""
-    parser = _Parser(prog="simscale", description=__doc__)
+    parser = _Parser(
+        prog="simscale",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"simscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _register_model_commands(subparsers)
@@ -70,31 +94,114 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_model_commands(subparsers: Any) -> None:
-    presets = subparsers.add_parser("presets", help="list the named scenarios, one line each")
+    from simscale.scenarios import preset
+
+    # The help quotes one preset's values, read from the preset itself so the example cannot go stale.
+    shown = preset(_EXAMPLE_PRESET)
+
+    def of_preset(value: object) -> str:
+        text = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        return f"(default: the preset's, e.g. {text} for {_EXAMPLE_PRESET})"
+
+    presets = subparsers.add_parser(
+        "presets",
+        help="list the named scenarios, one line each",
+        description="List the named scenarios (presets) that `simscale simulate` runs, one line each.",
+        epilog="Example:\n  simscale presets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     presets.set_defaults(handler=_presets)
 
-    simulate = subparsers.add_parser("simulate", help="simulate a preset scenario")
-    simulate.add_argument("preset", help="preset name (see `simscale presets`)")
-    simulate.add_argument("--servers", type=int)
-    simulate.add_argument("--clients", type=int)
-    simulate.add_argument("--broadcast-rate", type=float, metavar="PER_S", dest="broadcast_rate_per_s")
-    simulate.add_argument("--message-bytes", type=int, metavar="B")
-    simulate.add_argument("--duration", type=float, metavar="S", dest="duration_s")
-    simulate.add_argument("--warmup", type=float, metavar="S", dest="warmup_s")
-    simulate.add_argument("--replications", type=int, metavar="N", default=1)
-    simulate.add_argument("--seed", type=int)
-    simulate.add_argument("--calibration", metavar="FILE", help="calibration JSON (asyncio-hub profile)")
-    simulate.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", help="set any scenario field (repeatable)"
+    simulate = subparsers.add_parser(
+        "simulate",
+        help="simulate a preset scenario",
+        description=(
+            "Simulate one named scenario with the SimPy model and print its summary as a table (or one\n"
+            "JSON object). Every flag overrides one field of the preset; --set reaches any other field\n"
+            "and --describe lists them all with unit, default, allowed range and source."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  simscale simulate backplane\n"
+            "  simscale simulate no-backplane --servers 2 --clients 400 --duration 10 --json\n"
+            "  simscale simulate backplane --set backplane_routing=via-backplane --replications 5\n"
+            "  simscale simulate single-server --describe"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    simulate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    simulate.add_argument("--out", metavar="DIR", help="write the records (CSV) and the summary (JSON)")
-    simulate.add_argument("--describe", action="store_true", help="list every field: unit, default, range, source")
+    simulate.add_argument("preset", help="preset name (see `simscale presets`)")
+    simulate.add_argument("--servers", type=int, metavar="N", help=f"hub servers {of_preset(shown.servers)}")
+    simulate.add_argument("--clients", type=int, metavar="N", help=f"clients that connect {of_preset(shown.clients)}")
+    simulate.add_argument(
+        "--broadcast-rate",
+        type=float,
+        metavar="PER_S",
+        dest="broadcast_rate_per_s",
+        help=f"broadcasts per second, all senders together {of_preset(shown.broadcast_rate_per_s)}",
+    )
+    simulate.add_argument(
+        "--message-bytes", type=int, metavar="B", help=f"payload of each broadcast {of_preset(shown.message_bytes)}"
+    )
+    simulate.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        dest="duration_s",
+        help=f"simulated seconds {of_preset(shown.duration_s)}",
+    )
+    simulate.add_argument(
+        "--warmup",
+        type=float,
+        metavar="S",
+        dest="warmup_s",
+        help=(
+            f"first seconds not counted {of_preset(shown.warmup_s)}; with --duration alone it is min(5, duration/10)"
+        ),
+    )
+    simulate.add_argument(
+        "--replications",
+        type=int,
+        metavar="N",
+        default=1,
+        help="runs with independent seeds; above 1 adds 95 percent confidence intervals (default: 1)",
+    )
+    simulate.add_argument("--seed", type=int, metavar="N", help=f"random seed of the run {of_preset(shown.seed)}")
+    simulate.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="calibration JSON from `simscale calibrate`: model the asyncio hub measured on that machine"
+        f" (default: none, the preset's {shown.server_profile} server profile)",
+    )
+    simulate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set any scenario field, repeatable; --describe lists the fields (default: none)",
+    )
+    simulate.add_argument("--json", action="store_true", help="print one JSON object on stdout (default: off, a table)")
+    simulate.add_argument(
+        "--out", metavar="DIR", help="write the records (CSV) and the summary (JSON) (default: none, write nothing)"
+    )
+    simulate.add_argument(
+        "--describe",
+        action="store_true",
+        help="list every field: unit, default, range, source; simulate nothing (default: off)",
+    )
     simulate.set_defaults(handler=_simulate)
 
-    demo = subparsers.add_parser("demo", help="simulate the three seed scenarios, print a table, draw figures")
-    demo.add_argument("--no-figures", action="store_true", help="skip regenerating figures/")
-    demo.add_argument("--out", metavar="DIR", default="figures", help="where the figures go (default figures/)")
+    demo = subparsers.add_parser(
+        "demo",
+        help="simulate the three seed scenarios, print a table, draw figures",
+        description=(
+            "Simulate single-server, no-backplane and backplane on their defaults, print one table and\n"
+            "what it shows, then regenerate the documentation figures."
+        ),
+        epilog="Examples:\n  simscale demo\n  simscale demo --no-figures",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--no-figures", action="store_true", help="skip regenerating the figures (default: off)")
+    demo.add_argument("--out", metavar="DIR", default="figures", help="where the figures go (default: figures)")
     demo.set_defaults(handler=_demo)
 
 

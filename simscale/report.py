@@ -326,9 +326,22 @@ def write_notebook_index(notebooks_dir: Path = Path("notebooks")) -> Path:
 # --- the command -------------------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
     """Add ``simscale figures [--out DIR] [--notebooks DIR]``."""
-    parser = subparsers.add_parser("figures", help="regenerate every documentation figure (PNG + SVG)")
-    parser.add_argument("--out", metavar="DIR", default="figures", help="where the figures go (default figures/)")
-    parser.add_argument("--notebooks", metavar="DIR", help="also regenerate DIR/00.00-Index.ipynb (the notebook index)")
+    parser = subparsers.add_parser(
+        "figures",
+        help="regenerate every documentation figure (PNG + SVG)",
+        description=(
+            "Simulate the report's fixed-seed scenarios and draw every documentation figure as PNG and\n"
+            "SVG. Unchanged inputs give identical files, so a diff shows what a change of the model did."
+        ),
+        epilog="Examples:\n  simscale figures\n  simscale figures --out /tmp/figures --notebooks notebooks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", metavar="DIR", default="figures", help="where the figures go (default: figures)")
+    parser.add_argument(
+        "--notebooks",
+        metavar="DIR",
+        help="also regenerate DIR/00.00-Index.ipynb, the notebook index (default: none, skip it)",
+    )
     parser.set_defaults(handler=_figures_command)
 
 

@@ -47,35 +47,81 @@ _LIMIT_FLAGS: tuple[tuple[str, str, type, str], ...] = (
 
 def register(subparsers: Any) -> None:
     """Add ``hub serve`` and ``hub cluster`` to the top-level ``simscale`` command."""
-    hub = subparsers.add_parser("hub", help="run real SignalR-compatible hub servers")
+    raw = argparse.RawDescriptionHelpFormatter
+    hub = subparsers.add_parser(
+        "hub",
+        help="run real SignalR-compatible hub servers",
+        description=(
+            "Run real SignalR-compatible hub servers (ChatHub at /chatHub): one with `serve`, several\n"
+            "processes sharing a backplane with `cluster`."
+        ),
+        epilog="Examples:\n  simscale hub serve --port 5000\n  simscale hub cluster --servers 3 --backplane redis",
+        formatter_class=raw,
+    )
     commands = hub.add_subparsers(dest="hub_command", required=True)
 
-    serve = commands.add_parser("serve", help="run one hub server (ChatHub at /chatHub)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=5000, help="port (0 picks a free one; default 5000)")
+    serve = commands.add_parser(
+        "serve",
+        help="run one hub server (ChatHub at /chatHub)",
+        description=(
+            "Run one hub server until SIGINT or SIGTERM. It prints `listening on URL` once it accepts\n"
+            "connections (scripts can wait for that line); clients connect to URL/chatHub."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  simscale hub serve\n"
+            "  simscale hub serve --port 0 --backplane redis://127.0.0.1:6379 --name server-a\n"
+            "  simscale hub serve --tls-cert cert.pem --tls-key key.pem --token secret=alice"
+        ),
+        formatter_class=raw,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5000, help="port, 0 picks a free one (default: 5000)")
     _add_common(serve)
-    serve.add_argument("--name", default=None, help="server name on the backplane (default: host_random)")
-    serve.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve https/wss")
-    serve.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    serve.add_argument(
+        "--name", default=None, help="server name on the backplane (default: none, host name plus a random suffix)"
+    )
+    serve.add_argument(
+        "--tls-cert", default=None, help="PEM certificate chain: serve https/wss (default: none, plain http/ws)"
+    )
+    serve.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert (default: none)")
     serve.add_argument(
         "--token",
         action="append",
         default=[],
         metavar="TOKEN=USER",
-        help="accept bearer TOKEN as user USER (repeatable; anonymous clients stay allowed)",
+        help="accept bearer TOKEN as user USER, repeatable; anonymous clients stay allowed (default: none)",
     )
     serve.add_argument(
         "--log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
-        help="what the server logs on stderr (default warning)",
+        help="what the server logs on stderr (default: warning)",
     )
     serve.set_defaults(handler=serve_command)
 
-    cluster = commands.add_parser("cluster", help="run N hub server processes sharing a backplane")
-    cluster.add_argument("--servers", type=int, required=True, help="number of server processes")
-    cluster.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    cluster.add_argument("--base-port", type=int, default=0, help="server i listens on BASE+i (0: free ports)")
+    cluster = commands.add_parser(
+        "cluster",
+        help="run N hub server processes sharing a backplane",
+        description=(
+            "Start N `hub serve` processes that share a backplane (with `--backplane redis`, a private\n"
+            "redis-server too), print each server's URL and then `cluster ready`; stop them all on\n"
+            "SIGINT or SIGTERM."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  simscale hub cluster --servers 3 --backplane redis\n"
+            "  simscale hub cluster --servers 2 --base-port 5001 --backplane redis://127.0.0.1:6379"
+        ),
+        formatter_class=raw,
+    )
+    cluster.add_argument(
+        "--servers", type=int, required=True, help="number of server processes (default: none, required)"
+    )
+    cluster.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    cluster.add_argument(
+        "--base-port", type=int, default=0, help="server i listens on BASE+i; 0 picks free ports (default: 0)"
+    )
     _add_common(cluster)
     cluster.set_defaults(handler=cluster_command)
 
@@ -84,18 +130,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backplane",
         default="memory",
-        help="memory (in-process only), redis (cluster: start a redis-server) or redis://HOST:PORT",
+        help="memory (in-process only), redis (cluster: start a redis-server) or redis://HOST:PORT (default: memory)",
     )
     parser.add_argument(
         "--routing",
         default=DEFAULT_ROUTING_MODE.value,
         choices=[mode.value for mode in RoutingMode],
-        help="who delivers to the sender's own clients (default direct-local)",
+        help=f"who delivers to the sender's own clients (default: {DEFAULT_ROUTING_MODE.value})",
     )
     defaults = HubSettings()
     for flag, field_name, kind, help_text in _LIMIT_FLAGS:
         parser.add_argument(
-            flag, type=kind, default=getattr(defaults, field_name), help=f"{help_text} (default %(default)s)"
+            flag, type=kind, default=getattr(defaults, field_name), help=f"{help_text} (default: %(default)s)"
         )
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from simscale.loadgen.config import LoadConfig
-from simscale.loadgen.runner import LoadResult, run_load
+from simscale.loadgen.runner import ConnectionFailure, LoadResult, run_load
 
-__all__ = ["config_from_args", "register"]
+__all__ = ["config_from_args", "failures_text", "format_text", "register"]
 
 T = TypeVar("T")
 
@@ -24,25 +25,87 @@ def register(subparsers: Any) -> None:
         "loadgen",
         help="load-test real hub servers (ChatHub SendMessage broadcasts)",
         description=(
-            "Connect --clients clients round-robin over the --url hubs, send SendMessage broadcasts at "
-            "Poisson times from random clients, and report deliveries and latency."
+            "Connect --clients clients round-robin over the --url hubs, send SendMessage broadcasts at\n"
+            "Poisson times from random clients, and report deliveries and latency. Connections that fail\n"
+            "are counted by reason (connection refused, an HTTP status, a handshake error). The exit\n"
+            "status is 1 when no client connected."
         ),
+        epilog=(
+            "Examples:\n"
+            "  simscale hub serve --port 5000 &\n"
+            "  simscale loadgen --url http://127.0.0.1:5000/chatHub --clients 100 --broadcast-rate 5\n"
+            "  simscale loadgen --url http://127.0.0.1:5001/chatHub --url http://127.0.0.1:5002/chatHub \\\n"
+            "      --clients 1000 --duration 30 --protocol messagepack --json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    # Values are parsed in config_from_args so that a bad one is a one-line error naming its flag.
-    parser.add_argument("--url", action="append", required=True, help="hub URL, repeatable (server index = order)")
-    parser.add_argument("--clients", required=True, help="number of clients")
-    parser.add_argument("--broadcast-rate", default="1", help="broadcasts per second, all senders together")
-    parser.add_argument("--duration", default="10", help="measured seconds (after the warm-up)")
-    parser.add_argument("--protocol", default="json", help="json or messagepack")
-    parser.add_argument("--message-bytes", default="64", help="payload size of each broadcast")
-    parser.add_argument("--warmup", default="0", help="seconds of broadcasts not counted")
-    parser.add_argument("--seed", default="0", help="random seed (send times and senders)")
-    parser.add_argument("--connect-concurrency", default="200", help="connection attempts in flight")
-    parser.add_argument("--connect-timeout", default="15", help="seconds allowed per connection attempt")
-    parser.add_argument("--drain", default="2", help="seconds to wait for late deliveries after the last send")
-    parser.add_argument("--scenario", default="loadgen", help="label written into the records")
-    parser.add_argument("--access-token", default=None, help="bearer token for every client")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    # Values are parsed in config_from_args so that a bad one is a one-line error naming its flag; the
+    # defaults shown are LoadConfig's, so help and behaviour cannot disagree.
+    defaults = {field.name: field.default for field in dataclasses.fields(LoadConfig)}
+
+    def default(name: str, unit: str = "") -> str:
+        value = defaults[name]
+        return f"(default: {value:g}{unit})" if isinstance(value, float) else f"(default: {value}{unit})"
+
+    parser.add_argument(
+        "--url",
+        action="append",
+        required=True,
+        help="hub URL such as http://127.0.0.1:5000/chatHub, repeatable; server index = order (default: none,"
+        " required)",
+    )
+    parser.add_argument("--clients", required=True, metavar="N", help="number of clients (default: none, required)")
+    parser.add_argument(
+        "--broadcast-rate",
+        default=str(defaults["broadcast_rate_per_s"]),
+        metavar="PER_S",
+        help=f"broadcasts per second, all senders together {default('broadcast_rate_per_s')}",
+    )
+    parser.add_argument(
+        "--duration",
+        default=str(defaults["duration_s"]),
+        metavar="S",
+        help=f"measured seconds, after the warm-up {default('duration_s', ' s')}",
+    )
+    parser.add_argument("--protocol", default=defaults["protocol"], help=f"json or messagepack {default('protocol')}")
+    parser.add_argument(
+        "--message-bytes",
+        default=str(defaults["message_bytes"]),
+        metavar="B",
+        help=f"payload size of each broadcast {default('message_bytes', ' bytes')}",
+    )
+    parser.add_argument(
+        "--warmup",
+        default=str(defaults["warmup_s"]),
+        metavar="S",
+        help=f"first seconds of broadcasts, sent but not counted {default('warmup_s', ' s')}",
+    )
+    parser.add_argument(
+        "--seed", default=str(defaults["seed"]), help=f"random seed (send times and senders) {default('seed')}"
+    )
+    parser.add_argument(
+        "--connect-concurrency",
+        default=str(defaults["connect_concurrency"]),
+        metavar="N",
+        help=f"connection attempts in flight {default('connect_concurrency')}",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        default=str(defaults["connect_timeout_s"]),
+        metavar="S",
+        help=f"seconds allowed per connection attempt {default('connect_timeout_s', ' s')}",
+    )
+    parser.add_argument(
+        "--drain",
+        default=str(defaults["drain_s"]),
+        metavar="S",
+        help=f"seconds to wait for late deliveries after the last send {default('drain_s', ' s')}",
+    )
+    parser.add_argument(
+        "--scenario", default=defaults["scenario"], help=f"label written into the records {default('scenario')}"
+    )
+    parser.add_argument("--access-token", default=None, help="bearer token for every client (default: none, anonymous)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text (default: off)")
     parser.set_defaults(handler=_run)
 
 
@@ -92,6 +155,7 @@ def format_text(result: LoadResult) -> str:
         [
             f"clients: {s.clients} requested, {result.connected_clients} connected, "
             f"{s.connections_refused} refused, {s.connections_dropped} dropped",
+            *([failures_text(result.connection_failures)] if result.connection_failures else []),
             f"broadcasts: {s.broadcasts} in {_format(s.duration_s, ' s', 1)} ({result.send_failures} failed sends)",
             f"deliveries: {s.deliveries} ({_format(s.deliveries_per_s, '/s', 1)}), "
             f"delivered fraction {_format(s.delivered_fraction, '', 4)}",
@@ -100,6 +164,13 @@ def format_text(result: LoadResult) -> str:
             f" ({_format(document['loadgen_cpu_utilization'], '', 2)} of one core)",
         ]
     )
+
+
+def failures_text(failures: Sequence[ConnectionFailure]) -> str:
+    """One line: ``3 connections failed: 2 connection refused (127.0.0.1:9), 1 HTTP 404 from /x/negotiate``."""
+    total = sum(failure.clients for failure in failures)
+    kinds = ", ".join(f"{failure.clients} {failure.detail}" for failure in failures)
+    return f"{total} connection{'' if total == 1 else 's'} failed: {kinds}"
 
 
 def _run(args: argparse.Namespace) -> int:

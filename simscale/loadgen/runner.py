@@ -29,11 +29,12 @@ from typing import Any
 import aiohttp
 import numpy as np
 import numpy.typing as npt
+from yarl import URL
 
 from simscale._version import __version__
 from simscale.client.hub_client import HubConnectionError
 from simscale.client.lean import LeanHubClient
-from simscale.client.websocket import ReadCounter
+from simscale.client.websocket import HandshakeError, ReadCounter
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
@@ -47,7 +48,7 @@ from simscale.metrics.records import (
 from simscale.metrics.summary import clients_connected_mean, delivered_fraction_all_clients
 from simscale.protocol import ConnectionState, InvocationMessage
 
-__all__ = ["LoadResult", "raise_open_file_limit", "run_load"]
+__all__ = ["ConnectionFailure", "LoadResult", "describe_failure", "raise_open_file_limit", "run_load"]
 
 _LATENCY_CHUNK = 65_536
 _POLL_S = 0.01
@@ -56,6 +57,27 @@ _MAX_SCHEDULE_ROUNDS = 100
 _KEEPALIVE_INTERVAL_S = 15.0
 """Every client pings this often, as the official clients do (servers drop one silent for 30 s)."""
 _KEEPALIVE_SLICES = 15
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFailure:
+    """One kind of failed connection attempt: to which server, why, and how many clients it hit.
+
+    Attributes:
+        server: index of the URL in the run's ``urls``.
+        url: that URL.
+        reason: the stable code also written into the REFUSED connection event (``connection_refused``,
+            ``http_404``, ``handshake_refused``, ``handshake_timeout``, …).
+        detail: the same for a person, from the first attempt that failed this way: ``connection
+            refused (127.0.0.1:9)``, ``HTTP 404 from /chatHub/negotiate``, ``handshake error: …``.
+        clients: attempts that failed this way.
+    """
+
+    server: int
+    url: str
+    reason: str
+    detail: str
+    clients: int
 
 
 @dataclass(slots=True)
@@ -79,6 +101,7 @@ class LoadResult:
             falls behind reads many sockets per pass, and its cost per message falls).
         loop_passes: with ``trace_loop_passes``, each of those passes as ``(first read, end, reads)``,
             in seconds on the clock of the records' ``sent_at_s``.
+        connection_failures: the failed connection attempts, one entry per (server, reason).
     """
 
     records: RunRecords
@@ -93,6 +116,7 @@ class LoadResult:
     socket_reads: int = 0
     loop_wakeups: int = 0
     loop_passes: tuple[tuple[float, float, int], ...] = ()
+    connection_failures: tuple[ConnectionFailure, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary's fields plus the load generator's own figures (``--json`` output)."""
@@ -108,8 +132,36 @@ class LoadResult:
         document["loadgen_broadcast_cpu_s"] = round(self.broadcast_cpu_s, 4)
         document["socket_reads"] = self.socket_reads
         document["loop_wakeups"] = self.loop_wakeups
+        document["connection_failures"] = [asdict(failure) for failure in self.connection_failures]
         document["simscale_version"] = __version__
         return document
+
+
+def describe_failure(error: HubConnectionError, url: str, timeout_s: float) -> str:
+    """Why one connection attempt to ``url`` failed, in words a person can act on.
+
+    ``error.reason`` is a short code made for records; this says which address refused, which path
+    answered which HTTP status, or what the server said when it refused the handshake.
+    """
+    cause = error.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError):  # negotiate could not open its TCP connection
+        if isinstance(cause.os_error, ConnectionRefusedError):
+            return f"connection refused ({cause.host}:{cause.port})"
+        return f"cannot connect to {cause.host}:{cause.port}: {cause.os_error.strerror or cause.os_error}"
+    target = URL(url)
+    if isinstance(cause, ConnectionRefusedError):  # the WebSocket's own connect, after negotiate
+        return f"connection refused ({target.host}:{target.port})"
+    if error.reason.startswith("http_"):
+        status = error.reason.removeprefix("http_")
+        if isinstance(cause, HandshakeError | aiohttp.WSServerHandshakeError):
+            return f"HTTP {status} on the WebSocket upgrade of {target.path}"
+        # Without such a cause the status came from negotiate, which the clients raise themselves.
+        return f"HTTP {status} from {target.path.rstrip('/')}/negotiate"
+    if error.reason == "handshake_refused":
+        return f"handshake error: {str(error).removeprefix('handshake refused: ')}"
+    if error.reason == "handshake_timeout":
+        return f"no open connection within {timeout_s:g} s (negotiate, upgrade and handshake)"
+    return str(error)
 
 
 def raise_open_file_limit() -> int:
@@ -253,6 +305,7 @@ class _Run:
         self.broadcast_started_at_s = 0.0
         self.socket_reads = 0
         self.loop_wakeups = 0
+        self.failures: list[ConnectionFailure] = []
         self.t0 = time.perf_counter()
 
     def now_s(self) -> float:
@@ -293,6 +346,7 @@ class _Run:
         config = self.config
         gate = asyncio.Semaphore(config.connect_concurrency)
         refused: Counter[tuple[int, str]] = Counter()
+        details: dict[tuple[int, str], str] = {}
 
         async def connect_one(index: int) -> _Member | None:
             server = index % config.servers
@@ -311,6 +365,9 @@ class _Run:
                     await client.start()
                 except HubConnectionError as error:
                     refused[(server, error.reason)] += 1
+                    details.setdefault(
+                        (server, error.reason), describe_failure(error, config.urls[server], config.connect_timeout_s)
+                    )
                     return None
             client.on_close(lambda reason: self.on_close(member, reason))
             self.attach(member)
@@ -331,6 +388,9 @@ class _Run:
             self.refused += count
             self.records.connections.append(
                 ConnectionEvent("hub", config.scenario, now_s, server, ConnectionEventKind.REFUSED, reason, count)
+            )
+            self.failures.append(
+                ConnectionFailure(server, config.urls[server], reason, details[(server, reason)], count)
             )
         return members
 
@@ -515,4 +575,5 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         loop_passes=tuple(
             (started_s - run.t0, ended_s - run.t0, reads) for started_s, ended_s, reads in run.read_counter.passes
         ),
+        connection_failures=tuple(run.failures),
     )

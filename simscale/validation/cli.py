@@ -14,21 +14,65 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the ``calibrate`` and ``validate`` commands."""
-    calibrate = subparsers.add_parser("calibrate", help="measure the real hub's costs on this machine")
-    calibrate.add_argument("--out", metavar="FILE", default="calibration.json", help="default calibration.json")
-    calibrate.add_argument("--connections", type=int, default=300, help="clients to measure with (<= 1000)")
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="measure the real hub's costs on this machine",
+        description=(
+            "Run the real asyncio hub on this machine under a short load and fit the model's costs to it\n"
+            "(CPU per invocation, per recipient and per handshake, memory per connection, the backplane's\n"
+            "latency, the load generator's own costs), write them to a file and print them.\n"
+            "`simscale simulate --calibration FILE` and `simscale validate --calibration FILE` read it."
+        ),
+        epilog=("Examples:\n  simscale calibrate\n  simscale calibrate --connections 600 --out /tmp/calibration.json"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    calibrate.add_argument(
+        "--out", metavar="FILE", default="calibration.json", help="where to write it (default: calibration.json)"
+    )
+    calibrate.add_argument(
+        "--connections", type=int, default=300, metavar="N", help="clients to measure with, 10 to 1,000 (default: 300)"
+    )
     calibrate.set_defaults(handler=_calibrate)
 
-    validate = subparsers.add_parser("validate", help="the model against the real hub, side by side")
+    validate = subparsers.add_parser(
+        "validate",
+        help="the model against the real hub, side by side",
+        description=(
+            "Run a preset for real (hub servers and the load generator on this machine) and in the model\n"
+            "at several broadcast rates, then print both side by side with a verdict per metric\n"
+            "(delivered fraction, latency, throughput, CPU, memory)."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  simscale validate single-server\n"
+            "  simscale validate backplane --calibration calibration.json --broadcast-rates 5,10,20\n"
+            "  simscale validate no-backplane --json --out /tmp/validation"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     validate.add_argument("preset", help="single-server, no-backplane or backplane")
-    validate.add_argument("--servers", type=int)
-    validate.add_argument("--clients", type=int)
-    validate.add_argument("--broadcast-rates", metavar="R1,R2,…", help="broadcasts per second to measure at")
-    validate.add_argument("--calibration", metavar="FILE", help="a calibration file (default: calibrate first)")
-    validate.add_argument("--duration", type=float, default=8.0, metavar="S", help="measured seconds per rate")
-    validate.add_argument("--seed", type=int, default=0)
-    validate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    validate.add_argument("--out", metavar="DIR", help="write comparisons.csv and the comparison figure")
+    validate.add_argument(
+        "--servers", type=int, metavar="N", help="hub servers, 1 or 2 (default: 1 for single-server, else 2)"
+    )
+    validate.add_argument(
+        "--clients", type=int, metavar="N", help="clients (default: 3 x the calibration's connections, e.g. 900)"
+    )
+    validate.add_argument(
+        "--broadcast-rates",
+        metavar="R1,R2,…",
+        help="broadcasts per second to measure at (default: 0.25, 0.5, 0.8, 1.2 and 1.8 x the model's saturation rate)",
+    )
+    validate.add_argument("--calibration", metavar="FILE", help="a calibration file (default: none, calibrate first)")
+    validate.add_argument(
+        "--duration", type=float, default=8.0, metavar="S", help="measured seconds per rate (default: 8 s)"
+    )
+    validate.add_argument("--seed", type=int, default=0, help="random seed of both runs (default: 0)")
+    validate.add_argument("--json", action="store_true", help="print one JSON object on stdout (default: off, a table)")
+    validate.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write comparisons.csv, calibration.json and the comparison figure (default: none, write nothing)",
+    )
     validate.set_defaults(handler=_validate)
 
 

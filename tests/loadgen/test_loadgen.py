@@ -16,9 +16,10 @@ import pytest
 
 from simscale.backplane.memory import MemoryBackplane, MemoryBus
 from simscale.cli import main
+from simscale.client.hub_client import HubConnectionError
 from simscale.hub.server import HubServer
 from simscale.loadgen import LoadConfig, LoadResult, run_load
-from simscale.loadgen.runner import poisson_offsets_s, raise_open_file_limit
+from simscale.loadgen.runner import ConnectionFailure, describe_failure, poisson_offsets_s, raise_open_file_limit
 from simscale.metrics.records import ConnectionEventKind
 
 SUMMARY_KEYS = {
@@ -192,6 +193,67 @@ async def test_refused_connections_are_recorded_with_a_reason() -> None:
     refused = [e for e in result.records.connections if e.event == ConnectionEventKind.REFUSED]
     assert [(e.server, e.reason, e.clients) for e in refused] == [(1, "connection_refused", 3)]
     assert result.summary.delivered_fraction == 1.0
+    (failure,) = result.connection_failures
+    dead = failure.url.removeprefix("http://").removesuffix("/chatHub")
+    assert failure == ConnectionFailure(
+        1, f"http://{dead}/chatHub", "connection_refused", f"connection refused ({dead})", 3
+    )
+
+
+# ---- why a connection failed, as the command prints it ------------------------------------------
+
+
+def test_cli_says_a_closed_port_refused_the_connection(capsys: pytest.CaptureFixture[str]) -> None:
+    url = free_port_url()
+    address = url.removeprefix("http://").removesuffix("/chatHub")
+    argv = ["loadgen", "--url", url, "--clients", "2", "--duration", "0.2", "--drain", "0"]
+    assert main(argv) == 1  # nobody connected
+    text = capsys.readouterr().out
+    assert f"2 connections failed: 2 connection refused ({address})" in text.splitlines()
+    assert main([*argv, "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) >= SUMMARY_KEYS and document["connections_refused"] == 2  # the old keys stay
+    assert document["connection_failures"] == [
+        {
+            "server": 0,
+            "url": url,
+            "reason": "connection_refused",
+            "detail": f"connection refused ({address})",
+            "clients": 2,
+        }
+    ]
+
+
+async def test_cli_names_the_http_status_of_a_wrong_hub_path(capsys: pytest.CaptureFixture[str]) -> None:
+    async with hub_cluster(1) as urls:
+        wrong = urls[0].replace("/chatHub", "/noSuchHub")
+        argv = ["loadgen", "--url", urls[0], "--url", wrong, "--clients", "5", "--duration", "0.3", "--drain", "0.1"]
+        assert await asyncio.to_thread(main, argv) == 0  # the right URL's clients connected
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("clients: 5 requested, 3 connected, 2 refused")
+        assert lines[1] == "2 connections failed: 2 HTTP 404 from /noSuchHub/negotiate"
+        assert await asyncio.to_thread(main, [*argv, "--json"]) == 0
+        document = json.loads(capsys.readouterr().out)
+    assert document["connection_failures"] == [
+        {"server": 1, "url": wrong, "reason": "http_404", "detail": "HTTP 404 from /noSuchHub/negotiate", "clients": 2}
+    ]
+    assert document["connected_clients"] == 3
+
+
+def test_one_failure_is_one_connection() -> None:
+    from simscale.loadgen.cli import failures_text
+
+    one = ConnectionFailure(0, "http://h:1/chatHub", "handshake_timeout", "no open connection within 15 s", 1)
+    assert failures_text([one]) == "1 connection failed: 1 no open connection within 15 s"
+
+
+def test_a_refused_handshake_reports_the_servers_message() -> None:
+    # What the lean client raises when the server's handshake response carries an error.
+    refused = HubConnectionError("handshake refused: Requested protocol 'xml' is not available.", "handshake_refused")
+    detail = describe_failure(refused, "http://127.0.0.1:5000/chatHub", 15.0)
+    assert detail == "handshake error: Requested protocol 'xml' is not available."
+    timed_out = HubConnectionError("handshake_timeout", "handshake_timeout")
+    assert "2.5 s" in describe_failure(timed_out, "http://127.0.0.1:5000/chatHub", 2.5)
 
 
 async def test_dropped_connections_are_recorded() -> None:
@@ -224,7 +286,9 @@ async def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) ->
         assert document["cpu_utilization_max"] is None and document["servers"] is None
         text_status = await asyncio.to_thread(lambda: main([*argv, "--message-bytes", "10"]))
         assert text_status == 0
-        assert "delivered fraction 1.0000" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert "delivered fraction 1.0000" in text
+        assert "failed:" not in text and document["connection_failures"] == []  # everyone connected
 
 
 async def test_no_broadcasts_gives_nulls_not_nans() -> None:
