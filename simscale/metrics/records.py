@@ -17,10 +17,12 @@ Times are seconds from the start of the run; latencies are seconds; memory is by
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from simscale.metrics.display import html_table
 from simscale.metrics.histogram import LatencyHistogram
 
 __all__ = [
@@ -126,9 +128,23 @@ class ResourceSample:
 Record = BroadcastRecord | DeliveryRecord | ConnectionEvent | ResourceSample
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunRecords:
-    """Everything one run (simulated or measured) produced, before it becomes DataFrames."""
+    """Everything one run (simulated or measured) produced, before it becomes DataFrames.
+
+    Its ``repr`` counts the records rather than printing them (a run holds hundreds of thousands).
+
+    Example:
+
+        >>> from simscale.metrics import BroadcastRecord, RunRecords
+        >>> records = RunRecords(broadcasts=[BroadcastRecord("model", "demo", 0, 0, 1.0, 20)])
+        >>> records
+        RunRecords(broadcasts=1, deliveries=0, connections=0, resources=0, latencies=0, clients_ever_connected=None)
+        >>> from simscale.metrics.frames import to_frames
+        >>> to_frames(records)["broadcasts"][["broadcast_id", "connected_clients"]]
+           broadcast_id  connected_clients
+        0             0                 20
+    """
 
     broadcasts: list[BroadcastRecord] = field(default_factory=list)
     deliveries: list[DeliveryRecord] = field(default_factory=list)
@@ -141,6 +157,17 @@ class RunRecords:
     Connection events count connections, and a client that reconnects connects twice, so the
     number of clients that never got on cannot be read from them."""
 
+    def __repr__(self) -> str:
+        return f"RunRecords({self.describe()}, clients_ever_connected={self.clients_ever_connected})"
+
+    def describe(self) -> str:
+        """How many records of each kind, e.g. ``broadcasts=86, deliveries=86, …, latencies=1,720``."""
+        return (
+            f"broadcasts={len(self.broadcasts):,}, deliveries={len(self.deliveries):,}, "
+            f"connections={len(self.connections):,}, resources={len(self.resources):,}, "
+            f"latencies={round(self.latency.count):,}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
@@ -149,7 +176,16 @@ class RunSummary:
     Which clients a figure counts matters: ``delivered_fraction`` is over the clients that were
     connected when each broadcast was sent, so it can read 1.000 while most clients never got on.
     Read it beside ``clients_connected``, ``clients_never_connected`` and
-    ``delivered_fraction_all_clients``.
+    ``delivered_fraction_all_clients``. In a notebook it displays as a table of every figure.
+
+    Example:
+
+        >>> from simscale import preset, simulate
+        >>> summary = simulate(preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)).summary
+        >>> summary.servers, summary.clients, summary.broadcasts, summary.delivered_fraction
+        (1, 20, 86, 1.0)
+        >>> summary.latency_p50_ms < summary.latency_p99_ms
+        True
     """
 
     scenario: str
@@ -201,3 +237,9 @@ class RunSummary:
     cpu_utilization_peak: float | None = None
     """The highest single CPU sample (0-1) of the server behind ``cpu_utilization_max``, over the same
     broadcast phase."""
+
+    def _repr_html_(self) -> str:
+        """What Jupyter displays: every figure, formatted, in a two-column table."""
+        return html_table(
+            f"RunSummary: {self.scenario}", [(spec.name, getattr(self, spec.name)) for spec in dataclasses.fields(self)]
+        )
