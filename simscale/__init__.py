@@ -24,6 +24,7 @@ neither the simulator nor pandas.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from simscale._version import __version__
@@ -68,4 +69,13 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     # The lazy names are not in the module's namespace until first used, so dir(), tab completion
     # and pydoc (which lists what dir() returns and __all__ allows) would not see them otherwise.
-    return sorted(set(globals()) | set(__all__))
+    # Helpers of this file (importlib, Any, TYPE_CHECKING) are left out: they would only be noise in
+    # a completion list; subpackages already imported (simscale.scenarios, …) are kept.
+    namespace = globals()
+    subpackages = {
+        name
+        for name, value in namespace.items()
+        if isinstance(value, ModuleType) and value.__name__.startswith(f"{__name__}.") and not name.startswith("_")
+    }
+    dunders = {name for name in namespace if name.startswith("__")}
+    return sorted(dunders | subpackages | set(__all__))
