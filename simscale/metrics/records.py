@@ -46,7 +46,18 @@ NO_SERVER = -1
 
 
 class ConnectionEventKind(enum.StrEnum):
-    """What happened to a connection (or a batch of connection attempts)."""
+    """What happened to a connection (or a batch of connection attempts).
+
+    A string enum, so a DataFrame column of them compares with plain text.
+
+    Example:
+
+        >>> from simscale.metrics import ConnectionEventKind
+        >>> ConnectionEventKind("refused") is ConnectionEventKind.REFUSED, ConnectionEventKind.REFUSED == "refused"
+        (True, True)
+        >>> [kind.value for kind in ConnectionEventKind]
+        ['connected', 'refused', 'dropped', 'gave_up', 'closed']
+    """
 
     CONNECTED = "connected"
     REFUSED = "refused"
@@ -57,7 +68,16 @@ class ConnectionEventKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BroadcastRecord:
-    """One broadcast, as the sender sent it."""
+    """One broadcast, as the sender sent it.
+
+    Example:
+
+        >>> from simscale.metrics import BroadcastRecord
+        >>> record = BroadcastRecord("model", "demo", broadcast_id=0, origin_server=1, sent_at_s=2.5,
+        ...                          connected_clients=30)
+        >>> record.kind, record.origin_server, record.connected_clients
+        ('broadcast', 1, 30)
+    """
 
     kind: ClassVar[str] = "broadcast"
     source: Source
@@ -72,7 +92,16 @@ class BroadcastRecord:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRecord:
-    """What one server's fan-out of one broadcast delivered to that server's own clients."""
+    """What one server's fan-out of one broadcast delivered to that server's own clients.
+
+    Example (server 2 delivered broadcast 0, sent from server 1, to all of its 10 clients):
+
+        >>> from simscale.metrics import DeliveryRecord
+        >>> record = DeliveryRecord("model", "demo", broadcast_id=0, server=2, origin_server=1, sent_at_s=2.5,
+        ...                         recipients=10, delivered=10, latency_mean_s=0.002, latency_max_s=0.004)
+        >>> record.kind, record.delivered / record.recipients
+        ('delivery', 1.0)
+    """
 
     kind: ClassVar[str] = "delivery"
     source: Source
@@ -91,7 +120,16 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
-    """A batch of clients that met the same fate at the same instant."""
+    """A batch of clients that met the same fate at the same instant.
+
+    Example (25 clients refused at once: no ephemeral port left, so no server was chosen):
+
+        >>> from simscale.metrics import NO_SERVER, ConnectionEvent, ConnectionEventKind
+        >>> event = ConnectionEvent("model", "demo", time_s=4.0, server=NO_SERVER,
+        ...                         event=ConnectionEventKind.REFUSED, reason="ports_exhausted", clients=25)
+        >>> event.kind, event.event, event.clients
+        ('connection', <ConnectionEventKind.REFUSED: 'refused'>, 25)
+    """
 
     kind: ClassVar[str] = "connection"
     source: Source
@@ -107,7 +145,16 @@ class ConnectionEvent:
 
 @dataclass(frozen=True, slots=True)
 class ResourceSample:
-    """A server's resources at one sampling instant (CPU is the mean over the last interval)."""
+    """A server's resources at one sampling instant (CPU is the mean over the last interval).
+
+    Example (what a source cannot measure stays NaN):
+
+        >>> from simscale.metrics import ResourceSample
+        >>> sample = ResourceSample("hub", "demo", time_s=1.0, server=0, cpu_utilization=0.25, connections=100,
+        ...                         memory_bytes=51.5e6)
+        >>> sample.kind, sample.cpu_utilization, sample.threads
+        ('resource', 0.25, nan)
+    """
 
     kind: ClassVar[str] = "resource"
     source: Source
