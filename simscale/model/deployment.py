@@ -105,7 +105,23 @@ class ModelRun:
 
 
 class Deployment:
-    """Build once from a :class:`Scenario` and an explicit RNG, then :meth:`run`."""
+    """Build once from a :class:`Scenario` and an explicit RNG, then :meth:`run`.
+
+    ``HubModel`` is another name for it. :func:`simscale.simulate` does this and summarises the run.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale import preset
+        >>> from simscale.model import Deployment
+        >>> scenario = preset("no-backplane", clients=30, duration_s=4.0, warmup_s=1.0, seed=1)
+        >>> deployment = Deployment(scenario, np.random.default_rng(scenario.seed))
+        >>> len(deployment.servers)
+        3
+        >>> run = deployment.run()
+        >>> sorted({record.server for record in run.records.deliveries})
+        [0, 1, 2]
+    """
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
         s = scenario
