@@ -55,11 +55,50 @@ _STREAM_END = object()
 
 
 class HubError(Exception):
-    """The server completed an invocation (or a stream) with an error message."""
+    """The server completed an invocation (or a stream) with an error message.
+
+    Example (a real hub on a free port; the method does not exist):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient, HubError
+        >>> from simscale.hub import HubServer
+        >>> async def call_unknown_method() -> str:
+        ...     server = HubServer()
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/chatHub")
+        ...     await client.start()
+        ...     try:
+        ...         await client.invoke("NoSuchMethod")
+        ...     except HubError as error:
+        ...         return str(error)
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        ...     return "no error"
+        >>> asyncio.run(call_unknown_method())  # doctest: +ELLIPSIS
+        "Failed to invoke 'NoSuchMethod' ... Method does not exist."
+    """
 
 
 class HubConnectionError(ConnectionError):
-    """The connection could not be made, or closed while a call was waiting for its result."""
+    """The connection could not be made, or closed while a call was waiting for its result.
+
+    Example (a hub that has just closed: nobody listens on its port any more):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient, HubConnectionError
+        >>> from simscale.hub import HubServer
+        >>> async def connect_to_closed_hub() -> str | None:
+        ...     server = HubServer()
+        ...     url = await server.listen("127.0.0.1", 0)
+        ...     await server.close()
+        ...     try:
+        ...         await HubClient(f"{url}/chatHub").start()
+        ...     except HubConnectionError as error:
+        ...         return error.reason
+        ...     return None
+        >>> asyncio.run(connect_to_closed_hub())
+        'connection_refused'
+    """
 
     def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
@@ -84,6 +123,23 @@ class HubClient:
         max_message_bytes: largest message accepted from the server.
         keepalive_interval_s: send a Ping when a frame arrives and nothing was sent for this long.
         handshake_timeout_s: bound on negotiate + WebSocket upgrade + handshake in :meth:`start`.
+
+    Example (against simscale's own hub, started on a free port):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import HubServer
+        >>> async def echo() -> object:
+        ...     server = HubServer()
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/chatHub", protocol="messagepack")
+        ...     await client.start()
+        ...     try:
+        ...         return await client.invoke("Echo", "hello")
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(echo())
+        'hello'
     """
 
     def __init__(
@@ -416,6 +472,24 @@ async def resolve_websocket_url(
 
     Raises:
         HubConnectionError: negotiate failed, was refused, or offered no WebSockets transport.
+
+    Example:
+
+        >>> import asyncio
+        >>> import aiohttp
+        >>> from simscale.client import resolve_websocket_url
+        >>> from simscale.hub import HubServer
+        >>> async def resolve() -> tuple[str, str, bool]:
+        ...     server = HubServer()
+        ...     url = await server.listen("127.0.0.1", 0)
+        ...     try:
+        ...         async with aiohttp.ClientSession() as session:
+        ...             resolved = await resolve_websocket_url(session, f"{url}/chatHub")
+        ...     finally:
+        ...         await server.close()
+        ...     return resolved.url.scheme, resolved.url.path, "id" in resolved.url.query
+        >>> asyncio.run(resolve())
+        ('ws', '/chatHub', True)
     """
     target = URL(url)
     if target.scheme in ("ws", "wss"):

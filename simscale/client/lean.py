@@ -48,6 +48,31 @@ class LeanHubClient:
         max_message_bytes: largest hub message accepted from the server (a bigger one closes the
             connection with a reason, as a protocol violation).
         read_counter: counts reads and wake-ups across the clients that share it.
+
+    Example (a broadcast to the hub comes back to every client, this one included):
+
+        >>> import asyncio
+        >>> import aiohttp
+        >>> from simscale.client import LeanHubClient
+        >>> from simscale.hub import HubServer
+        >>> async def broadcast() -> list[object]:
+        ...     server = HubServer()
+        ...     url = await server.listen("127.0.0.1", 0)
+        ...     received: list[object] = []
+        ...     async with aiohttp.ClientSession() as session:
+        ...         client = LeanHubClient(f"{url}/chatHub", lambda message, received_s: received.append(
+        ...             message.arguments), session=session)
+        ...         await client.start()
+        ...         client.send("SendMessage", "ada", "hello")
+        ...         for _ in range(200):
+        ...             if received:
+        ...                 break
+        ...             await asyncio.sleep(0.01)
+        ...         await client.stop()
+        ...     await server.close()
+        ...     return received
+        >>> asyncio.run(broadcast())
+        [('ada', 'hello')]
     """
 
     __slots__ = (

@@ -72,6 +72,22 @@ def setting(
         allowed: a description of what is allowed, for rules that ``check`` implements.
         check: an extra rule the value must pass (after its type and range are checked).
         default_factory: as for :func:`dataclasses.field`, for a mutable default.
+
+    Example:
+
+        >>> from dataclasses import dataclass
+        >>> from simscale.config import describe, setting, validate_fields
+        >>> @dataclass(frozen=True)
+        ... class Pool:
+        ...     threads: int = setting(4, ge=1, le=64, unit="threads", section="pool", help="Worker threads.")
+        ...     def __post_init__(self) -> None:
+        ...         validate_fields(self)
+        >>> Pool(threads=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: threads must be an integer >= 1 and <= 64, got 0
+        >>> describe(Pool())[0]["allowed"], describe(Pool())[0]["unit"]
+        ('an integer >= 1 and <= 64', 'threads')
     """
     if ge is not None and gt is not None:
         raise ValueError("give ge or gt, not both")
@@ -208,6 +224,19 @@ def validate_fields(instance: Any, *, context: str = "") -> None:
     The message names the field (and its command-line flag, when the field has one) and what it
     allows, e.g. ``servers must be an integer >= 1 and <= 10000, got 0``. ``context`` is put in
     front, so a calibration file's error can say it is about the calibration.
+
+    Example (a class calls it from ``__post_init__``; :func:`setting` shows that):
+
+        >>> from dataclasses import dataclass
+        >>> from simscale.config import setting, validate_fields
+        >>> @dataclass
+        ... class Link:
+        ...     latency_s: float = setting(0.001, ge=0.0, le=1.0)
+        >>> validate_fields(Link(latency_s=0.01))
+        >>> validate_fields(Link(latency_s=2.0), context="link ")
+        Traceback (most recent call last):
+        ...
+        ValueError: link latency_s must be a number >= 0 and <= 1, got 2.0
     """
     cls = type(instance)
     hints = _hints(cls)
@@ -234,7 +263,17 @@ def _listed(value: Any) -> Any:
 
 
 def describe(instance: Any) -> list[dict[str, Any]]:
-    """One row per field, in declaration order: field, section, value, unit, default, allowed, source, help."""
+    """One row per field, in declaration order: field, section, value, unit, default, allowed, source, help.
+
+    Example:
+
+        >>> from simscale.config import Scenario, describe
+        >>> row = describe(Scenario(servers=3))[0]
+        >>> sorted(row)
+        ['allowed', 'default', 'field', 'help', 'section', 'source', 'unit', 'value']
+        >>> [(row["field"], row["value"]) for row in describe(Scenario(servers=3)) if row["field"] == "servers"]
+        [('servers', 3)]
+    """
     cls = type(instance)
     return [
         {

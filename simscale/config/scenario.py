@@ -36,7 +36,22 @@ ClientHostKind = Literal["free", "one-loop"]
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A whole run: topology, load, server profile, ports, backplane and measurement settings."""
+    """A whole run: topology, load, server profile, ports, backplane and measurement settings.
+
+    Frozen and validated on construction: a bad value raises ``ValueError`` naming the field and
+    what it allows. :func:`~simscale.scenarios.preset` gives the named ones.
+
+    Example:
+
+        >>> from simscale import Scenario
+        >>> scenario = Scenario(servers=2, clients=50, duration_s=10.0, seed=1)
+        >>> scenario.replace(backplane="redis").backplane
+        'redis'
+        >>> Scenario(warmup_s=20.0, duration_s=10.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: warmup_s must be < duration_s (10.0), got 20.0
+    """
 
     # --- run: how long, how measured, which seed
     name: str = setting("custom", section="run", source="user", help="Scenario name, carried into every record.")
@@ -599,12 +614,31 @@ SECTIONS: tuple[str, ...] = (
 
 
 def describe_fields(scenario: Scenario) -> list[dict[str, Any]]:
-    """One row per field: name, section, value, unit, default, allowed range, source and meaning."""
+    """One row per field: name, section, value, unit, default, allowed range, source and meaning.
+
+    Example:
+
+        >>> from simscale.scenarios import describe_fields, preset
+        >>> rows = {row["field"]: row for row in describe_fields(preset("single-server"))}
+        >>> rows["duration_s"]["value"], rows["duration_s"]["unit"], rows["duration_s"]["allowed"]
+        (60.0, 's', 'a number > 0 and <= 86400')
+    """
     return describe(scenario)
 
 
 def parse_field_value(field_name: str, text: str) -> Any:
-    """Turn ``--set FIELD=VALUE`` text into the field's type; ValueError names the field."""
+    """Turn ``--set FIELD=VALUE`` text into the field's type; ValueError names the field.
+
+    Example:
+
+        >>> from simscale.scenarios import parse_field_value
+        >>> parse_field_value("servers", "3"), parse_field_value("reconnect_delays_s", "0,2")
+        (3, (0.0, 2.0))
+        >>> parse_field_value("server", "3")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown field 'server'; `simscale simulate PRESET --describe` lists them
+    """
     if field_name not in {spec.name for spec in dataclasses.fields(Scenario)}:
         raise ValueError(f"unknown field {field_name!r}; `simscale simulate PRESET --describe` lists them")
     return parse_text(Scenario, field_name, text)

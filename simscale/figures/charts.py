@@ -44,6 +44,15 @@ def delivered_fraction_figure(frame: pd.DataFrame) -> go.Figure:
     Args:
         frame: columns ``servers``, ``backplane`` ("none" or "redis") and ``delivered_fraction``
             (a ``sweep(..., servers=[...], backplane=[...])`` result has them).
+
+    Example:
+
+        >>> import pandas as pd
+        >>> from simscale.figures import delivered_fraction_figure
+        >>> frame = pd.DataFrame({"servers": [1, 2, 3] * 2, "backplane": ["none"] * 3 + ["redis"] * 3,
+        ...                       "delivered_fraction": [1.0, 0.5, 0.33, 1.0, 1.0, 1.0]})
+        >>> [trace.name for trace in delivered_fraction_figure(frame).data]
+        ['with a Redis backplane', 'without a backplane', '1 / servers']
     """
     _require(frame, {"servers", "backplane", "delivered_fraction"}, "delivered_fraction_figure")
     figure = go.Figure()
@@ -101,6 +110,15 @@ def latency_distribution_figure(frame: pd.DataFrame, steps: pd.DataFrame | None 
         steps: optional, columns ``scenario``, ``step`` (a label), ``latency_ms`` and ``share`` (0-1
             of that scenario's deliveries): each step is marked on its scenario's curve, where the
             curve reaches ``latency_ms``, and labelled with its share and latency.
+
+    Example:
+
+        >>> import pandas as pd
+        >>> from simscale.figures import latency_distribution_figure
+        >>> frame = pd.DataFrame({"scenario": ["backplane"] * 3, "quantile": [0.1, 0.5, 0.99],
+        ...                       "latency_ms": [1.0, 2.0, 5.0]})
+        >>> [trace.name for trace in latency_distribution_figure(frame).data]
+        ['backplane']
     """
     _require(frame, {"scenario", "quantile", "latency_ms"}, "latency_distribution_figure")
     figure = go.Figure()
@@ -181,6 +199,18 @@ def scaling_criteria_figure(messages: pd.DataFrame, connections: pd.DataFrame) -
             and ``cpu_utilization`` (0-1, busy period). With replications, ``failed_connections`` and
             ``cpu_utilization`` are means and optional ``failed_low``/``failed_high`` (drawn as a
             band) and ``replications`` (the number of seeds) say how far the seeds spread.
+
+    Example (made-up numbers; notebook 07 computes real ones):
+
+        >>> import pandas as pd
+        >>> from simscale.figures import scaling_criteria_figure
+        >>> messages = pd.DataFrame({"deliveries_per_s": [1e3, 1e4, 1e5], "cpu_utilization": [0.01, 0.1, 0.9],
+        ...                          "memory_mb": [60.0, 61.0, 62.0]})
+        >>> connections = pd.DataFrame({"scenario": ["port-exhaustion"] * 2 + ["thread-starvation"] * 2,
+        ...                             "clients": [1000, 3000] * 2, "failed_connections": [0, 500, 0, 300],
+        ...                             "cpu_utilization": [0.01, 0.02, 0.01, 0.02]})
+        >>> len(scaling_criteria_figure(messages, connections).data)  # two traces a panel, three panels
+        6
     """
     _require(messages, {"deliveries_per_s", "cpu_utilization", "memory_mb"}, "scaling_criteria_figure (messages)")
     _require(

@@ -42,7 +42,15 @@ _SVG_UID = re.compile(r'id="defs-([0-9a-f]{6})"')
 
 
 def find_browser() -> Path | None:
-    """The browser kaleido should use: ``BROWSER_PATH`` if it is executable, else one on ``PATH``."""
+    """The browser kaleido should use: ``BROWSER_PATH`` if it is executable, else one on ``PATH``.
+
+    Example (``None`` on a machine without Chrome or Chromium):
+
+        >>> from simscale.figures import find_browser
+        >>> browser = find_browser()
+        >>> browser is None or browser.exists()
+        True
+    """
     configured = os.environ.get("BROWSER_PATH")
     if configured and os.access(configured, os.X_OK):
         return Path(configured)
@@ -56,7 +64,18 @@ def find_browser() -> Path | None:
 
 
 def normalise_svg(svg: str, name: str) -> str:
-    """Replace plotly's random per-render id in ``svg`` with a stable one derived from ``name``."""
+    """Replace plotly's random per-render id in ``svg`` with a stable one derived from ``name``.
+
+    So a figure exported twice gives the same bytes, and a committed SVG changes only when it does.
+
+    Example:
+
+        >>> from simscale.figures import normalise_svg
+        >>> first = normalise_svg('<defs id="defs-1a2b3c"/><g clip-path="url(#clip1a2b3c)"/>', "latency")
+        >>> second = normalise_svg('<defs id="defs-9f8e7d"/><g clip-path="url(#clip9f8e7d)"/>', "latency")
+        >>> first == second, "1a2b3c" in first
+        (True, False)
+    """
     stable = hashlib.sha256(name.encode()).hexdigest()[:6]
     for uid in sorted(set(_SVG_UID.findall(svg))):
         svg = svg.replace(uid, stable)
@@ -65,7 +84,16 @@ def normalise_svg(svg: str, name: str) -> str:
 
 @dataclass(slots=True)
 class ExportReport:
-    """What :func:`export_figures` wrote, and why it fell back to HTML if it did."""
+    """What :func:`export_figures` wrote, and why it fell back to HTML if it did.
+
+    Example: :func:`export_figures` returns one.
+
+        >>> from pathlib import Path
+        >>> from simscale.figures import ExportReport
+        >>> report = ExportReport(written=[Path("out/latency.png"), Path("out/latency.svg")])
+        >>> report.message is None, [path.suffix for path in report.written]
+        (True, ['.png', '.svg'])
+    """
 
     written: list[Path] = field(default_factory=list)
     browser: Path | None = None
@@ -86,6 +114,17 @@ def export_figures(
 
     Returns:
         The files written, in order, and the install hint when no browser was available.
+
+    Example (``browser=False``: HTML only, no browser needed):
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import plotly.graph_objects as go
+        >>> from simscale.figures import export_figures
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     report = export_figures({"demo": go.Figure(go.Bar(x=[1, 2], y=[3, 4]))}, Path(folder), browser=False)
+        ...     [path.name for path in report.written], report.message is not None
+        (['demo.html'], True)
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = find_browser() if browser is True else (browser or None)

@@ -73,6 +73,16 @@ def notebook_setup(*, browser: Path | bool | None = True) -> str:
 
     Returns:
         The renderer string now in ``plotly.io.renderers.default``.
+
+    Example (it changes plotly's defaults for the whole process, so this one puts them back):
+
+        >>> import plotly.io as pio
+        >>> from simscale.figures import notebook_setup
+        >>> before = pio.renderers.default, pio.templates.default
+        >>> notebook_setup(browser=False)  # doctest: +ELLIPSIS
+        simscale.figures.notebook_setup: no Chrome/Chromium found, ...
+        'plotly_mimetype'
+        >>> pio.renderers.default, pio.templates.default = before
     """
     pio.templates[HOUSE_TEMPLATE] = house_template()
     pio.templates.default = HOUSE_TEMPLATE

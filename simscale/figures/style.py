@@ -83,7 +83,16 @@ def house_layout(
     height_px: int = FIGURE_HEIGHT_PX,
     **layout: Any,
 ) -> go.Figure:
-    """Apply the house font, template, fixed size and margins to ``figure`` (returned for chaining)."""
+    """Apply the house font, template, fixed size and margins to ``figure`` (returned for chaining).
+
+    Example:
+
+        >>> import plotly.graph_objects as go
+        >>> from simscale.figures import FONT_FAMILY, house_layout
+        >>> figure = house_layout(go.Figure(go.Bar(x=[1, 2], y=[3, 4])), title="Demo", width_px=600)
+        >>> figure.layout.width, figure.layout.title.text, figure.layout.font.family == FONT_FAMILY
+        (600, 'Demo', True)
+    """
     settings: dict[str, Any] = dict(
         template="simple_white",  # the committed figures keep their look; notebooks use house_template()
         title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 17}},

@@ -65,6 +65,17 @@ def choose_broadcast(broadcasts: pd.DataFrame, *, origin_server: int = 0, after_
 
     Raises:
         ValueError: no such broadcast in the frame.
+
+    Example:
+
+        >>> from simscale import preset, simulate
+        >>> result = simulate(preset("no-backplane", clients=12, duration_s=3.0, warmup_s=1.0, seed=1))
+        >>> frames = result.frames()
+        >>> from simscale.figures import choose_broadcast
+        >>> broadcast_id = choose_broadcast(frames["broadcasts"], origin_server=1, after_s=1.0)
+        >>> row = frames["broadcasts"].set_index("broadcast_id").loc[broadcast_id]
+        >>> int(row["origin_server"]), bool(row["sent_at_s"] >= 1.0)
+        (1, True)
     """
     chosen = broadcasts[(broadcasts["origin_server"] == origin_server) & (broadcasts["sent_at_s"] >= after_s)]
     if chosen.empty:
@@ -73,7 +84,17 @@ def choose_broadcast(broadcasts: pd.DataFrame, *, origin_server: int = 0, after_
 
 
 def reached_servers(deliveries: pd.DataFrame, broadcast_id: int) -> set[int]:
-    """Servers whose fan-out of ``broadcast_id`` delivered to at least one client."""
+    """Servers whose fan-out of ``broadcast_id`` delivered to at least one client.
+
+    Example (three servers and no backplane: a broadcast reaches only its sender's server):
+
+        >>> from simscale import preset, simulate
+        >>> result = simulate(preset("no-backplane", clients=12, duration_s=3.0, warmup_s=1.0, seed=1))
+        >>> frames = result.frames()
+        >>> from simscale.figures import choose_broadcast, reached_servers
+        >>> reached_servers(frames["deliveries"], choose_broadcast(frames["broadcasts"], origin_server=1))
+        {1}
+    """
     rows = deliveries[(deliveries["broadcast_id"] == broadcast_id) & (deliveries["delivered"] > 0)]
     return {int(server) for server in rows["server"]}
 
@@ -184,6 +205,17 @@ def topology_figure(
         one point per node (each client point's ``customdata`` is how many clients it stands for),
         :data:`TRACE_BALANCER` is the load balancer's band, and the path arrows are annotations named
         :data:`PATH_ANNOTATION` (see :func:`broadcast_path`), in the order of their hops.
+
+    Example:
+
+        >>> from simscale import preset, simulate
+        >>> result = simulate(preset("no-backplane", clients=12, duration_s=3.0, warmup_s=1.0, seed=1))
+        >>> frames = result.frames()
+        >>> from simscale.figures import choose_broadcast, topology_figure
+        >>> broadcast_id = choose_broadcast(frames["broadcasts"], origin_server=1)
+        >>> figure = topology_figure(result.topology, frames["deliveries"], broadcast_id, title="No backplane")
+        >>> [trace.name for trace in figure.data if trace.name.startswith("clients")]
+        ['clients reached (4)', 'clients not reached (8)']
     """
     reached = reached_servers(deliveries, broadcast_id)
     if origin_server is None:

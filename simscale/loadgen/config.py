@@ -43,6 +43,17 @@ class LoadConfig:
         access_token: bearer token for every client.
         trace_loop_passes: keep every pass of the event loop that read something (when, how many
             reads) in :attr:`LoadResult.loop_passes`.
+
+    Example:
+
+        >>> from simscale.loadgen import LoadConfig
+        >>> config = LoadConfig(urls=("http://127.0.0.1:5000/chatHub", "http://127.0.0.1:5001/chatHub"), clients=100)
+        >>> config.servers, config.broadcast_rate_per_s, config.duration_s
+        (2, 1.0, 10.0)
+        >>> LoadConfig(urls=("http://127.0.0.1:5000/chatHub",), clients=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: clients (--clients) must be an integer >= 1 and <= 1000000, got 0
     """
 
     urls: tuple[str, ...] = setting(

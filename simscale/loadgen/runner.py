@@ -102,6 +102,25 @@ class LoadResult:
         loop_passes: with ``trace_loop_passes``, each of those passes as ``(first read, end, reads)``,
             in seconds on the clock of the records' ``sent_at_s``.
         connection_failures: the failed connection attempts, one entry per (server, reason).
+
+    Example (five clients on a real hub for half a second; :func:`run_load` returns this):
+
+        >>> import asyncio
+        >>> from simscale.hub import HubServer
+        >>> from simscale.loadgen import LoadConfig, run_load
+        >>> async def load_test():
+        ...     server = HubServer()
+        ...     url = await server.listen("127.0.0.1", 0)
+        ...     try:
+        ...         return await run_load(LoadConfig(urls=(f"{url}/chatHub",), clients=5, broadcast_rate_per_s=10.0,
+        ...                                          duration_s=0.5, drain_s=0.5, seed=1))
+        ...     finally:
+        ...         await server.close()
+        >>> result = asyncio.run(load_test())
+        >>> result.summary.source, result.connected_clients, result.send_failures
+        ('hub', 5, 0)
+        >>> len(result.records.broadcasts) == result.summary.broadcasts
+        True
     """
 
     records: RunRecords
@@ -513,6 +532,23 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
     ``on_phase`` (if given) is called in the event loop with ``"broadcast_start"`` just before the
     first scheduled send and ``"broadcast_end"`` once the drain is over, so a caller can read other
     processes' counters exactly at the phase boundaries.
+
+    Example (against simscale's own hub on a free port; ``simscale loadgen`` does this from a shell):
+
+        >>> import asyncio
+        >>> from simscale.hub import HubServer
+        >>> from simscale.loadgen import LoadConfig, run_load
+        >>> async def load_test():
+        ...     server = HubServer()
+        ...     url = await server.listen("127.0.0.1", 0)
+        ...     try:
+        ...         return await run_load(LoadConfig(urls=(f"{url}/chatHub",), clients=5, broadcast_rate_per_s=10.0,
+        ...                                          duration_s=0.5, drain_s=0.5, seed=1))
+        ...     finally:
+        ...         await server.close()
+        >>> result = asyncio.run(load_test())
+        >>> result.summary.clients, result.summary.delivered_fraction
+        (5, 1.0)
     """
     raise_open_file_limit()
     cpu_start_s = time.process_time()

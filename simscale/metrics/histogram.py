@@ -21,7 +21,19 @@ _N_BINS = _DECADES * _BINS_PER_DECADE
 
 
 class LatencyHistogram:
-    """Counts latencies (seconds) in log-spaced bins; weights allow sampled fan-outs."""
+    """Counts latencies (seconds) in log-spaced bins; weights allow sampled fan-outs.
+
+    Example (the last latency stands for four recipients that were not sampled one by one):
+
+        >>> from simscale.metrics import LatencyHistogram
+        >>> histogram = LatencyHistogram()
+        >>> histogram.add([0.001, 0.002, 0.003, 0.004])
+        >>> histogram.add([0.010], weight=4)
+        >>> histogram.count, round(histogram.mean_s, 5)
+        (8.0, 0.00625)
+        >>> round(histogram.quantile_s(0.5) * 1e3, 1)  # ms, read from bins 1.2 % wide
+        4.0
+    """
 
     __slots__ = ("_counts", "_max_s", "_min_s", "_pending", "_pending_size", "_sum_s")
 

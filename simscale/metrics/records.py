@@ -17,10 +17,12 @@ Times are seconds from the start of the run; latencies are seconds; memory is by
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from simscale.metrics.display import html_table
 from simscale.metrics.histogram import LatencyHistogram
 
 __all__ = [
@@ -44,7 +46,18 @@ NO_SERVER = -1
 
 
 class ConnectionEventKind(enum.StrEnum):
-    """What happened to a connection (or a batch of connection attempts)."""
+    """What happened to a connection (or a batch of connection attempts).
+
+    A string enum, so a DataFrame column of them compares with plain text.
+
+    Example:
+
+        >>> from simscale.metrics import ConnectionEventKind
+        >>> ConnectionEventKind("refused") is ConnectionEventKind.REFUSED, ConnectionEventKind.REFUSED == "refused"
+        (True, True)
+        >>> [kind.value for kind in ConnectionEventKind]
+        ['connected', 'refused', 'dropped', 'gave_up', 'closed']
+    """
 
     CONNECTED = "connected"
     REFUSED = "refused"
@@ -55,7 +68,16 @@ class ConnectionEventKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BroadcastRecord:
-    """One broadcast, as the sender sent it."""
+    """One broadcast, as the sender sent it.
+
+    Example:
+
+        >>> from simscale.metrics import BroadcastRecord
+        >>> record = BroadcastRecord("model", "demo", broadcast_id=0, origin_server=1, sent_at_s=2.5,
+        ...                          connected_clients=30)
+        >>> record.kind, record.origin_server, record.connected_clients
+        ('broadcast', 1, 30)
+    """
 
     kind: ClassVar[str] = "broadcast"
     source: Source
@@ -70,7 +92,16 @@ class BroadcastRecord:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRecord:
-    """What one server's fan-out of one broadcast delivered to that server's own clients."""
+    """What one server's fan-out of one broadcast delivered to that server's own clients.
+
+    Example (server 2 delivered broadcast 0, sent from server 1, to all of its 10 clients):
+
+        >>> from simscale.metrics import DeliveryRecord
+        >>> record = DeliveryRecord("model", "demo", broadcast_id=0, server=2, origin_server=1, sent_at_s=2.5,
+        ...                         recipients=10, delivered=10, latency_mean_s=0.002, latency_max_s=0.004)
+        >>> record.kind, record.delivered / record.recipients
+        ('delivery', 1.0)
+    """
 
     kind: ClassVar[str] = "delivery"
     source: Source
@@ -89,7 +120,16 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
-    """A batch of clients that met the same fate at the same instant."""
+    """A batch of clients that met the same fate at the same instant.
+
+    Example (25 clients refused at once: no ephemeral port left, so no server was chosen):
+
+        >>> from simscale.metrics import NO_SERVER, ConnectionEvent, ConnectionEventKind
+        >>> event = ConnectionEvent("model", "demo", time_s=4.0, server=NO_SERVER,
+        ...                         event=ConnectionEventKind.REFUSED, reason="ports_exhausted", clients=25)
+        >>> event.kind, event.event, event.clients
+        ('connection', <ConnectionEventKind.REFUSED: 'refused'>, 25)
+    """
 
     kind: ClassVar[str] = "connection"
     source: Source
@@ -105,7 +145,16 @@ class ConnectionEvent:
 
 @dataclass(frozen=True, slots=True)
 class ResourceSample:
-    """A server's resources at one sampling instant (CPU is the mean over the last interval)."""
+    """A server's resources at one sampling instant (CPU is the mean over the last interval).
+
+    Example (what a source cannot measure stays NaN):
+
+        >>> from simscale.metrics import ResourceSample
+        >>> sample = ResourceSample("hub", "demo", time_s=1.0, server=0, cpu_utilization=0.25, connections=100,
+        ...                         memory_bytes=51.5e6)
+        >>> sample.kind, sample.cpu_utilization, sample.threads
+        ('resource', 0.25, nan)
+    """
 
     kind: ClassVar[str] = "resource"
     source: Source
@@ -126,9 +175,23 @@ class ResourceSample:
 Record = BroadcastRecord | DeliveryRecord | ConnectionEvent | ResourceSample
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunRecords:
-    """Everything one run (simulated or measured) produced, before it becomes DataFrames."""
+    """Everything one run (simulated or measured) produced, before it becomes DataFrames.
+
+    Its ``repr`` counts the records rather than printing them (a run holds hundreds of thousands).
+
+    Example:
+
+        >>> from simscale.metrics import BroadcastRecord, RunRecords
+        >>> records = RunRecords(broadcasts=[BroadcastRecord("model", "demo", 0, 0, 1.0, 20)])
+        >>> records
+        RunRecords(broadcasts=1, deliveries=0, connections=0, resources=0, latencies=0, clients_ever_connected=None)
+        >>> from simscale.metrics.frames import to_frames
+        >>> to_frames(records)["broadcasts"][["broadcast_id", "connected_clients"]]
+           broadcast_id  connected_clients
+        0             0                 20
+    """
 
     broadcasts: list[BroadcastRecord] = field(default_factory=list)
     deliveries: list[DeliveryRecord] = field(default_factory=list)
@@ -141,6 +204,17 @@ class RunRecords:
     Connection events count connections, and a client that reconnects connects twice, so the
     number of clients that never got on cannot be read from them."""
 
+    def __repr__(self) -> str:
+        return f"RunRecords({self.describe()}, clients_ever_connected={self.clients_ever_connected})"
+
+    def describe(self) -> str:
+        """How many records of each kind, e.g. ``broadcasts=86, deliveries=86, …, latencies=1,720``."""
+        return (
+            f"broadcasts={len(self.broadcasts):,}, deliveries={len(self.deliveries):,}, "
+            f"connections={len(self.connections):,}, resources={len(self.resources):,}, "
+            f"latencies={round(self.latency.count):,}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
@@ -149,7 +223,16 @@ class RunSummary:
     Which clients a figure counts matters: ``delivered_fraction`` is over the clients that were
     connected when each broadcast was sent, so it can read 1.000 while most clients never got on.
     Read it beside ``clients_connected``, ``clients_never_connected`` and
-    ``delivered_fraction_all_clients``.
+    ``delivered_fraction_all_clients``. In a notebook it displays as a table of every figure.
+
+    Example:
+
+        >>> from simscale import preset, simulate
+        >>> summary = simulate(preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)).summary
+        >>> summary.servers, summary.clients, summary.broadcasts, summary.delivered_fraction
+        (1, 20, 86, 1.0)
+        >>> summary.latency_p50_ms < summary.latency_p99_ms
+        True
     """
 
     scenario: str
@@ -201,3 +284,9 @@ class RunSummary:
     cpu_utilization_peak: float | None = None
     """The highest single CPU sample (0-1) of the server behind ``cpu_utilization_max``, over the same
     broadcast phase."""
+
+    def _repr_html_(self) -> str:
+        """What Jupyter displays: every figure, formatted, in a two-column table."""
+        return html_table(
+            f"RunSummary: {self.scenario}", [(spec.name, getattr(self, spec.name)) for spec in dataclasses.fields(self)]
+        )

@@ -18,7 +18,24 @@ __all__ = ["SimBackplane"]
 
 
 class SimBackplane:
-    """Publishes go through one FIFO lane; delivery to each subscribed server after a latency."""
+    """Publishes go through one FIFO lane; delivery to each subscribed server after a latency.
+
+    Example (two publishes at once to three servers: the second waits the first's 1 ms service):
+
+        >>> import simpy
+        >>> from simscale.model import SimBackplane
+        >>> env = simpy.Environment()
+        >>> backplane = SimBackplane(env, 3, publish_base_s=0.001, publish_per_subscriber_s=0.0, latency_s=0.0,
+        ...                          output_buffer_limit_bytes=1e6, resubscribe_s=1.0)
+        >>> delivered = []
+        >>> first = env.process(backplane.publish(100, lambda server: delivered.append((server, env.now))))
+        >>> second = env.process(backplane.publish(100, lambda server: delivered.append((server, env.now))))
+        >>> env.run()
+        >>> first.value, second.value, backplane.publishes
+        (0, 0.001, 2)
+        >>> delivered[:3]
+        [(0, 0.001), (1, 0.001), (2, 0.001)]
+    """
 
     def __init__(
         self,

@@ -30,6 +30,19 @@ class LoadBalancer(ABC):
     """Chooses a server for each client of a batch that is connecting now.
 
     Subclasses implement :meth:`choose`; they may keep state between batches (a round-robin cursor).
+    The scenario's ``load_balancer`` picks one.
+
+    Example (the deployment builds it; round-robin sends six newcomers to three servers in turn):
+
+        >>> import numpy as np
+        >>> from simscale import preset
+        >>> from simscale.model import Deployment, LoadBalancer
+        >>> scenario = preset("no-backplane", clients=9, duration_s=3.0, warmup_s=1.0, seed=1)
+        >>> balancer = Deployment(scenario, np.random.default_rng(scenario.seed)).connections.balancer
+        >>> isinstance(balancer, LoadBalancer), type(balancer).__name__
+        (True, 'RoundRobin')
+        >>> balancer.choose(np.arange(6)).tolist()
+        [0, 1, 2, 0, 1, 2]
     """
 
     def __init__(self, population: ClientPopulation, servers: Sequence[SimServer]) -> None:

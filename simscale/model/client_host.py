@@ -59,7 +59,23 @@ class FanOutWrite(ABC):
 
 class ClientHost(ABC):
     """Where the clients run. Subclasses implement :meth:`broadcast_due` and :meth:`write`; hosts
-    with processes of their own start them in :meth:`start` and finish them in :meth:`finish`."""
+    with processes of their own start them in :meth:`start` and finish them in :meth:`finish`.
+
+    The scenario's ``client_host`` picks one: ``free`` (clients cost nothing) or ``one-loop`` (one
+    load-generator process whose CPU and event loop delay sends and reads).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale import preset
+        >>> from simscale.model import ClientHost, Deployment
+        >>> for kind in ["free", "one-loop"]:
+        ...     scenario = preset("single-server", clients=10, duration_s=3.0, warmup_s=1.0, client_host=kind)
+        ...     host = Deployment(scenario, np.random.default_rng(0)).client_host
+        ...     print(kind, type(host).__name__, isinstance(host, ClientHost))
+        free FreeClientHost True
+        one-loop OneLoopClientHost True
+    """
 
     def start(self) -> None:  # noqa: B027 (an optional hook)
         """Start the host's own processes (called once, after the servers' processes)."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from simscale.backplane.routing import RoutingMode
 from simscale.config.scenario import Scenario
+from simscale.metrics.display import html_table, repr_value
 from simscale.metrics.records import RunRecords
 from simscale.model.backplane import SimBackplane
 from simscale.model.balancer import make_load_balancer
@@ -57,9 +58,21 @@ from simscale.model.topology import build_topology
 __all__ = ["Deployment", "HubModel", "ModelRun"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ModelRun:
-    """What one run of the model produced."""
+    """What one run of the model produced (its ``repr`` counts the records instead of printing them).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale import preset
+        >>> from simscale.model import Deployment
+        >>> scenario = preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)
+        >>> run = Deployment(scenario, np.random.default_rng(scenario.seed)).run()
+        >>> run  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+        ModelRun(events=1,995, wall_s=..., backplane_disconnects=0, backplane_lost_publishes=0,
+                 records: broadcasts=86, ...)
+    """
 
     records: RunRecords
     events: int
@@ -68,9 +81,47 @@ class ModelRun:
     backplane_disconnects: int
     backplane_lost_publishes: int = 0
 
+    def _rows(self) -> list[tuple[str, object]]:
+        return [
+            ("events", self.events),
+            ("wall_s", self.wall_s),
+            ("backplane_disconnects", self.backplane_disconnects),
+            ("backplane_lost_publishes", self.backplane_lost_publishes),
+        ]
+
+    def __repr__(self) -> str:
+        figures = ", ".join(f"{name}={repr_value(value)}" for name, value in self._rows())
+        return (
+            f"ModelRun({figures}, records: {self.records.describe()}, "
+            f"topology: {self.topology.number_of_nodes():,} nodes)"
+        )
+
+    def _repr_html_(self) -> str:
+        """What Jupyter displays: the run's counts in a small table."""
+        return html_table(
+            "ModelRun",
+            [*self._rows(), ("records", self.records.describe()), ("topology nodes", self.topology.number_of_nodes())],
+        )
+
 
 class Deployment:
-    """Build once from a :class:`Scenario` and an explicit RNG, then :meth:`run`."""
+    """Build once from a :class:`Scenario` and an explicit RNG, then :meth:`run`.
+
+    ``HubModel`` is another name for it. :func:`simscale.simulate` does this and summarises the run.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale import preset
+        >>> from simscale.model import Deployment
+        >>> scenario = preset("no-backplane", clients=30, duration_s=4.0, warmup_s=1.0, seed=1)
+        >>> deployment = Deployment(scenario, np.random.default_rng(scenario.seed))
+        >>> len(deployment.servers)
+        3
+        >>> run = deployment.run()
+        >>> sorted({record.server for record in run.records.deliveries})
+        [0, 1, 2]
+    """
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
         s = scenario

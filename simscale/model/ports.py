@@ -16,7 +16,18 @@ __all__ = ["PortPool"]
 
 
 class PortPool:
-    """Counts ports in use and in TIME_WAIT; ``acquire`` grants what is free and refuses the rest."""
+    """Counts ports in use and in TIME_WAIT; ``acquire`` grants what is free and refuses the rest.
+
+    Example (a closed connection's port stays in TIME_WAIT for ``time_wait_s``):
+
+        >>> from simscale.model import PortPool
+        >>> pool = PortPool(ports=3, time_wait_s=60.0)
+        >>> pool.acquire(now_s=0.0, wanted=5)  # only three exist
+        3
+        >>> pool.release(now_s=1.0, count=2)
+        >>> pool.available(now_s=30.0), pool.time_wait_at(now_s=30.0), pool.available(now_s=61.0)
+        (0, 2, 2)
+    """
 
     __slots__ = ("_time_wait", "in_use", "ports", "time_wait_count", "time_wait_s")
 

@@ -28,7 +28,26 @@ _CPU_HIGH = 0.8
 
 
 class ThreadPool:
-    """Thread tokens with starvation injection; ``inject=False`` gives a fixed-size pool (M/M/c)."""
+    """Thread tokens with starvation injection; ``inject=False`` gives a fixed-size pool (M/M/c).
+
+    Example (two threads, three one-second work items: the third waits for a thread):
+
+        >>> import simpy
+        >>> from simscale.model import ThreadPool
+        >>> env = simpy.Environment()
+        >>> pool = ThreadPool(env, min_threads=2, max_threads=2, inject=False)
+        >>> finished_s = []
+        >>> def work(env):
+        ...     yield pool.acquire()
+        ...     yield env.timeout(1.0)
+        ...     pool.release()
+        ...     finished_s.append(env.now)
+        >>> for _ in range(3):
+        ...     _ = env.process(work(env))
+        >>> env.run()
+        >>> finished_s
+        [1.0, 1.0, 2.0]
+    """
 
     def __init__(
         self,

@@ -56,6 +56,20 @@ class Calibration:
     A field in the ``hub costs`` or ``load generator costs`` section is a cost the calibration
     measured, and has the name of the Scenario field it replaces; :func:`calibrated_fields` lists
     them. The other fields say at what load and where the costs were measured.
+
+    Example (``simscale calibrate`` measures these; here they are made up):
+
+        >>> from simscale.scenarios import Calibration
+        >>> costs = dict(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...              keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6,
+        ...              memory_per_connection_bytes=12e3, backplane_publish_base_s=1.5e-5,
+        ...              backplane_latency_s=2e-4)
+        >>> Calibration(**costs, connections=300).memory_per_connection_bytes
+        12000.0
+        >>> Calibration(**costs, connections=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: calibration connections must be an integer >= 1, got 0
     """
 
     invocation_cpu_s: float = _hub_cost("CPU to read and dispatch one incoming hub message.")
@@ -132,7 +146,24 @@ def _digest(body: dict[str, Any]) -> str:
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> str:
-    """Write ``calibration`` as JSON with its hash; returns the hash."""
+    """Write ``calibration`` as JSON with its hash; returns the hash.
+
+    Example:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from simscale.scenarios import Calibration, load_calibration, save_calibration
+        >>> calibration = Calibration(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...     keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6, memory_per_connection_bytes=12e3,
+        ...     backplane_publish_base_s=1.5e-5, backplane_latency_s=2e-4, connections=300)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "calibration.json"
+        ...     digest = save_calibration(calibration, path)
+        ...     load_calibration(path) == calibration
+        True
+        >>> len(digest)  # SHA-256, hex
+        64
+    """
     body = dataclasses.asdict(calibration)
     digest = _digest(body)
     Path(path).write_text(json.dumps({**body, "hash": digest}, indent=2, sort_keys=True) + "\n")
@@ -140,7 +171,21 @@ def save_calibration(calibration: Calibration, path: str | Path) -> str:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read and verify a calibration file; ``ValueError`` on a missing file, bad JSON or a wrong hash."""
+    """Read and verify a calibration file; ``ValueError`` on a missing file, bad JSON or a wrong hash.
+
+    Example (:func:`save_calibration` shows a round trip):
+
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> from simscale.scenarios import load_calibration
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "edited.json"
+        ...     _ = path.write_text(json.dumps({"connections": 300, "hash": "0" * 64}))
+        ...     load_calibration(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: calibration_file '.../edited.json' does not match its hash (edited or truncated?)
+    """
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:

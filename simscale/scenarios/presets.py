@@ -77,12 +77,31 @@ PRESETS: dict[str, Preset] = {
 
 
 def preset_names() -> list[str]:
-    """The preset names, in teaching order."""
+    """The preset names, in teaching order.
+
+    Example:
+
+        >>> from simscale import preset_names
+        >>> preset_names()
+        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation']
+    """
     return list(PRESETS)
 
 
 def preset(name: str, **overrides: Any) -> Scenario:
-    """The scenario of preset ``name`` with optional field overrides (validated)."""
+    """The scenario of preset ``name`` with optional field overrides (validated).
+
+    Example:
+
+        >>> from simscale import preset
+        >>> scenario = preset("backplane", clients=30, seed=7)
+        >>> scenario.name, scenario.servers, scenario.clients, scenario.backplane, scenario.seed
+        ('backplane', 3, 30, 'redis', 7)
+        >>> preset("backplane", servers=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: servers must be an integer >= 1 and <= 10000, got 0
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     fields = {"name": name, **PRESETS[name].overrides, **overrides}

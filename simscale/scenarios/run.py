@@ -20,6 +20,7 @@ import numpy as np
 
 from simscale._version import __version__
 from simscale.config.scenario import Scenario
+from simscale.metrics.display import html_table, repr_value
 from simscale.metrics.records import RunRecords, RunSummary
 from simscale.metrics.summary import summarize
 from simscale.model.deployment import Deployment
@@ -31,9 +32,37 @@ if TYPE_CHECKING:
 __all__ = ["ReplicationResult", "SimulationResult", "replicate", "simulate", "sweep"]
 
 
-@dataclass(frozen=True, slots=True)
+_HEADLINE = (
+    "servers",
+    "clients",
+    "duration_s",
+    "delivered_fraction",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "connections_refused",
+    "connections_dropped",
+    "cpu_utilization_max",
+)
+"""The summary figures a result's ``repr`` and notebook table show (the rest: ``result.summary``)."""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class SimulationResult:
-    """One simulated run: the resolved scenario, its summary, records and topology."""
+    """One simulated run: the resolved scenario, its summary, records and topology.
+
+    Its ``repr`` is the headline figures and record counts (the records themselves can run to
+    millions of characters); in a notebook it displays as a small table.
+
+    Example:
+
+        >>> from simscale import preset, simulate
+        >>> result = simulate(preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1))
+        >>> result  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+        SimulationResult(scenario='single-server', backplane='none', servers=1, clients=20, duration_s=5.000,
+                         delivered_fraction=1.000, ..., records: broadcasts=86, deliveries=86, ...)
+        >>> bool(result.frames()["deliveries"]["delivered"].sum() == result.summary.deliveries)
+        True
+    """
 
     scenario: Scenario
     summary: RunSummary
@@ -41,6 +70,28 @@ class SimulationResult:
     topology: nx.Graph
     backplane_disconnects: int = 0
     backplane_lost_publishes: int = 0
+
+    def _rows(self) -> list[tuple[str, object]]:
+        return [
+            ("backplane", self.scenario.backplane),
+            *((name, getattr(self.summary, name)) for name in _HEADLINE),
+            ("backplane_disconnects", self.backplane_disconnects),
+            ("backplane_lost_publishes", self.backplane_lost_publishes),
+        ]
+
+    def __repr__(self) -> str:
+        figures = ", ".join(f"{name}={repr_value(value)}" for name, value in self._rows())
+        return (
+            f"SimulationResult(scenario={self.summary.scenario!r}, {figures}, records: {self.records.describe()}, "
+            f"topology: {self.topology.number_of_nodes():,} nodes)"
+        )
+
+    def _repr_html_(self) -> str:
+        """What Jupyter displays: the headline figures and record counts in a small table."""
+        return html_table(
+            f"SimulationResult: {self.summary.scenario}",
+            [*self._rows(), ("records", self.records.describe()), ("topology nodes", self.topology.number_of_nodes())],
+        )
 
     @property
     def warnings(self) -> list[str]:
@@ -68,7 +119,17 @@ class SimulationResult:
 
 
 def simulate(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> SimulationResult:
-    """Run ``scenario`` once with its own seed (``progress`` gets the fraction done, 0-1)."""
+    """Run ``scenario`` once with its own seed (``progress`` gets the fraction done, 0-1).
+
+    Example:
+
+        >>> from simscale import preset, simulate
+        >>> result = simulate(preset("no-backplane", clients=30, duration_s=4.0, warmup_s=1.0, seed=1))
+        >>> round(result.summary.delivered_fraction, 2)  # three servers, no backplane: about 1/3
+        0.33
+        >>> simulate(result.scenario).summary.deliveries == result.summary.deliveries  # same seed, same run
+        True
+    """
     if not isinstance(scenario, Scenario):
         raise ValueError(f"scenario must be a Scenario, got {type(scenario).__name__}")
     resolved = apply_calibration(scenario)
@@ -109,7 +170,20 @@ def replication_seeds(seed: int, count: int) -> list[int]:
 
 @dataclass(frozen=True, slots=True)
 class ReplicationResult:
-    """Per-replication summaries and, per numeric metric, mean ± a Student-t confidence interval."""
+    """Per-replication summaries and, per numeric metric, mean ± a Student-t confidence interval.
+
+    ``runs`` has one row per replication (its seed, then the summary); ``intervals`` one row per
+    metric: ``metric``, ``mean``, ``ci_low``, ``ci_high`` and ``n``.
+
+    Example:
+
+        >>> from simscale import preset, replicate
+        >>> result = replicate(preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1), 2)
+        >>> list(result.intervals.columns)
+        ['metric', 'mean', 'ci_low', 'ci_high', 'n']
+        >>> bool((result.intervals["ci_low"] <= result.intervals["ci_high"]).all())
+        True
+    """
 
     runs: pd.DataFrame
     intervals: pd.DataFrame
@@ -119,7 +193,19 @@ class ReplicationResult:
 def replicate(
     scenario: Scenario, replications: int, *, executor: Executor | None = None, confidence: float = 0.95
 ) -> ReplicationResult:
-    """Run ``scenario`` ``replications`` times with independent seeds derived from its seed."""
+    """Run ``scenario`` ``replications`` times with independent seeds derived from its seed.
+
+    Example:
+
+        >>> from simscale import preset, replicate
+        >>> scenario = preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)
+        >>> result = replicate(scenario, 3)
+        >>> len(result.runs), result.confidence
+        (3, 0.95)
+        >>> row = result.intervals.set_index("metric").loc["delivered_fraction"]
+        >>> float(row["mean"]), int(row["n"])
+        (1.0, 3)
+    """
     from scipy import stats
 
     from simscale.metrics.frames import summaries_frame
@@ -159,27 +245,52 @@ def _numeric_metrics(frame: pd.DataFrame) -> Iterable[str]:
 def sweep(scenario: Scenario, *, executor: Executor | None = None, **factors: Iterable[Any]) -> pd.DataFrame:
     """Run the full grid of ``factors`` (field name → values) around ``scenario``.
 
-    ``executor`` may be any ``concurrent.futures.Executor`` — a process pool, or a Dask or Ray
-    cluster's executor — results are identical to a serial run (each point carries its own seed).
-    Returns one row per point: the factor values, then the summary.
+    Each factor is a list (any non-string iterable) of values; a single value, an empty list or a
+    name that is not a Scenario field raises ``ValueError`` naming the factor. ``executor`` may be
+    any ``concurrent.futures.Executor`` — a process pool, or a Dask or Ray cluster's executor —
+    results are identical to a serial run (each point carries its own seed). Returns one row per
+    point: the factor values, then the summary.
+
+    Example:
+
+        >>> from simscale import preset, sweep
+        >>> base = preset("no-backplane", clients=30, duration_s=4.0, warmup_s=1.0, seed=1)
+        >>> frame = sweep(base, servers=[1, 3])
+        >>> frame[["servers", "delivered_fraction"]].round(2)
+           servers  delivered_fraction
+        0        1                1.00
+        1        3                0.33
+        >>> sweep(base, servers=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: sweep factor 'servers' must be a list of values, e.g. servers=[1, 2, 3]; got 3
     """
     from simscale.metrics.frames import summaries_frame
 
     if not factors:
         raise ValueError("sweep needs at least one factor, e.g. servers=[1, 2, 4]")
     names = list(factors)
+    known = {spec.name for spec in dataclasses.fields(Scenario)}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown sweep factor(s): {', '.join(unknown)}")
     grids = []
     for name in names:
-        values = list(factors[name])
-        if not values:
-            raise ValueError(f"sweep factor {name} has no values")
-        grids.append(values)
+        grids.append(_factor_values(name, factors[name]))
     points = [dict(zip(names, combination, strict=True)) for combination in itertools.product(*grids)]
-    scenarios = []
-    for point in points:
-        try:
-            scenarios.append(scenario.replace(**point))
-        except TypeError:
-            unknown = [name for name in point if name not in {f.name for f in dataclasses.fields(Scenario)}]
-            raise ValueError(f"unknown sweep factor(s): {', '.join(unknown)}") from None
+    scenarios = [scenario.replace(**point) for point in points]
     return summaries_frame(list(_map(executor, scenarios)), points)
+
+
+def _factor_values(name: str, values: Any) -> list[Any]:
+    """``values`` as a list; a scalar would otherwise fail deep inside itertools, without the name.
+
+    A string is iterable but means one value (``backplane="redis"`` is not the grid r, e, d, i, s).
+    """
+    example = f"e.g. {name}=[{values!r}]" if isinstance(values, str) else f"e.g. {name}=[1, 2, 3]"
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValueError(f"sweep factor {name!r} must be a list of values, {example}; got {values!r}")
+    listed = list(values)
+    if not listed:
+        raise ValueError(f"sweep factor {name!r} has no values; give at least one, {example}")
+    return listed

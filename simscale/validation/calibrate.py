@@ -22,7 +22,19 @@ _MAX_CONNECTIONS = 1_000
 
 
 def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration:
-    """Measure the real hub on this machine with ``connections`` clients (at most 1,000)."""
+    """Measure the real hub on this machine with ``connections`` clients (at most 1,000).
+
+    A real calibration runs the hub under load, too long for an example (``simscale calibrate``
+    from a shell); the arguments are checked before anything starts.
+
+    Example:
+
+        >>> from simscale.validation import calibrate
+        >>> calibrate(5)
+        Traceback (most recent call last):
+        ...
+        ValueError: connections must be an integer from 10 to 1000, got 5
+    """
     if not isinstance(connections, int) or isinstance(connections, bool) or not 10 <= connections <= _MAX_CONNECTIONS:
         raise ValueError(f"connections must be an integer from 10 to {_MAX_CONNECTIONS}, got {connections!r}")
     measurements = measure_calibration(connections, message_bytes=message_bytes)

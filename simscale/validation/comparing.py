@@ -188,7 +188,25 @@ class _Compared(Protocol):
 
 
 def agreement(result: _Compared, metrics: Sequence[Metric] = METRICS) -> dict[str, bool | None]:
-    """Each judged metric: every row within its tolerance (``None`` where no row has an error)."""
+    """Each judged metric: every row within its tolerance (``None`` where no row has an error).
+
+    Example (made-up numbers: the median latency is 33 % off, beyond its 25 % tolerance):
+
+        >>> import pandas as pd
+        >>> from simscale.scenarios import Calibration
+        >>> from simscale.validation import ValidationResult, agreement
+        >>> calibration = Calibration(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...     keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6, memory_per_connection_bytes=12e3,
+        ...     backplane_publish_base_s=1.5e-5, backplane_latency_s=2e-4, connections=300)
+        >>> comparisons = pd.DataFrame({
+        ...     "metric": ["delivered_fraction", "latency_p50_ms"], "load": [5.0, 5.0], "server": [None, None],
+        ...     "predicted": [1.0, 2.0], "measured": [0.99, 3.0], "relative_error": [0.01, -0.33],
+        ...     "calibrated_input": [False, False]})
+        >>> result = ValidationResult("single-server", comparisons, calibration, measured=[], predicted=[],
+        ...                           rates_per_s=[5.0], wall_s=12.0)
+        >>> agreement(result)["delivered_fraction"], agreement(result)["latency_p50_ms"]
+        (True, False)
+    """
     frame = result.comparisons
     outcome: dict[str, bool | None] = {}
     for metric in metrics:

@@ -62,7 +62,25 @@ _DRIFT_MIN_BUSY = 0.2
 
 @dataclass(frozen=True, slots=True)
 class ValidationResult:
-    """The comparison table and what produced it."""
+    """The comparison table and what produced it.
+
+    Example (made-up numbers; :func:`validate` measures real ones):
+
+        >>> import pandas as pd
+        >>> from simscale.scenarios import Calibration
+        >>> from simscale.validation import ValidationResult, agreement
+        >>> calibration = Calibration(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...     keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6, memory_per_connection_bytes=12e3,
+        ...     backplane_publish_base_s=1.5e-5, backplane_latency_s=2e-4, connections=300)
+        >>> comparisons = pd.DataFrame({
+        ...     "metric": ["delivered_fraction", "latency_p50_ms"], "load": [5.0, 5.0], "server": [None, None],
+        ...     "predicted": [1.0, 2.0], "measured": [0.99, 3.0], "relative_error": [0.01, -0.33],
+        ...     "calibrated_input": [False, False]})
+        >>> result = ValidationResult("single-server", comparisons, calibration, measured=[], predicted=[],
+        ...                           rates_per_s=[5.0], wall_s=12.0)
+        >>> result.to_json_dict()["verdict"]["overall"]
+        'disagree'
+    """
 
     scenario: str
     comparisons: pd.DataFrame
@@ -149,7 +167,21 @@ def validate(
     warmup_s: float = 1.0,
     seed: int = 0,
 ) -> ValidationResult:
-    """Run ``name`` for real and simulated; compare delivered fraction, latency, throughput, CPU, memory."""
+    """Run ``name`` for real and simulated; compare delivered fraction, latency, throughput, CPU, memory.
+
+    A real run starts hub processes and a load generator on this machine and takes minutes
+    (``simscale validate NAME`` from a shell); the arguments are checked before anything starts.
+
+    Example:
+
+        >>> from simscale.validation import VALIDATED_PRESETS, validate
+        >>> VALIDATED_PRESETS
+        ('single-server', 'no-backplane', 'backplane')
+        >>> validate("port-exhaustion")
+        Traceback (most recent call last):
+        ...
+        ValueError: validate takes one of single-server, no-backplane, backplane, got 'port-exhaustion'
+    """
     from simscale.validation.calibrate import calibrate
 
     started = time.perf_counter()
