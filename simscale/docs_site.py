@@ -11,10 +11,11 @@ laid out in a temporary staging folder, the notebooks are executed there with nb
 only renders them), and MkDocs writes the finished site to the output folder. The build is strict:
 a MkDocs warning (a broken link, a docstring it cannot parse) fails it.
 
-Offline means no fetch at view time: no web fonts (the theme's ``font: false``), the Material
-``offline`` plugin (search without a server, pages that work from ``file://``), and formulas in the
-notebooks converted to MathML while staging, so the MathJax script nbconvert's template insists on is
-pointed at an empty local file.
+Offline means nothing is fetched at view time: no web fonts (the theme's ``font: false``), the
+figures as files or PNG data, and the formulas in the notebooks converted to MathML while staging, so
+the MathJax script nbconvert's template always writes is pointed at an empty local file. Material's
+``offline`` plugin is left out on purpose: for search from ``file://`` it loads a shim from a CDN.
+Search therefore works when the site is served (``python -m http.server -d site``), not from disk.
 
 Only the standard library is imported here; MkDocs and its plugins are loaded when a site is built,
 so ``simscale --help`` works without the ``dev`` extra.
@@ -258,7 +259,7 @@ def _staged_notebook(path: Path, folder: Path, *, execute: bool, package_root: P
         if cell.cell_type == "markdown":
             # mkdocs-jupyter renders markdown itself, so links between notebooks are turned into page links here.
             cell.source = _NOTEBOOK_LINK.sub(r"](\1.html\2)", _math_to_mathml(cell.source))
-    if execute:
+    if execute and any(cell.cell_type == "code" for cell in notebook.cells):  # the index has none
         _execute(notebook, folder, package_root)
     else:
         notebook.cells.insert(0, nbformat.v4.new_markdown_cell(_NOT_EXECUTED_NOTE))
@@ -370,7 +371,6 @@ def _mkdocs_config(sources: SiteSources, docs_dir: Path, nav: list[Any]) -> dict
         ],
         "plugins": [
             "search",
-            "offline",
             {
                 "mkdocstrings": {
                     "handlers": {
