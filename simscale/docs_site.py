@@ -254,16 +254,16 @@ def _title_of(markdown: str, fallback: str) -> str:
 def _staged_notebook(path: Path, folder: Path, *, execute: bool, package_root: Path) -> Any:
     import nbformat
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # nbformat has no annotations
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
             # mkdocs-jupyter renders markdown itself, so links between notebooks are turned into page links here.
             cell.source = _NOTEBOOK_LINK.sub(r"](\1.html\2)", _math_to_mathml(cell.source))
-    if execute and any(cell.cell_type == "code" for cell in notebook.cells):  # the index has none
+    if not execute:
+        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(_NOT_EXECUTED_NOTE))  # type: ignore[no-untyped-call]
+    elif any(cell.cell_type == "code" for cell in notebook.cells):  # the index has none: no kernel needed
         _execute(notebook, folder, package_root)
-    else:
-        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(_NOT_EXECUTED_NOTE))
-    nbformat.write(notebook, folder / path.name)
+    nbformat.write(notebook, folder / path.name)  # type: ignore[no-untyped-call]
     return notebook
 
 
