@@ -327,15 +327,18 @@ def _gallery_page(sources: SiteSources, readme: str) -> str:
         "The README explains what each one shows.",
         "",
     ]
-    for stem, files in by_stem.items():
+    # The README's order first (it tells the story), then any figure it does not show.
+    order = [stem for stem in captions if stem in by_stem] + [stem for stem in by_stem if stem not in captions]
+    for stem in order:
+        files = by_stem[stem]
         caption = captions.get(stem, stem.replace("-", " ").capitalize())
         shown = next((f for f in files if f.suffix == ".png"), files[0])
-        links = ", ".join(f"[{f.suffix[1:].upper()}](figures/{f.name})" for f in files)
+        links = ", ".join(f'<a href="figures/{f.name}">{f.name}</a>' for f in files)
         lines += [
             f"## {caption}",
             "",
             f'<figure markdown="span">\n  ![{caption}](figures/{shown.name})\n'
-            f"  <figcaption>{caption}: <code>{stem}</code> ({links})</figcaption>\n</figure>",
+            f"  <figcaption>{links}</figcaption>\n</figure>",
             "",
         ]
     return "\n".join(lines)
