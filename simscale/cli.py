@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from simscale._version import __version__
+from simscale.docs_site import add_docs_parser
 
 _COMMAND_MODULES = ("simscale.hub.cli", "simscale.loadgen.cli", "simscale.report", "simscale.validation.cli")
 """Modules that add sub-commands: each has ``register(subparsers)``; absent ones are skipped."""
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"simscale {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _register_model_commands(subparsers)
+    add_docs_parser(subparsers)
     for module_name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
