@@ -43,7 +43,8 @@ stamp=".venv/.simscale-installed"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing Python dependencies into .venv/"
-    .venv/bin/python -m pip install -q --upgrade pip
+    # setuptools >= 77 reads our SPDX license (the test of our packaging metadata runs with it).
+    .venv/bin/python -m pip install -q --upgrade pip 'setuptools>=77'
     .venv/bin/python -m pip install -q -e '.[dev]'
     echo "$want" >"$stamp"
 fi

@@ -417,7 +417,7 @@ def add_docs_parser(subparsers: Any) -> argparse.ArgumentParser:
             "reference from the docstrings. Needs the dev extra (MkDocs) and a checkout of the repository."
         ),
         epilog=(
-            "examples:\n"
+            "Examples:\n"
             "  simscale docs                     # everything, into site/ (a few minutes)\n"
             "  simscale docs --quick --out /tmp/site\n"
             "  chromium site/index.html          # or open it in any browser"

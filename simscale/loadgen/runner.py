@@ -71,6 +71,19 @@ class ConnectionFailure:
         detail: the same for a person, from the first attempt that failed this way: ``connection
             refused (127.0.0.1:9)``, ``HTTP 404 from /chatHub/negotiate``, ``handshake error: …``.
         clients: attempts that failed this way.
+
+    Example (two clients against a port nobody listens on):
+
+        >>> import asyncio, socket
+        >>> from simscale.loadgen import LoadConfig, run_load
+        >>> with socket.socket() as probe:
+        ...     probe.bind(("127.0.0.1", 0))
+        ...     port = probe.getsockname()[1]
+        >>> config = LoadConfig(urls=(f"http://127.0.0.1:{port}/chatHub",), clients=2, broadcast_rate_per_s=1.0,
+        ...                     duration_s=0.2, drain_s=0.1, seed=1)
+        >>> result = asyncio.run(run_load(config))
+        >>> [(failure.reason, failure.clients) for failure in result.connection_failures]
+        [('connection_refused', 2)]
     """
 
     server: int
