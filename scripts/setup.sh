@@ -67,7 +67,8 @@ test)
     say "mypy"
     .venv/bin/mypy
     say "pytest"
-    exec .venv/bin/python -m pytest -p no:cacheprovider --nbmake tests notebooks "${@:2}"
+    # tests/test_notebooks.py executes every notebook (once) and checks its figures; no --nbmake here.
+    exec .venv/bin/python -m pytest -p no:cacheprovider tests "${@:2}"
     ;;
 *)
     say "usage: bash scripts/setup.sh demo|test"
