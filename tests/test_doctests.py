@@ -29,8 +29,8 @@ PACKAGES = [
     "simscale.loadgen",
     "simscale.validation",
     "simscale.backplane",
+    "simscale.hub",
 ]
-HUB = ["simscale.hub"]
 RESULT_CLASSES = [
     ("simscale.scenarios", "SimulationResult"),
     ("simscale.model", "ModelRun"),
