@@ -1,0 +1,180 @@
+"""``simscale hub demo`` in a real browser: headless Chromium driven by Playwright.
+
+The demo runs as the user runs it (``simscale hub demo --port 0`` in a subprocess). The page's two panes
+are the official SignalR browser client, each on its own hub server; the test sends from one pane and
+reads the other with the backplane on, off (Redis stopped) and on again. It keeps a screenshot in its
+temporary directory; ``SIMSCALE_DEMO_SCREENSHOT=figures/hub-demo.png`` also writes it there (how the
+README's picture is made).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simscale.hub.demo import CLIENT_SCRIPT, missing_client_message
+
+pytestmark = [pytest.mark.redis, pytest.mark.node, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+START_TIMEOUT_S = 60.0
+TIMEOUT_MS = 20_000
+"""Playwright's bound on each wait (switching the backplane on waits for the hubs' reconnect backoff)."""
+QUIET_S = 1.5
+"""How long a pane must stay without a message that should not arrive."""
+
+
+@pytest.fixture(scope="module")
+def demo_url() -> Iterator[str]:
+    assert CLIENT_SCRIPT.is_file(), missing_client_message()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simscale.cli", "hub", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    errors: list[str] = []
+
+    def read(stream: object, sink: queue.Queue[str] | list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            sink.put(line) if isinstance(sink, queue.Queue) else sink.append(line)
+
+    readers = [
+        threading.Thread(target=read, args=(process.stdout, lines), daemon=True),
+        threading.Thread(target=read, args=(process.stderr, errors), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        url = ""
+        while not url:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0 and process.poll() is None, f"the demo did not start: {''.join(errors)[-2000:]}"
+            try:
+                line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line.startswith("demo at "):
+                url = line.removeprefix("demo at ").strip()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        for reader in readers:
+            reader.join(5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    assert process.returncode == 0, f"the demo did not stop cleanly: {''.join(errors)[-2000:]}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).is_file(), "needs Debian's chromium: apt-get install chromium"
+    with playwright_api.sync_playwright() as playwright:
+        # The system browser: Playwright must never download one.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _send(page: object, pane: str, text: str) -> None:
+    page.fill(f"#input-{pane}", text)  # type: ignore[attr-defined]
+    page.click(f"#send-{pane}")  # type: ignore[attr-defined]
+
+
+def _switch_backplane(page: object, on: bool) -> None:
+    from playwright.sync_api import expect
+
+    toggle = page.locator("#backplane-toggle")  # type: ignore[attr-defined]
+    expect(toggle).to_be_enabled(timeout=TIMEOUT_MS)
+    toggle.set_checked(on)
+    # The page re-enables the switch once the demo server reports both hubs' new backplane state.
+    expect(toggle).to_be_enabled(timeout=TIMEOUT_MS)
+    if on:
+        expect(toggle).to_be_checked()
+    else:
+        expect(toggle).not_to_be_checked()
+
+
+def test_a_message_crosses_servers_only_while_the_backplane_is_on(
+    demo_url: str, browser: object, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 760})  # type: ignore[attr-defined]
+    console_errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.goto(demo_url)
+    for pane in "ab":
+        expect(page.locator(f"#status-{pane}")).to_have_text("connected", timeout=TIMEOUT_MS)
+    expect(page.locator("#backplane-toggle")).to_be_checked()
+    expect(page.locator("#counters-a [data-counter=connections]")).to_have_text("1", timeout=TIMEOUT_MS)
+
+    _send(page, "a", "hello from A, backplane on")
+    expect(page.locator("#messages-a")).to_contain_text("hello from A, backplane on", timeout=TIMEOUT_MS)
+    expect(page.locator("#messages-b")).to_contain_text("pane A: hello from A, backplane on", timeout=TIMEOUT_MS)
+
+    _switch_backplane(page, on=False)
+    _send(page, "b", "B alone, backplane off")
+    expect(page.locator("#messages-b")).to_contain_text("B alone, backplane off", timeout=TIMEOUT_MS)
+    _send(page, "a", "A alone, backplane off")
+    expect(page.locator("#messages-a")).to_contain_text("A alone, backplane off", timeout=TIMEOUT_MS)
+    # The failed publishes are counted as losses (the counters refresh every second).
+    for pane in "ab":
+        expect(page.locator(f"#counters-{pane} [data-counter='backplane losses']")).not_to_have_text(
+            "0", timeout=TIMEOUT_MS
+        )
+    time.sleep(QUIET_S)
+    assert "B alone" not in page.inner_text("#messages-a")
+    assert "A alone" not in page.inner_text("#messages-b")
+
+    _switch_backplane(page, on=True)
+    _send(page, "b", "hello from B, backplane on again")
+    expect(page.locator("#messages-a")).to_contain_text("pane B: hello from B, backplane on again", timeout=TIMEOUT_MS)
+    expect(page.locator("#messages-b")).to_contain_text("hello from B, backplane on again", timeout=TIMEOUT_MS)
+    # What was said while Redis was down never arrives later: pub/sub buffers nothing.
+    assert "B alone" not in page.inner_text("#messages-a")
+    for pane in "ab":
+        expect(page.locator(f"#status-{pane}")).to_have_text("connected")
+    assert not console_errors, console_errors
+
+    time.sleep(1.2)  # one more counter refresh for the picture
+    shot = tmp_path / "hub-demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("SIMSCALE_DEMO_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)
+    page.close()
+
+
+def test_a_page_without_its_client_says_so(demo_url: str, browser: object) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.route("**/signalr.js", lambda route: route.abort())
+    page.goto(demo_url)
+    for pane in "ab":
+        status = page.locator(f"#status-{pane}")
+        expect(status).to_contain_text("disconnected", timeout=TIMEOUT_MS)
+        expect(status).to_contain_text("did not load")
+    page.close()
