@@ -13,8 +13,8 @@ say() { printf '[simscale setup] %s\n' "$*" >&2; }
 
 # --- system packages ---------------------------------------------------------------------------------
 # redis-server: the real backplane for tests and `hub cluster`; chromium: PNG export through kaleido and
-# the browser test of `hub demo` (Playwright drives the system browser),
-# (kaleido must never download a browser); fonts-dejavu-core: the one font family the figures use.
+# the browser test of `hub demo` (Playwright drives it; neither kaleido nor Playwright may download a
+# browser); fonts-dejavu-core: the one font family the figures use.
 system_packages=(redis-server chromium fonts-dejavu-core)
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -374,18 +374,22 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"simscale: error: {missing_client_message()}", file=sys.stderr)
         return 2
 
-    async def run() -> None:
+    async def run() -> int:
         async with DemoServer(host=args.host, port=args.port) as demo:
             stop = _stop_event()
             print(f"demo at {demo.url}", flush=True)
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(demo.wait_closed())]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+            hub_exit = asyncio.ensure_future(demo.wait_hub_exit())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([hub_exit, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not hub_exit.done():
+                hub_exit.cancel()
+                return 0
+            print(f"simscale: error: hub {hub_exit.result()} exited; stopping the demo", file=sys.stderr)
+            return 1
 
     try:
-        asyncio.run(run())
+        return asyncio.run(run())
     except OSError as error:  # port in use
         print(f"simscale: error: {error}", file=sys.stderr)
         return 2
-    return 0

@@ -21,6 +21,7 @@ repository.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import sys
@@ -34,7 +35,7 @@ from aiohttp import web
 
 from simscale.backplane.redis_server import RedisServer
 
-__all__ = ["CLIENT_SCRIPT", "PAGE_DIR", "DemoServer", "ServerStats", "missing_client_message"]
+__all__ = ["CLIENT_SCRIPT", "PAGE_DIR", "RATE_WINDOW_S", "DemoServer", "ServerStats", "missing_client_message"]
 
 PAGE_DIR = Path(__file__).with_name("demo_page")
 """index.html, app.js, demo.css and the npm package (package.json + package-lock.json) of the page."""
@@ -44,6 +45,8 @@ CLIENT_SCRIPT = PAGE_DIR / "node_modules" / "@microsoft" / "signalr" / "dist" / 
 
 _PANES = ("a", "b")
 _POLL_INTERVAL_S = 0.5
+RATE_WINDOW_S = 3.0
+"""The per-second rates the page shows are averaged over about this long."""
 _RECONNECTED_TIMEOUT_S = 15.0
 """How long switching the backplane on waits for both hubs to report it connected again."""
 _DISCONNECTED_TIMEOUT_S = 5.0
@@ -90,8 +93,10 @@ class ServerStats:
     """Publishes lost because the backplane was down."""
     backplane_state: str = "unknown"
     """``connected``, ``reconnecting`` or ``stopped``, as the hub reports it."""
-    _last: tuple[float, float, float] | None = field(default=None, repr=False)
-    """(time, invocations, deliveries) at the previous poll."""
+    _samples: collections.deque[tuple[float, float, float]] = field(
+        default_factory=lambda: collections.deque(maxlen=64), repr=False
+    )
+    """(time, invocations, deliveries) of recent polls: the rates are taken over `RATE_WINDOW_S`."""
 
     def update(self, health: dict[str, Any], metrics: dict[str, float], now_s: float) -> None:
         """Take a fresh ``/health`` answer and parsed ``/metrics`` sample taken at ``now_s``."""
@@ -103,16 +108,19 @@ class ServerStats:
         self.losses = int(backplane.get("losses", 0))
         invocations = metrics.get("simscale_hub_invocations_total", 0.0)
         deliveries = metrics.get("simscale_hub_deliveries_total", 0.0)
-        if self._last is not None and now_s > self._last[0]:
-            elapsed_s = now_s - self._last[0]
-            self.messages_per_s = max(0.0, invocations - self._last[1]) / elapsed_s
-            self.deliveries_per_s = max(0.0, deliveries - self._last[2]) / elapsed_s
-        self._last = (now_s, invocations, deliveries)
+        samples = self._samples
+        samples.append((now_s, invocations, deliveries))
+        while len(samples) > 2 and now_s - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()  # keep one sample at least a window old
+        then_s, invocations_then, deliveries_then = samples[0]
+        if now_s > then_s:
+            self.messages_per_s = max(0.0, invocations - invocations_then) / (now_s - then_s)
+            self.deliveries_per_s = max(0.0, deliveries - deliveries_then) / (now_s - then_s)
 
     def public(self) -> dict[str, Any]:
         """The JSON the page reads (the private sample left out)."""
         data = asdict(self)
-        data.pop("_last")
+        data.pop("_samples")
         return data
 
 
@@ -239,9 +247,15 @@ class DemoServer:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def wait_closed(self) -> None:
-        """Return when a hub process exits on its own (the demo cannot go on without it)."""
-        await asyncio.wait([asyncio.ensure_future(p.wait()) for p in self._processes], return_when="FIRST_COMPLETED")
+    async def wait_hub_exit(self) -> str:
+        """Return the name of the first hub process that exits on its own (the demo cannot go on without it)."""
+        waiters = {asyncio.ensure_future(p.wait()): s.name for p, s in zip(self._processes, self.stats, strict=True)}
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return waiters[next(iter(done))]
 
     # ---- the switch -----------------------------------------------------------------------------
 

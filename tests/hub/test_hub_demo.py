@@ -9,16 +9,20 @@ README's picture is made).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from simscale.hub.demo import CLIENT_SCRIPT, missing_client_message
@@ -33,8 +37,17 @@ QUIET_S = 1.5
 """How long a pane must stay without a message that should not arrive."""
 
 
-@pytest.fixture(scope="module")
-def demo_url() -> Iterator[str]:
+@dataclass
+class RunningDemo:
+    url: str
+    process: subprocess.Popen[str]
+    errors: list[str]
+    """What the demo wrote on stderr."""
+
+
+@contextlib.contextmanager
+def running_demo(*, expected_returncode: int = 0) -> Iterator[RunningDemo]:
+    """``simscale hub demo --port 0`` in a subprocess, until its ``demo at URL`` line; stopped on exit."""
     assert CLIENT_SCRIPT.is_file(), missing_client_message()
     process = subprocess.Popen(
         [sys.executable, "-m", "simscale.cli", "hub", "demo", "--port", "0"],
@@ -44,14 +57,10 @@ def demo_url() -> Iterator[str]:
     )
     lines: queue.Queue[str] = queue.Queue()
     errors: list[str] = []
-
-    def read(stream: object, sink: queue.Queue[str] | list[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            sink.put(line) if isinstance(sink, queue.Queue) else sink.append(line)
-
+    children: list[psutil.Process] = []
     readers = [
-        threading.Thread(target=read, args=(process.stdout, lines), daemon=True),
-        threading.Thread(target=read, args=(process.stderr, errors), daemon=True),
+        threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True),
+        threading.Thread(target=lambda: [errors.append(line) for line in process.stderr or ()], daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -67,9 +76,11 @@ def demo_url() -> Iterator[str]:
                 continue
             if line.startswith("demo at "):
                 url = line.removeprefix("demo at ").strip()
-        yield url
+        children = psutil.Process(process.pid).children(recursive=True)
+        yield RunningDemo(url, process, errors)
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:
@@ -80,7 +91,16 @@ def demo_url() -> Iterator[str]:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-    assert process.returncode == 0, f"the demo did not stop cleanly: {''.join(errors)[-2000:]}"
+    assert process.returncode == expected_returncode, f"the demo's exit: {''.join(errors)[-2000:]}"
+    # Its hubs and its redis-server went with it.
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left running: {alive}"
+
+
+@pytest.fixture(scope="module")
+def demo_url() -> Iterator[str]:
+    with running_demo() as demo:
+        yield demo.url
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +198,23 @@ def test_a_page_without_its_client_says_so(demo_url: str, browser: object) -> No
         expect(status).to_contain_text("disconnected", timeout=TIMEOUT_MS)
         expect(status).to_contain_text("did not load")
     page.close()
+
+
+def test_a_page_that_loses_its_server_says_so(browser: object) -> None:
+    from playwright.sync_api import expect
+
+    with running_demo(expected_returncode=1) as demo:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(demo.url)
+        for pane in "ab":
+            expect(page.locator(f"#status-{pane}")).to_have_text("connected", timeout=TIMEOUT_MS)
+        (hub_a,) = [
+            child
+            for child in psutil.Process(demo.process.pid).children()
+            if "server-a" in child.cmdline() and "serve" in child.cmdline()
+        ]
+        hub_a.kill()  # a crash: the browser's WebSocket to server A breaks
+        expect(page.locator("#status-a")).to_have_text(re.compile("reconnecting|disconnected"), timeout=TIMEOUT_MS)
+        demo.process.wait(30)  # the demo cannot go on without one of its hubs
+        page.close()
+    assert "hub server-a exited" in "".join(demo.errors)
