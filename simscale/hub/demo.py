@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from simscale.backplane.redis_server import RedisServer
+from simscale.backplane.redis_server import RedisServer, RedisServerError
 
 __all__ = ["CLIENT_SCRIPT", "PAGE_DIR", "RATE_WINDOW_S", "DemoServer", "ServerStats", "missing_client_message"]
 
@@ -328,6 +328,8 @@ class DemoServer:
             await self.set_backplane(on)
         except TimeoutError:
             return web.json_response({**self.state(), "error": "a hub did not report the change in time"}, status=504)
+        except RedisServerError as error:
+            return web.json_response({**self.state(), "error": f"Redis did not start again: {error}"}, status=503)
         return web.json_response(self.state())
 
     async def _client_handler(self, request: web.Request) -> web.StreamResponse:

@@ -10,6 +10,7 @@ README's picture is made).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +28,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from simscale.hub.demo import CLIENT_SCRIPT, missing_client_message
-
-pytestmark = [pytest.mark.redis, pytest.mark.node, pytest.mark.slow]
+from simscale.cli import main
+from simscale.hub import demo as demo_module
+from simscale.hub.demo import CLIENT_SCRIPT, ServerStats, missing_client_message, parse_prometheus
 
 CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT_S = 60.0
@@ -135,6 +138,9 @@ def _switch_backplane(page: object, on: bool) -> None:
         expect(toggle).not_to_be_checked()
 
 
+@pytest.mark.redis
+@pytest.mark.node
+@pytest.mark.slow
 def test_a_message_crosses_servers_only_while_the_backplane_is_on(
     demo_url: str, browser: object, tmp_path: Path
 ) -> None:
@@ -187,6 +193,9 @@ def test_a_message_crosses_servers_only_while_the_backplane_is_on(
     page.close()
 
 
+@pytest.mark.redis
+@pytest.mark.node
+@pytest.mark.slow
 def test_a_page_without_its_client_says_so(demo_url: str, browser: object) -> None:
     from playwright.sync_api import expect
 
@@ -200,6 +209,9 @@ def test_a_page_without_its_client_says_so(demo_url: str, browser: object) -> No
     page.close()
 
 
+@pytest.mark.redis
+@pytest.mark.node
+@pytest.mark.slow
 def test_a_page_that_loses_its_server_says_so(browser: object) -> None:
     from playwright.sync_api import expect
 
@@ -218,3 +230,46 @@ def test_a_page_that_loses_its_server_says_so(browser: object) -> None:
         demo.process.wait(30)  # the demo cannot go on without one of its hubs
         page.close()
     assert "hub server-a exited" in "".join(demo.errors)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_the_switch_refuses_a_bad_request(demo_url: str) -> None:
+    request = urllib.request.Request(f"{demo_url}api/backplane", data=b'{"on": "yes"}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    refused.value.close()
+    with urllib.request.urlopen(f"{demo_url}api/state", timeout=10) as response:
+        state = json.load(response)
+    assert state["backplane_on"] and state["redis_running"]
+    assert [server["pane"] for server in state["servers"]] == ["a", "b"]
+
+
+def test_the_demo_says_what_to_run_without_its_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo_module, "CLIENT_SCRIPT", tmp_path / "signalr.min.js")
+    assert main(["hub", "demo", "--port", "0"]) == 2
+    assert "npm ci" in capsys.readouterr().err
+
+
+def test_rates_are_averaged_over_a_window_of_polls() -> None:
+    stats = ServerStats(pane="a", name="server-a", url="http://127.0.0.1:1/chatHub")
+    health = {"connections": 3, "backplane": {"state": "connected", "publishes": 7, "losses": 2}}
+    for now_s, invocations in [(0.0, 0), (0.5, 0), (1.0, 3), (1.5, 3)]:
+        metrics = parse_prometheus(
+            "# HELP simscale_hub_invocations_total x\n"
+            f"simscale_hub_invocations_total {invocations}\nsimscale_hub_deliveries_total {2 * invocations}\n"
+        )
+        stats.update(health, metrics, now_s)
+    assert stats.messages_per_s == pytest.approx(3 / 1.5)
+    assert stats.deliveries_per_s == pytest.approx(6 / 1.5)
+    assert stats.public() == {
+        "pane": "a", "name": "server-a", "url": "http://127.0.0.1:1/chatHub", "reachable": True,
+        "connections": 3, "messages_per_s": pytest.approx(2.0), "deliveries_per_s": pytest.approx(4.0),
+        "publishes": 7, "losses": 2, "backplane_state": "connected",
+    }  # fmt: skip
+    for now_s in (4.0, 4.5, 5.0):  # quiet for longer than the window: the rate falls back to zero
+        stats.update(health, parse_prometheus("simscale_hub_invocations_total 3\n"), now_s)
+    assert stats.messages_per_s == 0.0

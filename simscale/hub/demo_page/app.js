@@ -125,6 +125,7 @@ function wireToggle() {
       const state = await response.json();
       switching = false;
       showState(state);
+      if (state.error) $("backplane-label").textContent = `switch failed: ${state.error}`;
     } catch (error) {
       switching = false;
       $("backplane-label").textContent = `switch failed: ${error}`;
