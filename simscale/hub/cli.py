@@ -143,7 +143,6 @@ def register(subparsers: Any) -> None:
         epilog="Examples:\n  simscale hub demo\n  simscale hub demo --port 0",
         formatter_class=raw,
     )
-    demo.add_argument("--host", default="127.0.0.1", help="address the page binds (default: 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="port of the page, 0 picks a free one (default: 8000)")
     demo.set_defaults(handler=demo_command)
 
@@ -375,7 +374,8 @@ def demo_command(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        async with DemoServer(host=args.host, port=args.port) as demo:
+        # Loopback only: the hubs the page's clients connect to listen on 127.0.0.1 too.
+        async with DemoServer(port=args.port) as demo:
             stop = _stop_event()
             print(f"demo at {demo.url}", flush=True)
             hub_exit = asyncio.ensure_future(demo.wait_hub_exit())
