@@ -30,6 +30,7 @@ PACKAGES = [
     "simscale.client",
     "simscale.loadgen",
     "simscale.validation",
+    "simscale.planning",
 ]
 BACKPLANE_AND_HUB = ["simscale.backplane", "simscale.hub"]
 RESULT_CLASSES = [

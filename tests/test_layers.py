@@ -73,7 +73,7 @@ def test_the_scenarios_package_loads_its_runners_eagerly() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(simscale.__all__) == sorted(
-        ["Scenario", "__version__", "preset", "preset_names", "replicate", "simulate", "sweep"]
+        ["Scenario", "__version__", "plan", "preset", "preset_names", "replicate", "simulate", "sweep"]
     )
     for name in simscale.__all__:
         assert getattr(simscale, name) is not None
