@@ -93,11 +93,14 @@ def plan_search_figure(
                    marker={"size": 11, "color": "#e07b00", "symbol": symbols}, hovertext=hover, hoverinfo="text+y"),
         row=2, col=1,
     )  # fmt: skip
-    figure.add_hline(y=latency_p99_ms, line_dash="dash", line_color="#c0392b", row=1, col=1,
+    figure.add_hline(y=latency_p99_ms, line_dash="dash", line_color="#c0392b", line_width=1.5, row=1, col=1,
                      annotation_text=f"p99 target {latency_p99_ms:g} ms", annotation_position="top right")  # fmt: skip
-    figure.add_hline(y=100 * cpu_headroom, line_dash="dash", line_color="#c0392b", row=2, col=1,
+    figure.add_hline(y=100 * cpu_headroom, line_dash="dash", line_color="#c0392b", line_width=1.5, row=2, col=1,
                      annotation_text=f"CPU headroom {cpu_headroom:.0%}", annotation_position="top right")  # fmt: skip
-    top = max([latency_p99_ms, *[v for v in candidates["latency_p99_ms"] if not math.isnan(v)]])
+    shown = (
+        ["latency_p99_ms", "latency_p99_ms_ci_high"] if "latency_p99_ms_ci_high" in candidates else ["latency_p99_ms"]
+    )
+    top = max([latency_p99_ms, *[v for c in shown for v in candidates[c] if not math.isnan(v)]])
     figure.update_yaxes(title_text="p99 latency (ms)", range=[0, 1.15 * top], row=1, col=1)
     figure.update_yaxes(title_text="busiest server CPU (%)", rangemode="tozero", row=2, col=1)
     figure.update_xaxes(title_text="servers", tickvals=servers if len(servers) <= 20 else None, row=2, col=1)

@@ -216,6 +216,12 @@ def _search(
             if progress is not None:
                 progress(done, planned)
         for n, runs in by_size.items():
+            if not any(run.summary.broadcasts for run in runs):
+                raise ValueError(
+                    f"no broadcast was counted in the {n}-server runs ({scenario.duration_s:g} s simulated, "
+                    f"{scenario.warmup_s:g} s warm-up at {scenario.broadcast_rate_per_s:g} broadcasts/s): "
+                    "simulate longer or raise the rate"
+                )
             closed[n] = estimate(scenario, n)
             measured[n] = measure(n, runs)
             verdicts[n] = judge(request, closed[n], measured[n])

@@ -186,6 +186,11 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], fl
     assert problem in err and err.count("\n") == 1
 
 
+def test_a_run_too_short_to_count_a_broadcast_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = plan_cli(capsys, "--clients", "10", "--broadcast-rate", "0.001")
+    assert code == 2 and "no broadcast was counted" in err and err.count("\n") == 1
+
+
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
