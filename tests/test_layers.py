@@ -33,6 +33,8 @@ def top_level(modules: set[str]) -> set[str]:
         ("simscale.backplane.routing", {"asyncio", "redis", "simpy", "pandas"}),
         ("simscale.backplane.envelope", {"asyncio", "redis", "simpy", "pandas"}),
         ("simscale", {"simpy", "pandas", "plotly", "aiohttp"}),
+        # The planner's search is pure: closed forms and rules, no simulator, no executor, no pandas.
+        ("simscale.planning.search", {"simpy", "pandas", "plotly", "aiohttp", "distributed"}),
     ],
 )
 def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
@@ -51,6 +53,7 @@ def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
         # The clients and the server meet only on the wire: neither imports the other.
         ("simscale.client", {"simscale.hub", "simscale.backplane", "simscale.model", "simscale.scenarios"}),
         ("simscale.hub", {"simscale.client", "simscale.loadgen", "simscale.model", "simscale.scenarios"}),
+        ("simscale.planning", {"simscale.hub", "simscale.client", "simscale.loadgen", "simscale.validation"}),
     ],
 )
 def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None:
