@@ -148,6 +148,8 @@ def plan(
     each on ``executor`` (any ``concurrent.futures.Executor``; ``None``: serially) until the smallest
     size that meets sits just above one that fails. What the arguments do not say comes from
     ``base`` (default: the ``backplane`` preset). ``backplane="none"`` plans one server at most.
+    ``memory_per_server_bytes`` adds a memory limit (the model sets none); ``price_per_server_per_day``
+    fills the ``cost_per_day`` column (no price is known otherwise, and the column stays NaN).
 
     Raises:
         ValueError: a bad argument (the message names it).
