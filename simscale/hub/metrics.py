@@ -28,6 +28,14 @@ class HubCounters:
     slow_consumer_closes: int = 0
     timeouts: int = 0
     rejected_connections: int = 0
+    group_refusals: int = 0
+    """Joins refused at max_groups_per_connection."""
+    group_name_refusals: int = 0
+    """Joins refused for a name longer than max_group_name_bytes."""
+    stream_refusals: int = 0
+    """Stream invocations refused at max_streams_per_connection."""
+    reservation_refusals: int = 0
+    """Negotiate requests refused at max_reservations or max_reservations_per_address."""
     event_loop_lag_s: float = 0.0
     """How late the last sweep tick woke up: a direct measure of event-loop saturation."""
 
@@ -126,6 +134,30 @@ def render_prometheus(
             "counter",
             "Requests answered 503 at max_connections.",
             counters.rejected_connections,
+        ),
+        (
+            "simscale_hub_group_refusals_total",
+            "counter",
+            "Group joins refused at max_groups_per_connection.",
+            counters.group_refusals,
+        ),
+        (
+            "simscale_hub_group_name_refusals_total",
+            "counter",
+            "Group joins refused for a name longer than max_group_name_bytes.",
+            counters.group_name_refusals,
+        ),
+        (
+            "simscale_hub_stream_refusals_total",
+            "counter",
+            "Stream invocations refused at max_streams_per_connection.",
+            counters.stream_refusals,
+        ),
+        (
+            "simscale_hub_reservation_refusals_total",
+            "counter",
+            "Negotiate requests refused at max_reservations or max_reservations_per_address.",
+            counters.reservation_refusals,
         ),
         (
             "simscale_hub_event_loop_lag_seconds",

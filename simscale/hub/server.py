@@ -145,8 +145,16 @@ class HubServer:
                 routing_mode,
                 self.counters,
                 self.settings.group_ack_timeout_s,
+                max_groups_per_connection=self.settings.max_groups_per_connection,
+                max_group_name_bytes=self.settings.max_group_name_bytes,
             )
-            dispatcher = HubDispatcher(hub_class, lifetime, self.counters, self.settings.max_parallel_invocations)
+            dispatcher = HubDispatcher(
+                hub_class,
+                lifetime,
+                self.counters,
+                self.settings.max_parallel_invocations,
+                self.settings.max_streams_per_connection,
+            )
             endpoint = _Endpoint(path, dispatcher, lifetime)
             self._endpoints[path] = endpoint
             self.app.router.add_post(f"{path}/negotiate", self._negotiate_handler(endpoint))
