@@ -78,6 +78,8 @@ class _Reservation:
     endpoint: _Endpoint
     connection_id: str
     expires_s: float
+    address: str
+    """The client's IP address (for ``max_reservations_per_address``)."""
 
 
 def _new_id() -> str:
@@ -125,6 +127,9 @@ class HubServer:
         """A new socket's first check: its handshake deadline, or its first ping if that is sooner."""
         self._coalescer = WriteCoalescer()
         self._reservations: dict[str, _Reservation] = {}
+        """Negotiated tokens not yet claimed by a WebSocket; capped on their own, never counted as
+        connections, so negotiating without connecting cannot lock anybody out."""
+        self._reservations_by_address: dict[str, int] = {}
         self._attaching: set[str] = set()
         """Tokens whose WebSocket is being set up (authenticated, upgraded)."""
         self._endpoints: dict[str, _Endpoint] = {}
@@ -236,8 +241,36 @@ class HubServer:
         return len(self._connections)
 
     def _at_capacity(self) -> bool:
-        in_use = len(self._connections) + len(self._reservations) + len(self._attaching)
-        return in_use >= self.settings.max_connections
+        # Reservations do not count: a client that negotiates and never connects holds no capacity.
+        return len(self._connections) + len(self._attaching) >= self.settings.max_connections
+
+    def _reserve(self, token: str, reservation: _Reservation) -> None:
+        self._reservations[token] = reservation
+        by_address = self._reservations_by_address
+        by_address[reservation.address] = by_address.get(reservation.address, 0) + 1
+
+    def _release(self, token: str) -> _Reservation | None:
+        reservation = self._reservations.pop(token, None)
+        if reservation is not None:
+            by_address = self._reservations_by_address
+            left = by_address[reservation.address] - 1
+            if left:
+                by_address[reservation.address] = left
+            else:
+                del by_address[reservation.address]
+        return reservation
+
+    def _refuse_reservation(self, address: str) -> None:
+        """Raise the HTTP answer for a negotiate past a reservation cap, if it is past one."""
+        settings = self.settings
+        if len(self._reservations) >= settings.max_reservations:
+            self.counters.reservation_refusals += 1
+            raise web.HTTPServiceUnavailable(text="the server holds max_reservations unused negotiated tokens")
+        if self._reservations_by_address.get(address, 0) >= settings.max_reservations_per_address:
+            self.counters.reservation_refusals += 1
+            raise web.HTTPTooManyRequests(
+                text="this address holds max_reservations_per_address unused negotiated tokens"
+            )
 
     # ---- negotiate ------------------------------------------------------------------------------
 
@@ -258,12 +291,14 @@ class HubServer:
             if self._at_capacity():
                 self.counters.rejected_connections += 1
                 raise web.HTTPServiceUnavailable(text="the server is at max_connections")
+            address = request.remote or ""
+            self._refuse_reservation(address)
             version = 1 if requested >= 1 else 0
             connection_id = _new_id()
             # v0 clients (pysignalr, signalrcore) use the connection id itself as the token.
             token = _new_id() if version >= 1 else connection_id
-            self._reservations[token] = _Reservation(
-                endpoint, connection_id, time.monotonic() + self.settings.negotiate_ttl_s
+            self._reserve(
+                token, _Reservation(endpoint, connection_id, time.monotonic() + self.settings.negotiate_ttl_s, address)
             )
             body: dict[str, Any] = {"connectionId": connection_id, "negotiateVersion": version}
             if version >= 1:
@@ -329,13 +364,13 @@ class HubServer:
             if reservation is None or reservation.endpoint is not endpoint:
                 raise web.HTTPNotFound(text="no connection with this id")
             # Claim the token before the first await, so a concurrent second socket gets 409.
-            del self._reservations[token]
+            self._release(token)
             connection_id = reservation.connection_id
         else:
-            if self._at_capacity():
-                self.counters.rejected_connections += 1
-                raise web.HTTPServiceUnavailable(text="the server is at max_connections")
             connection_id = token = _new_id()
+        if self._at_capacity():
+            self.counters.rejected_connections += 1
+            raise web.HTTPServiceUnavailable(text="the server is at max_connections")
         self._attaching.add(token)
         try:
             user_id = await self._authenticate(request)
@@ -444,7 +479,7 @@ class HubServer:
         if self._reservations:
             expired = [token for token, r in self._reservations.items() if r.expires_s <= now_s]
             for token in expired:
-                del self._reservations[token]
+                self._release(token)
 
     def _check_liveness(self, connection: HubConnection, now_s: float) -> float | None:
         """Ping or time out one connection if due; when to look at it next (``None``: closed)."""
@@ -481,6 +516,7 @@ class HubServer:
             "status": "ok" if up else "degraded",
             "server": self.server_name,
             "connections": len(self._connections),
+            "reservations": len(self._reservations),
             "backplane": {
                 "type": type(self.backplane).__name__,
                 "state": str(state.value).lower() if hasattr(state, "value") else str(state),
