@@ -59,6 +59,12 @@ __all__ = ["HubServer"]
 
 _log = logging.getLogger(__name__)
 
+_RECORDS_PER_TURN = 64
+"""Hub messages of one connection acted on before it gives the event loop a turn."""
+_FRAMES_PER_TURN = 16
+"""Frames of one connection read back to back (aiohttp hands buffered frames over without
+suspending) before it gives the event loop a turn: a flooding client cannot hold the loop."""
+
 _AIOHTTP_FRAME_CAP_BYTES = 1_048_576
 """aiohttp's own per-frame cap: frames a bit over ``max_message_bytes`` must still reach the
 protocol parser (which answers with a Close carrying the reason); this only bounds the absurd."""
@@ -322,8 +328,13 @@ class HubServer:
             return opened  # the peer went away during the upgrade
         ws, connection, token = opened
         error: Exception | None = None
+        frames = 0
         try:
             while True:
+                frames += 1
+                if frames == _FRAMES_PER_TURN:
+                    frames = 0
+                    await asyncio.sleep(0)
                 frame = await ws.receive()
                 if frame.type is not WSMsgType.TEXT and frame.type is not WSMsgType.BINARY:
                     break  # CLOSE / ERROR: aiohttp answers control frames itself
@@ -434,12 +445,20 @@ class HubServer:
             self._close_after_protocol_end(connection, messages)
             return True
         connection.flush()
+        done = 0
         for message in messages:
             if message.__class__ is PingMessage:
-                continue  # only refreshes liveness, done above
+                continue  # only refreshes liveness, done above (a run of Pings is parsed as one)
             await dispatcher.dispatch(connection, message)
             if connection.closed:
                 return True
+            done += 1
+            if done == _RECORDS_PER_TURN:
+                # Records are acted on in bounded batches: other connections get a turn in between.
+                done = 0
+                await asyncio.sleep(0)
+                if connection.closed:
+                    return True
         return False
 
     def _close_after_protocol_end(self, connection: HubConnection, messages: list[HubMessage]) -> None:
