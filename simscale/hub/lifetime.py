@@ -25,7 +25,14 @@ from typing import Any
 
 from simscale.backplane.base import Backplane, BackplaneUnavailable, MessageHandler
 from simscale.backplane.channels import ChannelKind, ChannelNames
-from simscale.backplane.envelope import Envelope, EnvelopeError, GroupAck, GroupAction, GroupCommand
+from simscale.backplane.envelope import (
+    Envelope,
+    EnvelopeError,
+    GroupAck,
+    GroupAction,
+    GroupCommand,
+    SequenceGaps,
+)
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
 from simscale.hub.connection import HubConnection, frame_records
 from simscale.hub.hub import HubError
@@ -97,6 +104,9 @@ class HubLifetimeManager:
         # and the backplane keeps the handler of every per-connection subscription.
         self._on_message: MessageHandler = self.on_backplane_message
         self._command_ids = itertools.count(1)
+        self._all_sequence = itertools.count(1)
+        """This server's publish numbers on ``all`` (see :mod:`simscale.backplane.envelope`)."""
+        self._sequence_gaps = SequenceGaps()
         self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
 
     # ---- start / stop ---------------------------------------------------------------------------
@@ -290,7 +300,8 @@ class HubLifetimeManager:
                 return
         elif self._deliver_locally:
             self.deliver(channel_kind, key, payloads, excluded)
-        envelope = Envelope(channel_kind, key, payloads, excluded, self.server_name)
+        sequence = next(self._all_sequence) if channel_kind is ChannelKind.ALL else None
+        envelope = Envelope(channel_kind, key, payloads, excluded, self.server_name, sequence)
         await self._publish(self._channel_for(channel_kind, key), envelope.encode())
 
     def deliver(self, kind: ChannelKind, key: str, payloads: Mapping[str, bytes], excluded: Iterable[str] = ()) -> int:
@@ -360,6 +371,15 @@ class HubLifetimeManager:
         except EnvelopeError as error:
             _log.warning("dropped a malformed envelope on %s: %s", channel, error)
             return
+        origin = envelope.origin_server
+        if envelope.sequence is not None and address.kind is ChannelKind.ALL and origin != self.server_name:
+            # Our own numbers are skipped: what we could not publish is already in the backplane's losses.
+            missed = self._sequence_gaps.observe(envelope.origin_server, envelope.sequence)
+            if missed:
+                self._counters.backplane_missed += missed
+                _log.warning(
+                    "missed %d messages from %s on %s (backplane gap)", missed, envelope.origin_server, channel
+                )
         if not accepts_from_backplane(self.routing_mode, envelope.origin_server, self.server_name):
             return
         self._counters.backplane_messages_received += 1

@@ -24,6 +24,8 @@ class HubCounters:
     """Hub messages written to local sockets (a broadcast to 100 local clients counts 100)."""
     bytes_sent: int = 0
     backplane_messages_received: int = 0
+    backplane_missed: int = 0
+    """Envelopes other servers published on ``all`` that never arrived here (told by their sequence)."""
     protocol_errors: int = 0
     slow_consumer_closes: int = 0
     timeouts: int = 0
@@ -47,8 +49,14 @@ def render_prometheus(
     publishes: int,
     losses: int,
     backplane_connected: bool,
+    gaps: int = 0,
+    gap_seconds: float = 0.0,
 ) -> str:
-    """The Prometheus text exposition (format 0.0.4) of a server's counters and gauges."""
+    """The Prometheus text exposition (format 0.0.4) of a server's counters and gauges.
+
+    ``losses`` are the publishes the backplane could not send; ``backplane_losses_total`` adds the
+    envelopes this server can tell it missed (``counters.backplane_missed``).
+    """
     samples: list[tuple[str, str, str, float]] = [
         ("simscale_hub_connections", "gauge", "Connections currently attached.", connections),
         (
@@ -102,8 +110,27 @@ def render_prometheus(
         (
             "simscale_hub_backplane_losses_total",
             "counter",
-            "Publishes lost because the backplane was down.",
-            losses,
+            "Messages lost: publishes the backplane could not send, plus messages of other servers "
+            "that never arrived (told from their publish sequence on the all channel).",
+            losses + counters.backplane_missed,
+        ),
+        (
+            "simscale_hub_backplane_missed_total",
+            "counter",
+            "Messages of other servers on the all channel that never arrived (part of the losses).",
+            counters.backplane_missed,
+        ),
+        (
+            "simscale_hub_backplane_gaps_total",
+            "counter",
+            "Times the backplane link was lost (each a stretch in which messages were missed).",
+            gaps,
+        ),
+        (
+            "simscale_hub_backplane_gap_seconds_total",
+            "counter",
+            "Seconds the backplane link was silent, from its last sign of life until it was back.",
+            float(gap_seconds),
         ),
         (
             "simscale_hub_backplane_up",

@@ -529,21 +529,26 @@ class HubServer:
 
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` answers."""
-        state = self.backplane.state
+        backplane = self.backplane
+        state = backplane.state
         up = state is BackplaneState.CONNECTED
+        losses = backplane.losses + self.counters.backplane_missed
         return {
             "status": "ok" if up else "degraded",
             "server": self.server_name,
             "connections": len(self._connections),
             "reservations": len(self._reservations),
             "backplane": {
-                "type": type(self.backplane).__name__,
+                "type": type(backplane).__name__,
                 "state": str(state.value).lower() if hasattr(state, "value") else str(state),
-                "publishes": self.backplane.publishes,
-                "losses": self.backplane.losses,
+                "publishes": backplane.publishes,
+                "losses": losses,
+                "missed": self.counters.backplane_missed,
+                "gaps": backplane.gaps,
+                "gap_seconds": round(backplane.gap_seconds, 3),
             },
-            "publishes": self.backplane.publishes,
-            "losses": self.backplane.losses,
+            "publishes": backplane.publishes,
+            "losses": losses,
         }
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
@@ -556,5 +561,7 @@ class HubServer:
             publishes=self.backplane.publishes,
             losses=self.backplane.losses,
             backplane_connected=self.backplane.state is BackplaneState.CONNECTED,
+            gaps=self.backplane.gaps,
+            gap_seconds=self.backplane.gap_seconds,
         )
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
