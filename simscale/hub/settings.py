@@ -66,13 +66,14 @@ class HubSettings:
         "max_parallel_invocations); one more completes with an error.",
     )  # fmt: skip
     max_reservations: int = setting(
-        10_000, ge=1, unit="reservations", section="limits", source="simscale",
+        20_000, ge=1, unit="reservations", section="limits", source="simscale (about 300 bytes each)",
         help="Negotiated tokens not yet used by a WebSocket, over all clients; negotiate answers 503 beyond it. "
         "They never count against max_connections.",
     )  # fmt: skip
     max_reservations_per_address: int = setting(
-        100, ge=1, unit="reservations", section="limits", source="simscale",
-        help="Negotiated tokens not yet used by a WebSocket, per client IP address; negotiate answers 429 beyond it.",
+        1_000, ge=1, unit="reservations", section="limits", source="simscale",
+        help="Negotiated tokens not yet used by a WebSocket, per client IP address; negotiate answers 429 beyond it "
+        "(behind a reverse proxy every client has the proxy's address: a burst of reconnects must fit).",
     )  # fmt: skip
     negotiate_ttl_s: float = setting(
         30.0, gt=0, section="timers", source="simscale",
