@@ -59,11 +59,11 @@ __all__ = ["HubServer"]
 
 _log = logging.getLogger(__name__)
 
-_RECORDS_PER_TURN = 64
-"""Hub messages of one connection acted on before it gives the event loop a turn."""
-_FRAMES_PER_TURN = 16
-"""Frames of one connection read back to back (aiohttp hands buffered frames over without
-suspending) before it gives the event loop a turn: a flooding client cannot hold the loop."""
+_WORK_PER_TURN = 64
+"""Work one connection may do before it gives the event loop a turn: each hub message acted on
+counts one, each frame read one plus one per 4 KB. aiohttp hands buffered frames over without
+suspending, and a frame may hold hundreds of records: without this budget one flooding client
+would hold the loop for as long as it keeps sending."""
 
 _AIOHTTP_FRAME_CAP_BYTES = 1_048_576
 """aiohttp's own per-frame cap: frames a bit over ``max_message_bytes`` must still reach the
@@ -328,12 +328,10 @@ class HubServer:
             return opened  # the peer went away during the upgrade
         ws, connection, token = opened
         error: Exception | None = None
-        frames = 0
         try:
             while True:
-                frames += 1
-                if frames == _FRAMES_PER_TURN:
-                    frames = 0
+                if connection.unyielded_work >= _WORK_PER_TURN:
+                    connection.unyielded_work = 0
                     await asyncio.sleep(0)
                 frame = await ws.receive()
                 if frame.type is not WSMsgType.TEXT and frame.type is not WSMsgType.BINARY:
@@ -341,6 +339,7 @@ class HubServer:
                 if connection.closed:
                     break
                 data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+                connection.unyielded_work += 1 + (len(data) >> 12)
                 if await self._receive_frame(endpoint, connection, data):
                     break
         except Exception as caught:  # never let one client take the process down
@@ -445,17 +444,16 @@ class HubServer:
             self._close_after_protocol_end(connection, messages)
             return True
         connection.flush()
-        done = 0
         for message in messages:
             if message.__class__ is PingMessage:
                 continue  # only refreshes liveness, done above (a run of Pings is parsed as one)
             await dispatcher.dispatch(connection, message)
             if connection.closed:
                 return True
-            done += 1
-            if done == _RECORDS_PER_TURN:
+            connection.unyielded_work += 1
+            if connection.unyielded_work >= _WORK_PER_TURN:
                 # Records are acted on in bounded batches: other connections get a turn in between.
-                done = 0
+                connection.unyielded_work = 0
                 await asyncio.sleep(0)
                 if connection.closed:
                     return True
