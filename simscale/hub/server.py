@@ -11,7 +11,10 @@ it otherwise (:class:`~simscale.hub.connection.WriteCoalescer`).
 
 Routes, for a hub mounted at ``/chatHub``:
 
-* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; only WebSockets (Text and Binary).
+* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; only WebSockets (Text and Binary). The
+  token it hands out is a reservation that holds no connection capacity; reservations are capped on
+  their own (503 past ``max_reservations``, 429 past ``max_reservations_per_address``) and expire
+  after ``negotiate_ttl_s``.
 * ``GET /chatHub?id=…`` (WebSocket upgrade): 404 for an unknown id, 409 for a second socket on the
   same id; without ``id`` (skipNegotiation) a connection is made on the spot.
 * ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
