@@ -156,7 +156,7 @@ class Deployment:
                 sample_interval_s=s.sample_interval_s,
                 phases=phases,
                 proxy_pools=[PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.proxy_addresses)]
-                if s.proxy_hop
+                if s.proxy_hop and s.hosting == "self-hosted"  # on the service, clients never reach the app servers
                 else [],
             )
             for index in range(s.servers)
@@ -231,7 +231,8 @@ class Deployment:
             self.servers,
             make_load_balancer(s.load_balancer, population, self.servers),
             client_pools=client_pools,
-            max_connections_per_server=s.max_connections_per_server,
+            # On the service an app server's clients are logical connections: no socket limit applies.
+            max_connections_per_server=s.max_connections_per_server if self.service is None else s.clients,
             handshake_cpu_s=s.handshake_cpu_s,
             handshake_timeout_s=s.handshake_timeout_s,
             reconnect=s.reconnect,
@@ -362,6 +363,8 @@ class Deployment:
                 load_balancer=s.load_balancer,
                 backplane=s.backplane,
                 server_of=self.population.server_of,
+                service_units=self.service.units if self.service else 0,
+                server_connections_per_hub=s.server_connections_per_hub,
             ),
             backplane_disconnects=self.backplane.disconnects if self.backplane else 0,
             backplane_lost_publishes=self.backplane.lost if self.backplane else 0,

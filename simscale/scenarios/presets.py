@@ -89,7 +89,7 @@ PRESETS: dict[str, Preset] = {
             {
                 "servers": 2,
                 "clients": 5_000,
-                "broadcast_rate_per_s": 2.0,
+                "broadcast_rate_per_s": 1.0,
                 "message_bytes": 2_048,
                 "duration_s": 60.0,
                 "hosting": "azure-signalr",
