@@ -51,7 +51,7 @@ def service_topology_figure(graph: nx.Graph, *, title: str, origin_server: int =
         >>> [trace.meta for trace in figure.data]
         ['server connections', 'client connections', 'clients', 'service', 'app servers']
         >>> len([a for a in figure.layout.annotations if a.name == "path"])
-        4
+        3
     """
     kinds = dict(graph.nodes(data="kind"))
     if "service" not in kinds:

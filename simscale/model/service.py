@@ -20,6 +20,10 @@ What this component models (sources in docs/SOURCES.md#azure-signalr-service):
   message counts once per started 2 KB (2,048 bytes) of its payload: :func:`billed_messages`.
 * **Pinning.** Client ``i`` on app server ``s`` rides server connection ``i mod k`` of ``s``
   (``k = server_connections_per_hub``); dropping one disconnects exactly those clients.
+
+Simplifications: other hub-method calls (``invocations``) still go straight to the app servers and
+are not billed, and the app servers keep paying the keep-alive ticks of their logical connections
+(on the real service, the service pings the clients).
 """
 
 from __future__ import annotations

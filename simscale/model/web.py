@@ -12,7 +12,8 @@ SignalR servers themselves, or a separate web tier). Each one crosses the networ
 * ``blocking``: takes a thread, holds it through the wait (a synchronous database call), then its CPU.
 
 A request not answered within ``timeout_s`` counts as failed (the server still finishes the work).
-Latencies are those of the requests that arrived after the warm-up.
+Latencies are those of the requests that arrived after the warm-up. Not modelled (yet): the
+requests' own sockets against the servers' connection limit and ports.
 """
 
 from __future__ import annotations

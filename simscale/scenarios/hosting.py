@@ -77,7 +77,7 @@ def published_capacity_frame(units: Sequence[int] = (1, 2, 10, 50, 100)) -> pd.D
         >>> from simscale.scenarios.hosting import published_capacity_frame
         >>> frame = published_capacity_frame(units=(1,))
         >>> frame[frame["source"] == "published"]["out_messages_per_s"].tolist()
-        [2000]
+        [2000.0]
     """
     import pandas as pd
 
