@@ -48,6 +48,7 @@ from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.lifetime import HubLifetimeManager
 from simscale.hub.metrics import HubCounters, render_prometheus
 from simscale.hub.settings import HubSettings
+from simscale.hub.web_routes import busy
 from simscale.hub.websocket import HubWebSocketResponse
 from simscale.protocol import (
     SUPPORTED_PROTOCOLS,
@@ -189,6 +190,7 @@ class HubServer:
             self.app.router.add_get(path, functools.partial(self._serve_websocket, endpoint))
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/busy", busy)  # ordinary web traffic beside the hubs (web_routes.py)
         self.app.on_startup.append(self._on_startup)
         self.app.on_shutdown.append(self._on_shutdown)
 
