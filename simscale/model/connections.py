@@ -13,7 +13,7 @@ due within the same 10 ms are one batch, so a reconnect storm costs events per b
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,10 @@ class Connections:
         self.reconnect_jitter = reconnect_jitter
         self.connection_lifetime_s = connection_lifetime_s
         self._proxy_next = 0
+        self.on_attached: list[Callable[[int, IntArray], None]] = []
+        """Called with (server index, client ids) after clients connected (e.g. they join their groups)."""
+        self.on_detaching: list[Callable[[int, IntArray], None]] = []
+        """Called with (server index, client ids) just before their connections close (they leave groups)."""
 
     # --- getting connected -----------------------------------------------------------------------
     def start(self, connect_ramp_s: float) -> None:
@@ -156,6 +160,8 @@ class Connections:
     def _attach(self, server: SimServer, ids: IntArray) -> None:
         now = float(self.env.now)
         self.population.attach(ids, server.index, now)
+        for attached in self.on_attached:
+            attached(server.index, ids)
         self.recorder.connection_event(ConnectionEventKind.CONNECTED, server.index, "ok", len(ids))
         if self.connection_lifetime_s > 0:
             self.population.close_at[ids] = now + self.rng.exponential(self.connection_lifetime_s, len(ids))
@@ -251,6 +257,8 @@ class Connections:
         for server in self.servers:
             batch = ids[servers == server.index]
             if len(batch):
+                for detaching in self.on_detaching:
+                    detaching(server.index, batch)
                 self._release_ports(server, batch)
                 self.recorder.connection_event(kind, server.index, reason, len(batch))
         population.detach(ids)

@@ -13,6 +13,8 @@ component                 what it models
                           retries, disconnects, churn, silent clients
 ``keepalive``             pings by phase and the server timeout
 ``broadcasts``            sources → publish → every server's fan-out
+``audiences``             sends to a group, a user or a connection: only servers holding a
+                          recipient subscribe to its channel, receive and fan out
 ``client_host``           the clients' side of a send and a read: ``free`` or ``one-loop``
 ``invocations``           other hub-method calls (what starves a thread pool)
 ``sampler``               resource samples of every part
@@ -32,10 +34,13 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode
+from simscale.config.membership import draw_membership
 from simscale.config.scenario import Scenario
 from simscale.metrics.display import html_table, repr_value
 from simscale.metrics.records import RunRecords
+from simscale.model.audiences import Audiences
 from simscale.model.backplane import SimBackplane
 from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
@@ -236,6 +241,7 @@ class Deployment:
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
         )
+        self.audiences = self._audiences(network) if s.send_target != "all" else None
         self.invocations = Invocations(
             env,
             rng,
@@ -263,6 +269,46 @@ class Deployment:
             memory_per_connection_bytes=s.memory_per_connection_bytes,
         )
 
+    def _audiences(self, network: Network) -> Audiences:
+        """Group, user or connection sends, with the membership drawn from the seed; wired to the
+        connections so clients join their groups when they connect and leave when they go."""
+        s = self.scenario
+        membership = draw_membership(
+            seed=s.seed,
+            clients=s.clients,
+            groups=s.groups if s.send_target == "group" else 0,
+            group_size=s.group_size if s.send_target == "group" else 0,
+            groups_per_client=s.groups_per_client,
+            connections_per_user=s.connections_per_user,
+        )
+        audiences = Audiences(
+            self.env,
+            self.rng,
+            self.recorder,
+            self.population,
+            self.servers,
+            network,
+            self.backplane,
+            self.client_host,
+            kind=ChannelKind(s.send_target),
+            group_members=membership.members,
+            users=membership.users,
+            connections_per_user=s.connections_per_user,
+            routing=RoutingMode(s.backplane_routing),
+            rate_per_s=s.broadcast_rate_per_s,
+            offsets_s=s.broadcast_offsets_s,
+            duration_s=s.duration_s,
+            warmup_s=s.warmup_s,
+            message_bytes=s.message_bytes,
+            invocation_cpu_s=s.invocation_cpu_s,
+            serialize_cpu_s=s.serialize_cpu_s,
+            send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
+            send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+        )
+        self.connections.on_attached.append(audiences.attached)
+        self.connections.on_detaching.append(audiences.detaching)
+        return audiences
+
     def run(self, progress: Callable[[float], None] | None = None) -> ModelRun:
         """Simulate ``duration_s`` plus ``drain_s`` and return the records.
 
@@ -276,7 +322,7 @@ class Deployment:
         self.keepalive.start()
         env.process(self.sampler.run())
         if s.broadcasts_enabled:
-            env.process(self.broadcasts.source())
+            env.process(self.broadcasts.source() if self.audiences is None else self.audiences.source())
         if s.invocation_rate_per_client_per_s > 0:
             env.process(self.invocations.source())
         if s.connection_lifetime_s > 0:
@@ -299,6 +345,9 @@ class Deployment:
                 progress(step / 100)
         self.client_host.finish()
         self.recorder.clients_ever_connected(int(self.population.ever_connected.sum()))
+        self.recorder.records.backplane_messages_received_per_server = (
+            list(self.backplane.received) if self.backplane else [0] * s.servers
+        )
         return ModelRun(
             records=self.recorder.records,
             events=env.events_processed,
