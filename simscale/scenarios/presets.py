@@ -114,8 +114,9 @@ def preset_names() -> list[str]:
     Example:
 
         >>> from simscale import preset_names
-        >>> preset_names()
-        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'small-groups', 'big-groups']
+        >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
+        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'small-groups',
+         'big-groups']
     """
     return list(PRESETS)
 
