@@ -35,6 +35,7 @@ from simscale._version import __version__
 from simscale.client.hub_client import HubConnectionError
 from simscale.client.lean import LeanHubClient
 from simscale.client.websocket import HandshakeError, ReadCounter
+from simscale.config.membership import draw_membership
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
@@ -45,7 +46,7 @@ from simscale.metrics.records import (
     RunRecords,
     RunSummary,
 )
-from simscale.metrics.summary import clients_connected_mean, delivered_fraction_all_clients
+from simscale.metrics.summary import clients_connected_mean, delivered_fraction_all_clients, servers_reached_per_send
 from simscale.protocol import ConnectionState, InvocationMessage
 
 __all__ = ["ConnectionFailure", "LoadResult", "describe_failure", "raise_open_file_limit", "run_load"]
@@ -338,7 +339,26 @@ class _Run:
         self.socket_reads = 0
         self.loop_wakeups = 0
         self.failures: list[ConnectionFailure] = []
+        self.by_client: list[_Member | None] = [None] * config.clients
+        """Each client's member once it connected (``None``: it never did)."""
+        self.group_members = (
+            draw_membership(
+                seed=config.seed,
+                clients=config.clients,
+                groups=config.groups,
+                group_size=config.group_size,
+                groups_per_client=config.groups_per_client,
+                connections_per_user=1,
+            ).members
+            if config.send_target == "group"
+            else None
+        )
+        """The groups' client indices: the membership the model draws for the same seed and sizes."""
         self.t0 = time.perf_counter()
+
+    def group_name(self, group: int) -> str:
+        """The hub group of group ``group`` (prefixed by the run, so runs on one hub do not mix)."""
+        return f"{self.prefix}g{group}"
 
     def now_s(self) -> float:
         return time.perf_counter() - self.t0
@@ -403,6 +423,7 @@ class _Run:
                     return None
             client.on_close(lambda reason: self.on_close(member, reason))
             self.attach(member)
+            self.by_client[index] = member
             if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
                 self.on_close(member, client.close_reason)
             return member
@@ -426,6 +447,38 @@ class _Run:
             )
         return members
 
+    async def join_groups(self) -> int:
+        """Every connected client calls JoinGroup for each of its groups; returns the calls sent.
+
+        The calls are non-blocking; the servers subscribe the group channels while ``join_settle_s``
+        passes (and the warm-up's sends are not counted)."""
+        if self.group_members is None:
+            return 0
+        joins = 0
+        for group, row in enumerate(self.group_members.tolist()):
+            for client_index in row:
+                member = self.by_client[client_index]
+                if member is None or member.client is None or member.position < 0:
+                    continue
+                with contextlib.suppress(HubConnectionError):
+                    member.client.send("JoinGroup", self.group_name(group))
+                    joins += 1
+        await asyncio.sleep(self.config.join_settle_s)
+        return joins
+
+    def _pick_group_sender(self) -> tuple[int, _Member, list[_Member]] | None:
+        """A random group, a random connected member to send, and its connected members."""
+        assert self.group_members is not None
+        group = int(self.rng.integers(self.group_members.shape[0]))
+        connected = [
+            member
+            for client_index in self.group_members[group].tolist()
+            if (member := self.by_client[client_index]) is not None and member.position >= 0
+        ]
+        if not connected:
+            return None
+        return group, connected[int(self.rng.integers(len(connected)))], connected
+
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally
         padding = config.message_bytes
@@ -439,14 +492,26 @@ class _Run:
                 await asyncio.sleep(delay_s)
             if not self.connected:
                 continue
-            member = self.connected[int(self.rng.integers(len(self.connected)))]
+            group_args: tuple[str, ...] = ()
+            if self.group_members is None:
+                member = self.connected[int(self.rng.integers(len(self.connected)))]
+                recipients, per_server = len(self.connected), self.per_server
+            else:
+                picked = self._pick_group_sender()
+                if picked is None:
+                    continue
+                group, member, audience = picked
+                group_args = (self.group_name(group),)
+                recipients = len(audience)
+                per_server = np.bincount([m.server for m in audience], minlength=config.servers).astype(np.int64)
             sent_s = time.perf_counter()
             head = f"{sent_s!r}|"
             message = head + "x" * max(0, padding - len(head))
-            tally.note_send(index, sent_s - self.t0, member.server, len(self.connected), self.per_server)
+            tally.note_send(index, sent_s - self.t0, member.server, recipients, per_server)
             try:
                 assert member.client is not None
-                member.client.send("SendMessage", f"{self.prefix}{index}", message)
+                method = "SendToGroup" if group_args else "SendMessage"
+                member.client.send(method, *group_args, f"{self.prefix}{index}", message)
             except HubConnectionError:
                 tally.forget_send(index)
                 self.send_failures += 1
@@ -507,7 +572,15 @@ class _Run:
             origin = int(tally.origin_server[index])
             sent_at_s = float(tally.sent_at_s[index])
             records.broadcasts.append(
-                BroadcastRecord("hub", config.scenario, index, origin, sent_at_s, int(tally.connected_clients[index]))
+                BroadcastRecord(
+                    "hub",
+                    config.scenario,
+                    index,
+                    origin,
+                    sent_at_s,
+                    int(tally.connected_clients[index]),
+                    config.send_target,
+                )
             )
             for server in range(config.servers):
                 delivered = int(tally.delivered[index, server])
@@ -523,6 +596,7 @@ class _Run:
                         delivered,
                         float(tally.latency_sum_s[index, server]) / delivered if delivered else math.nan,
                         float(tally.latency_max_s[index, server]) if delivered else math.nan,
+                        config.send_target,
                     )
                 )
         records.latency = tally.histogram
@@ -573,6 +647,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
             members = await run.connect(session)
             connected_at_start = len(run.connected)
             run.records.clients_ever_connected = len(members)  # the load generator connects each client once
+            await run.join_groups()
             try:
                 if on_phase is not None:
                     on_phase("broadcast_start")
@@ -608,6 +683,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         clients_connected=clients_connected_mean(run.records),
         clients_never_connected=config.clients - (run.records.clients_ever_connected or 0),
         delivered_fraction_all_clients=delivered_fraction_all_clients(run.records, config.clients),
+        servers_reached_per_send=servers_reached_per_send(run.records),
     )
     return LoadResult(
         records=run.records,
