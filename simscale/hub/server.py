@@ -481,6 +481,7 @@ class HubServer:
             },
             "publishes": self.backplane.publishes,
             "losses": self.backplane.losses,
+            "backplane_messages_received": self.counters.backplane_messages_received,
         }
 
     async def _health(self, request: web.Request) -> web.StreamResponse:

@@ -70,6 +70,23 @@ def test_small_validation_agrees_on_who_receives(calibration: Calibration, name:
     assert all(row["relative_error"] is None or math.isfinite(row["relative_error"]) for row in payload["comparisons"])
 
 
+@pytest.mark.parametrize("name", ["small-groups", "big-groups"])
+def test_group_validation_counts_the_backplane_messages_each_server_receives(
+    calibration: Calibration, name: str
+) -> None:
+    result = validate(name, clients=120, rates_per_s=[6.0], calibration=calibration, duration_s=2.0)
+    frame = result.comparisons
+    delivered = frame[frame.metric == "delivered_fraction"]
+    assert delivered.predicted.to_list() == [1.0] and delivered.measured.to_list() == [1.0]
+    received = frame[frame.metric == "backplane_messages_received_per_server"]
+    assert sorted(received.server.unique()) == [0, 1]
+    assert (received.measured > 0).all() and (received.predicted > 0).all()
+    assert agreement(result)["backplane_messages_received_per_server"] is not None
+    # Each send is received by the other server when it holds a member: at most once per send.
+    sends = 6.0 * (1.0 + 2.0)
+    assert (received.predicted < 2 * sends).all() and (received.measured < 2 * sends).all()
+
+
 def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     # As if the machine had been twice as fast when it was calibrated: validate must say so. Two busy rates,
