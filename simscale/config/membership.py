@@ -18,12 +18,23 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MEMBERSHIP_STREAM", "Membership", "draw_membership", "user_of_clients"]
+__all__ = [
+    "MEMBERSHIP_STREAM",
+    "SENDS_STREAM",
+    "Membership",
+    "draw_group_send",
+    "draw_membership",
+    "sends_rng",
+    "user_of_clients",
+]
 
 IntArray = npt.NDArray[np.int64]
 
 MEMBERSHIP_STREAM = 16
 """Second word of the membership generator's seed: ``default_rng([seed, MEMBERSHIP_STREAM])``."""
+
+SENDS_STREAM = 17
+"""Second word of the seed of the generator that picks each send's group and sender (:func:`sends_rng`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +100,36 @@ def draw_membership(
         joined[chosen] += 1
     users = -(-clients // connections_per_user)
     return Membership(members, user_of_clients(clients, connections_per_user), users)
+
+
+def sends_rng(seed: int) -> np.random.Generator:
+    """The generator that picks each group send's group and sender: the model and the load generator
+    each make one from the same seed, so with the same send times and the same clients connected they
+    pick the very same sends."""
+    return np.random.default_rng([seed, SENDS_STREAM])
+
+
+def draw_group_send(rng: np.random.Generator, members: IntArray, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:
+    """A uniformly random group and, among its connected members, a uniformly random sender.
+
+    ``connected[c]`` says whether client ``c`` is connected. Returns ``(group, sender)``, the sender
+    ``-1`` when no member of the group is connected (then nothing is sent).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale.config.membership import draw_group_send, sends_rng
+        >>> members = np.array([[0, 1], [2, 3]])
+        >>> connected = np.array([True, True, False, False])
+        >>> picks = [draw_group_send(sends_rng(1), members, connected) for _ in range(2)]
+        >>> picks[0] == picks[1]  # the same seed picks the same send
+        True
+        >>> sorted({draw_group_send(sends_rng(s), members, connected)[1] for s in range(40)})
+        [-1, 0, 1]
+    """
+    group = int(rng.integers(members.shape[0]))
+    row = members[group]
+    online = row[connected[row]]
+    if len(online) == 0:
+        return group, -1
+    return group, int(online[rng.integers(len(online))])

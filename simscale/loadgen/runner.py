@@ -35,7 +35,7 @@ from simscale._version import __version__
 from simscale.client.hub_client import HubConnectionError
 from simscale.client.lean import LeanHubClient
 from simscale.client.websocket import HandshakeError, ReadCounter
-from simscale.config.membership import draw_membership
+from simscale.config.membership import draw_group_send, draw_membership, sends_rng
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
@@ -288,10 +288,12 @@ class _Tally:
 class _Member:
     """One client of the run: which server it is on and how it tallies what it receives."""
 
-    __slots__ = ("client", "position", "prefix", "server", "tally")
+    __slots__ = ("client", "index", "position", "prefix", "server", "tally")
 
-    def __init__(self, server: int, tally: _Tally, prefix: str) -> None:
+    def __init__(self, server: int, tally: _Tally, prefix: str, index: int = -1) -> None:
         self.client: LeanHubClient | None = None
+        self.index = index
+        """The client's index in the run (client ``i`` of ``clients``)."""
         self.server = server
         self.tally = tally
         self.prefix = prefix
@@ -340,6 +342,10 @@ class _Run:
         self.loop_wakeups = 0
         self.failures: list[ConnectionFailure] = []
         self.by_client: list[_Member | None] = [None] * config.clients
+        self.connected_mask = np.zeros(config.clients, dtype=bool)
+        """``connected_mask[i]``: client ``i`` is connected now."""
+        self.pick_rng = sends_rng(config.seed)
+        """Picks each group send's group and sender: the model's stream and rule for the same seed."""
         """Each client's member once it connected (``None``: it never did)."""
         self.group_members = (
             draw_membership(
@@ -367,6 +373,8 @@ class _Run:
         member.position = len(self.connected)
         self.connected.append(member)
         self.per_server[member.server] += 1
+        if member.index >= 0:
+            self.connected_mask[member.index] = True
 
     def detach(self, member: _Member) -> None:
         position = member.position
@@ -378,6 +386,8 @@ class _Run:
             last.position = position
         member.position = -1
         self.per_server[member.server] -= 1
+        if member.index >= 0:
+            self.connected_mask[member.index] = False
 
     def on_close(self, member: _Member, reason: str | None) -> None:
         self.detach(member)
@@ -402,7 +412,7 @@ class _Run:
 
         async def connect_one(index: int) -> _Member | None:
             server = index % config.servers
-            member = _Member(server, self.tally, self.prefix)
+            member = _Member(server, self.tally, self.prefix, index)
             client = member.client = LeanHubClient(
                 config.urls[server],
                 member.on_invocation,
@@ -469,15 +479,17 @@ class _Run:
     def _pick_group_sender(self) -> tuple[int, _Member, list[_Member]] | None:
         """A random group, a random connected member to send, and its connected members."""
         assert self.group_members is not None
-        group = int(self.rng.integers(self.group_members.shape[0]))
+        group, sender = draw_group_send(self.pick_rng, self.group_members, self.connected_mask)
+        if sender < 0:
+            return None
         connected = [
             member
             for client_index in self.group_members[group].tolist()
             if (member := self.by_client[client_index]) is not None and member.position >= 0
         ]
-        if not connected:
-            return None
-        return group, connected[int(self.rng.integers(len(connected)))], connected
+        chosen = self.by_client[sender]
+        assert chosen is not None
+        return group, chosen, connected
 
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally

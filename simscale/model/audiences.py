@@ -117,6 +117,8 @@ class Audiences:
         client_host: ClientHost,
         *,
         kind: ChannelKind,
+        pick_rng: np.random.Generator,
+        pick_group_send: Callable[[npt.NDArray[np.bool_]], tuple[int, int]],
         group_members: IntArray,
         users: int,
         connections_per_user: int,
@@ -142,6 +144,11 @@ class Audiences:
         self.backplane = backplane
         self.client_host = client_host
         self.kind = kind
+        self.pick_rng = pick_rng
+        """Picks each send's audience and sender (a stream of its own, as the load generator's)."""
+        self.pick_group_send = pick_group_send
+        """Given who is connected, a group and its sender (-1: none connected): the load generator's own
+        rule on the same stream, so the same seed picks the same sends."""
         self.group_members = group_members
         """``group_members[g]``: the clients of group ``g`` (drawn by the deployment from the seed)."""
         self.users = users
@@ -195,20 +202,17 @@ class Audiences:
     # --- the sends -------------------------------------------------------------------------------
     def _pick(self) -> tuple[IntArray, int]:
         """An audience (its client ids) and a connected sender (-1: nobody can send to it now)."""
-        server_of = self.population.server_of
+        rng = self.pick_rng
         if self.kind is ChannelKind.GROUP:
-            members = self.group_members[int(self.rng.integers(self.group_members.shape[0]))]
-            connected = members[server_of[members] >= 0]
-            if len(connected) == 0:
-                return members, -1
-            return members, int(connected[self.rng.integers(len(connected))])
-        sender = self.population.random_connected(self.rng)
+            group, sender = self.pick_group_send(self.population.server_of >= 0)
+            return self.group_members[group], sender
+        sender = self.population.random_connected(rng)
         if self.kind is ChannelKind.USER:
             # User u's connections are clients u·k .. u·k + k - 1 (k = connections_per_user).
-            first = int(self.rng.integers(self.users)) * self.connections_per_user
+            first = int(rng.integers(self.users)) * self.connections_per_user
             last = min(first + self.connections_per_user, self.population.size)
             return np.arange(first, last, dtype=np.int64), sender
-        return np.array([int(self.rng.integers(self.population.size))], dtype=np.int64), sender
+        return np.array([int(rng.integers(self.population.size))], dtype=np.int64), sender
 
     def local_recipients(self, send_id: int, server_index: int) -> int:
         """Recipients of send ``send_id`` connected to ``server_index`` now."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode
-from simscale.config.membership import draw_membership
+from simscale.config.membership import draw_group_send, draw_membership, sends_rng
 from simscale.config.scenario import Scenario
 from simscale.metrics.display import html_table, repr_value
 from simscale.metrics.records import RunRecords
@@ -281,6 +281,7 @@ class Deployment:
             groups_per_client=s.groups_per_client,
             connections_per_user=s.connections_per_user,
         )
+        pick_rng = sends_rng(s.seed)
         audiences = Audiences(
             self.env,
             self.rng,
@@ -291,6 +292,8 @@ class Deployment:
             self.backplane,
             self.client_host,
             kind=ChannelKind(s.send_target),
+            pick_rng=pick_rng,
+            pick_group_send=lambda connected: draw_group_send(pick_rng, membership.members, connected),
             group_members=membership.members,
             users=membership.users,
             connections_per_user=s.connections_per_user,
