@@ -138,4 +138,4 @@ def test_help_states_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: site/)" in text
     assert "(default: off)" in text
-    assert "examples:" in text
+    assert "Examples:" in text

@@ -19,6 +19,10 @@ _PANELS = (
     ("deliveries_per_s", "deliveries per second"),
     ("cpu_utilization", "CPU utilisation per server"),
 )
+_SERIES_COLORS = {None: "#1f77b4", 0: "#2ca02c", 1: "#9467bd"}
+"""One colour per series in every panel (the model dashed, the real hub as dots of the same colour): left
+to plotly's colour cycle, each panel's traces took the next colours and stopped matching the legend."""
+_MORE_COLORS = ("#d62728", "#8c564b", "#e377c2", "#17becf")
 
 
 def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
@@ -36,15 +40,18 @@ def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
         )
         for server, group in groups:
             label = "" if server is None else f" server {int(server)}"
+            key = None if server is None else int(server)
+            color = _SERIES_COLORS.get(key) or _MORE_COLORS[(key or 0) % len(_MORE_COLORS)]
             figure.add_trace(
                 go.Scatter(x=group.load, y=group.predicted, mode="lines+markers", name=f"model{label}",
                            legendgroup=f"model{label}", showlegend=position in (0, 3),
-                           line={"dash": "dash"}),
+                           line={"dash": "dash", "color": color}, marker={"color": color}),
                 row=row, col=col,
             )  # fmt: skip
             figure.add_trace(
                 go.Scatter(x=group.load, y=group.measured, mode="markers", name=f"real hub{label}",
-                           legendgroup=f"hub{label}", showlegend=position in (0, 3), marker={"size": 10}),
+                           legendgroup=f"hub{label}", showlegend=position in (0, 3),
+                           marker={"size": 10, "color": color}),
                 row=row, col=col,
             )  # fmt: skip
         figure.update_xaxes(title_text="broadcasts per second", row=row, col=col)

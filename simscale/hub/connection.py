@@ -111,6 +111,26 @@ class HubConnection:
 
     Hub methods see it as ``self.context``; ``connection_id``, ``user_id`` and ``items`` are the
     public part.
+
+    Example (a hub method reads its caller's connection):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import Hub, HubServer
+        >>> class WhoAmI(Hub):
+        ...     async def who(self) -> bool:
+        ...         return bool(self.context.connection_id) and self.context.user_id is None
+        >>> async def ask() -> bool:
+        ...     server = HubServer({"/who": WhoAmI})
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/who")
+        ...     try:
+        ...         await client.start()
+        ...         return await client.invoke("Who")
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(ask())
+        True
     """
 
     __slots__ = (
@@ -131,6 +151,7 @@ class HubConnection:
         "ping_shortcut",
         "protocol_connection",
         "streams",
+        "unyielded_work",
         "user_id",
         "wheel_tick",
         "written_through_turn",
@@ -168,6 +189,9 @@ class HubConnection:
         self.ping_shortcut = False
         """Whether a frame holding just a JSON Ping may bypass the protocol (handshaken, JSON, and
         the frames so far ended on a record boundary); see :mod:`simscale.hub.websocket`."""
+        self.unyielded_work = 0
+        """Frames read and messages acted on since this connection's reader last gave the event loop
+        a turn (the server's fair-reading budget)."""
         self.streams: dict[str, asyncio.Task[None]] | None = None
         """Running server-to-client streams by invocation id (created on first use)."""
         # Most connections never use items or groups: both are made on first use (~280 bytes).

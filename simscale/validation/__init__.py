@@ -7,12 +7,23 @@ Three parts: :mod:`~simscale.validation.measuring` runs real processes and retur
 * :func:`~simscale.validation.calibrate.calibrate` measures the real hub's costs on this machine
   and returns a :class:`~simscale.scenarios.calibration.Calibration` for the ``asyncio-hub`` profile;
 * :func:`~simscale.validation.validate.validate` runs a seed scenario for real on loopback (hub
-  processes + the load generator) and simulated with the same parameters, and compares them.
+  processes + the load generator) and simulated with the same parameters, and compares them;
+* :func:`~simscale.validation.cluster.live_cluster` starts N real hub processes (and a redis-server)
+  for a ``with`` block and stops them all on the way out.
 """
 
 from __future__ import annotations
 
 from simscale.validation.calibrate import calibrate
+from simscale.validation.cluster import LiveCluster, live_cluster
 from simscale.validation.validate import VALIDATED_PRESETS, ValidationResult, agreement, validate
 
-__all__ = ["VALIDATED_PRESETS", "ValidationResult", "agreement", "calibrate", "validate"]
+__all__ = [
+    "VALIDATED_PRESETS",
+    "LiveCluster",
+    "ValidationResult",
+    "agreement",
+    "calibrate",
+    "live_cluster",
+    "validate",
+]

@@ -35,9 +35,19 @@ class HubProcess:
     measurement would blame the hub's design for our harness).
     """
 
-    def __init__(self, *flags: str, name: str, command: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        *flags: str,
+        name: str,
+        command: Sequence[str] | None = None,
+        start_timeout_s: float = _START_TIMEOUT_S,
+    ) -> None:
         """``flags`` go to ``simscale hub serve``; ``command`` replaces that whole command line (a hub
-        under a profiler, say): it must print ``listening on URL`` on stdout."""
+        under a profiler, say): it must print ``listening on URL`` on stdout. ``start_timeout_s`` bounds
+        the wait for that line; past it the process is stopped and `RuntimeError` raised."""
+        if not start_timeout_s > 0:
+            raise ValueError(f"start_timeout_s must be > 0 seconds, got {start_timeout_s!r}")
+        self.start_timeout_s = start_timeout_s
         if command is None:
             command = [
                 *(sys.executable, "-m", "simscale.cli", "hub", "serve", "--host", "127.0.0.1", "--port", "0"),
@@ -74,7 +84,7 @@ class HubProcess:
             self._listening.set()  # the process is gone: stop waiting for a URL that will not come
 
     def _wait_for_url(self) -> str:
-        if not self._listening.wait(_START_TIMEOUT_S) or not self._url:
+        if not self._listening.wait(self.start_timeout_s) or not self._url:
             self.stop()
             raise RuntimeError(f"hub server {self.name} did not start: {self.log_tail()[-500:]}")
         return self._url

@@ -332,7 +332,7 @@ def test_public_api_is_pinned() -> None:
         "ResolvedUrl",
         "resolve_websocket_url",
     ]
-    assert sorted(loadgen.__all__) == ["LoadConfig", "LoadResult", "run_load"]
+    assert sorted(loadgen.__all__) == ["ConnectionFailure", "LoadConfig", "LoadResult", "run_load"]
 
 
 async def test_negotiate_redirect_is_followed_with_its_access_token() -> None:

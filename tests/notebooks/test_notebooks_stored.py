@@ -1,6 +1,6 @@
 """The teaching notebooks as stored: named in reading order, without outputs, indexed, importing simscale.
 
-The notebooks themselves are executed by nbmake (``pytest --nbmake notebooks``).
+The notebooks themselves are executed by ``tests/test_notebooks.py``.
 """
 
 from __future__ import annotations
