@@ -33,6 +33,7 @@ __all__ = [
     "delivered_fraction_frame",
     "diagram_figure",
     "diagram_scenario",
+    "group_fanout_frame",
     "latency_quantiles_frame",
     "latency_steps_frame",
     "message_volume_frame",
@@ -67,6 +68,7 @@ FIGURE_NAMES: tuple[str, ...] = (
     "azure-signalr-service",
     "azure-published-capacity",
     "self-hosted-vs-service",
+    "group-fanout-vs-group-size",
 )
 """Every documentation figure, in the order the README shows them."""
 
@@ -237,9 +239,62 @@ def connection_limits_frame(
     return pd.DataFrame(rows)
 
 
+GROUP_SIZES = (1, 2, 5, 10, 20, 50, 100, 500)
+"""Members per group in the group-send figure (10 servers, 2,000 clients)."""
+
+
+GROUP_SENDS = 1_000
+"""Sends per run of the group-send figure, at fixed times (so every run sends exactly as many)."""
+
+
+def group_fanout_frame(
+    group_sizes: tuple[int, ...] = GROUP_SIZES, *, servers: int = 10, clients: int = 2_000
+) -> pd.DataFrame:
+    """``small-groups`` on ``servers`` servers at each group size, plus the broadcast for comparison.
+
+    Every run replays the same :data:`GROUP_SENDS` send times (every 5 ms). Columns audience (``group`` or
+    ``all``), group_size (for ``all``: the clients), servers, servers_reached_per_send and
+    received_per_server_per_send (the run's ``backplane_messages_received`` / servers / sends).
+    """
+    import pandas as pd
+
+    from simscale.scenarios import preset, simulate
+
+    base = preset(
+        "small-groups",
+        servers=servers,
+        clients=clients,
+        groups=clients // 10,
+        broadcast_offsets_s=tuple(round(0.005 * k, 3) for k in range(GROUP_SENDS)),
+        duration_s=5.5,
+        warmup_s=0.5,
+        drain_s=1.0,
+    )
+    runs = [("group", size, base.replace(groups=clients // size, group_size=size)) for size in group_sizes]
+    runs.append(("all", clients, base.replace(send_target="all")))
+    rows = []
+    for audience, size, scenario in runs:
+        summary = simulate(scenario).summary
+        rows.append(
+            {
+                "audience": audience,
+                "group_size": size,
+                "servers": servers,
+                "servers_reached_per_send": float(summary.servers_reached_per_send or 0.0),
+                "received_per_server_per_send": (summary.backplane_messages_received or 0) / servers / GROUP_SENDS,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def build_figures() -> dict[str, go.Figure]:
     """Run every fixed-seed scenario and draw every documentation figure (name → figure)."""
-    from simscale.figures import delivered_fraction_figure, latency_distribution_figure, scaling_criteria_figure
+    from simscale.figures import (
+        delivered_fraction_figure,
+        group_fanout_figure,
+        latency_distribution_figure,
+        scaling_criteria_figure,
+    )
     from simscale.scenarios import preset, simulate
 
     figures: dict[str, go.Figure] = {}
@@ -252,6 +307,7 @@ def build_figures() -> dict[str, go.Figure]:
     )
     figures["scaling-criteria"] = scaling_criteria_figure(message_volume_frame(), connection_limits_frame())
     figures.update(_service_figures())
+    figures["group-fanout-vs-group-size"] = group_fanout_figure(group_fanout_frame())
     assert tuple(figures) == FIGURE_NAMES
     return figures
 

@@ -22,6 +22,7 @@ __all__ = [
     "LoadBalancerPolicy",
     "MethodKind",
     "Scenario",
+    "SendTarget",
     "ServerProfile",
     "describe_fields",
     "parse_field_value",
@@ -34,6 +35,7 @@ MethodKind = Literal["async", "blocking", "sync-over-async"]
 RoutingModeName = Literal["direct-local", "via-backplane"]
 ClientHostKind = Literal["free", "one-loop"]
 WebRequestKind = Literal["async", "blocking"]
+SendTarget = Literal["all", "group", "user", "connection"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,55 @@ class Scenario:
     )
     method_cpu_s: float = setting(
         20e-6, ge=0.0, le=10.0, section="workload", source="assumed", help="CPU a hub method uses besides the wait."
+    )
+
+    # --- audience: who a send goes to (everyone, a group, a user's connections, one connection)
+    send_target: SendTarget = setting(
+        "all",
+        section="audience",
+        source="docs/SOURCES.md#redis-backplane-behaviour (Clients.All, Group, User, Client)",
+        help="all: every client (a broadcast); group: a random group, sent by one of its members to every member, "
+        "the sender included; user: every connection of a random user; connection: one random connection. "
+        "broadcast_rate_per_s is the rate of sends whatever their target.",
+    )
+    groups: int = setting(
+        1,
+        unit="groups",
+        ge=1,
+        le=10_000_000,
+        section="audience",
+        source="user",
+        help="With send_target group: how many groups there are.",
+    )
+    group_size: int = setting(
+        10,
+        unit="clients",
+        ge=1,
+        le=10_000_000,
+        section="audience",
+        source="user",
+        help="With send_target group: the members of each group, exactly (at most clients); members are drawn "
+        "at random from the seed and land wherever the load balancer puts them.",
+    )
+    groups_per_client: int = setting(
+        1,
+        unit="groups",
+        ge=1,
+        le=100_000,
+        section="audience",
+        source="user",
+        help="With send_target group: the most groups one client is in; groups × group_size must not exceed "
+        "clients × groups_per_client.",
+    )
+    connections_per_user: int = setting(
+        1,
+        unit="connections",
+        ge=1,
+        le=100_000,
+        section="audience",
+        source="user",
+        help="Connections of one user (several tabs): clients c and c' belong to the same user when "
+        "c // connections_per_user == c' // connections_per_user.",
     )
 
     # --- clients: how clients connect, stay, time out and come back
@@ -662,6 +713,27 @@ class Scenario:
         if self.calibration_file and self.server_profile != "asyncio-hub":
             raise ValueError("calibration_file applies only to server_profile 'asyncio-hub'")
         check_hosting(self)
+        self._check_audience()
+
+    def _check_audience(self) -> None:
+        if self.send_target == "group":
+            if self.group_size > self.clients:
+                raise ValueError(
+                    f"group_size must be an integer >= 1 and <= clients ({self.clients}) with send_target "
+                    f"'group', got {self.group_size}"
+                )
+            if self.groups * self.group_size > self.clients * self.groups_per_client:
+                raise ValueError(
+                    f"groups must be <= clients × groups_per_client / group_size "
+                    f"({self.clients * self.groups_per_client // self.group_size}) with send_target 'group': "
+                    f"groups × group_size ({self.groups * self.group_size}) must not exceed "
+                    f"clients × groups_per_client ({self.clients * self.groups_per_client}), got groups={self.groups}"
+                )
+        if self.send_target == "user" and self.connections_per_user > self.clients:
+            raise ValueError(
+                f"connections_per_user must be an integer >= 1 and <= clients ({self.clients}) with send_target "
+                f"'user', got {self.connections_per_user}"
+            )
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -684,6 +756,7 @@ class Scenario:
 SECTIONS: tuple[str, ...] = (
     "run",
     "workload",
+    "audience",
     "clients",
     "load balancer",
     "servers",

@@ -566,6 +566,7 @@ class HubServer:
             },
             "publishes": backplane.publishes,
             "losses": losses,
+            "backplane_messages_received": self.counters.backplane_messages_received,
         }
 
     async def _health(self, request: web.Request) -> web.StreamResponse:

@@ -87,7 +87,10 @@ class BroadcastRecord:
     sent_at_s: float
     """Sender's send time (client side)."""
     connected_clients: int
-    """Clients connected anywhere when it was sent, the sender included."""
+    """Recipients connected when it was sent: for ``audience`` ``all`` every client connected anywhere,
+    the sender included; for a group, a user or a connection, the connected members of that audience."""
+    audience: str = "all"
+    """Who the send went to: ``all``, ``group``, ``user`` or ``connection`` (the hub's channel kinds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,8 @@ class DeliveryRecord:
     latency_mean_s: float
     """Mean of (receive time at the recipient - send time at the sender)."""
     latency_max_s: float
+    audience: str = "all"
+    """Who the send went to: ``all``, ``group``, ``user`` or ``connection``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,9 @@ class RunRecords:
     """How many distinct clients held a connection at some point of the run (``None``: not tracked).
     Connection events count connections, and a client that reconnects connects twice, so the
     number of clients that never got on cannot be read from them."""
+    backplane_messages_received_per_server: list[int] = field(default_factory=list)
+    """Per server: publishes it received from the backplane and delivered (its own echoes not counted, as
+    the hub's ``backplane_messages_received`` counter); empty when the run had no backplane counter."""
 
     def __repr__(self) -> str:
         return f"RunRecords({self.describe()}, clients_ever_connected={self.clients_ever_connected})"
@@ -301,6 +309,11 @@ class RunSummary:
     """99th percentile of that latency."""
     web_requests_failed: int | None = None
     """Web requests not answered within ``web_request_timeout_s``."""
+    servers_reached_per_send: float | None = None
+    """Mean, over the counted sends, of the servers that wrote the send to at least one of their clients."""
+    backplane_messages_received: int | None = None
+    """Publishes the servers received from the backplane and delivered, all servers together (own echoes not
+    counted); 0 without a backplane, ``None`` when the source does not count them."""
 
     def _repr_html_(self) -> str:
         """What Jupyter displays: every figure, formatted, in a two-column table."""

@@ -78,6 +78,10 @@ class Connections:
         self._proxy_next = 0
         self.service_room = service_room
         """Azure SignalR Service's free connection slots (``None``: self-hosted, no quota)."""
+        self.on_attached: list[Callable[[int, IntArray], None]] = []
+        """Called with (server index, client ids) after clients connected (e.g. they join their groups)."""
+        self.on_detaching: list[Callable[[int, IntArray], None]] = []
+        """Called with (server index, client ids) just before their connections close (they leave groups)."""
 
     # --- getting connected -----------------------------------------------------------------------
     def start(self, connect_ramp_s: float) -> None:
@@ -164,6 +168,8 @@ class Connections:
     def _attach(self, server: SimServer, ids: IntArray) -> None:
         now = float(self.env.now)
         self.population.attach(ids, server.index, now)
+        for attached in self.on_attached:
+            attached(server.index, ids)
         self.recorder.connection_event(ConnectionEventKind.CONNECTED, server.index, "ok", len(ids))
         if self.connection_lifetime_s > 0:
             self.population.close_at[ids] = now + self.rng.exponential(self.connection_lifetime_s, len(ids))
@@ -259,6 +265,8 @@ class Connections:
         for server in self.servers:
             batch = ids[servers == server.index]
             if len(batch):
+                for detaching in self.on_detaching:
+                    detaching(server.index, batch)
                 self._release_ports(server, batch)
                 self.recorder.connection_event(kind, server.index, reason, len(batch))
         population.detach(ids)

@@ -13,6 +13,8 @@ component                 what it models
                           retries, disconnects, churn, silent clients
 ``keepalive``             pings by phase and the server timeout
 ``broadcasts``            sources → publish → every server's fan-out
+``audiences``             sends to a group, a user or a connection: only servers holding a
+                          recipient subscribe to its channel, receive and fan out
 ``client_host``           the clients' side of a send and a read: ``free`` or ``one-loop``
 ``invocations``           other hub-method calls (what starves a thread pool)
 ``sampler``               resource samples of every part
@@ -29,17 +31,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
-import networkx as nx
 import numpy as np
 
+from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode
 from simscale.config.hosting import service_units_for
+from simscale.config.membership import draw_group_send, draw_membership, sends_rng
 from simscale.config.scenario import Scenario
-from simscale.metrics.display import html_table, repr_value
-from simscale.metrics.records import RunRecords
+from simscale.model.audiences import Audiences
 from simscale.model.backplane import SimBackplane
 from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
@@ -55,63 +56,14 @@ from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
 from simscale.model.recorder import Recorder
+from simscale.model.run import ModelRun
 from simscale.model.sampler import ResourceSampler
 from simscale.model.server import SimServer
-from simscale.model.service import ServiceBroadcasts, ServiceStats, SignalRService
+from simscale.model.service import ServiceBroadcasts, SignalRService
 from simscale.model.topology import build_topology
-from simscale.model.web import WebStats, WebTraffic
+from simscale.model.web import WebTraffic
 
 __all__ = ["Deployment", "HubModel", "ModelRun"]
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class ModelRun:
-    """What one run of the model produced (its ``repr`` counts the records instead of printing them).
-
-    Example:
-
-        >>> import numpy as np
-        >>> from simscale import preset
-        >>> from simscale.model import Deployment
-        >>> scenario = preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)
-        >>> run = Deployment(scenario, np.random.default_rng(scenario.seed)).run()
-        >>> run  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
-        ModelRun(events=1,995, wall_s=..., backplane_disconnects=0, backplane_lost_publishes=0,
-                 records: broadcasts=86, ...)
-    """
-
-    records: RunRecords
-    events: int
-    wall_s: float
-    topology: nx.Graph
-    backplane_disconnects: int
-    backplane_lost_publishes: int = 0
-    service: ServiceStats | None = None
-    """Azure SignalR Service's units, connections and bill (``hosting='azure-signalr'`` only)."""
-    web: WebStats | None = None
-    """Web-request latency and failures (when ``web_request_rate_per_s`` > 0)."""
-
-    def _rows(self) -> list[tuple[str, object]]:
-        return [
-            ("events", self.events),
-            ("wall_s", self.wall_s),
-            ("backplane_disconnects", self.backplane_disconnects),
-            ("backplane_lost_publishes", self.backplane_lost_publishes),
-        ]
-
-    def __repr__(self) -> str:
-        figures = ", ".join(f"{name}={repr_value(value)}" for name, value in self._rows())
-        return (
-            f"ModelRun({figures}, records: {self.records.describe()}, "
-            f"topology: {self.topology.number_of_nodes():,} nodes)"
-        )
-
-    def _repr_html_(self) -> str:
-        """What Jupyter displays: the run's counts in a small table."""
-        return html_table(
-            "ModelRun",
-            [*self._rows(), ("records", self.records.describe()), ("topology nodes", self.topology.number_of_nodes())],
-        )
 
 
 class Deployment:
@@ -269,6 +221,7 @@ class Deployment:
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
         )
+        self.audiences = self._audiences(network) if s.send_target != "all" else None
         self.invocations = Invocations(
             env,
             rng,
@@ -311,6 +264,49 @@ class Deployment:
             memory_per_connection_bytes=s.memory_per_connection_bytes,
         )
 
+    def _audiences(self, network: Network) -> Audiences:
+        """Group, user or connection sends, with the membership drawn from the seed; wired to the
+        connections so clients join their groups when they connect and leave when they go."""
+        s = self.scenario
+        membership = draw_membership(
+            seed=s.seed,
+            clients=s.clients,
+            groups=s.groups if s.send_target == "group" else 0,
+            group_size=s.group_size if s.send_target == "group" else 0,
+            groups_per_client=s.groups_per_client,
+            connections_per_user=s.connections_per_user,
+        )
+        pick_rng = sends_rng(s.seed)
+        audiences = Audiences(
+            self.env,
+            self.rng,
+            self.recorder,
+            self.population,
+            self.servers,
+            network,
+            self.backplane,
+            self.client_host,
+            kind=ChannelKind(s.send_target),
+            pick_rng=pick_rng,
+            pick_group_send=lambda connected: draw_group_send(pick_rng, membership.members, connected),
+            group_members=membership.members,
+            users=membership.users,
+            connections_per_user=s.connections_per_user,
+            routing=RoutingMode(s.backplane_routing),
+            rate_per_s=s.broadcast_rate_per_s,
+            offsets_s=s.broadcast_offsets_s,
+            duration_s=s.duration_s,
+            warmup_s=s.warmup_s,
+            message_bytes=s.message_bytes,
+            invocation_cpu_s=s.invocation_cpu_s,
+            serialize_cpu_s=s.serialize_cpu_s,
+            send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
+            send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+        )
+        self.connections.on_attached.append(audiences.attached)
+        self.connections.on_detaching.append(audiences.detaching)
+        return audiences
+
     def run(self, progress: Callable[[float], None] | None = None) -> ModelRun:
         """Simulate ``duration_s`` plus ``drain_s`` and return the records.
 
@@ -324,7 +320,7 @@ class Deployment:
         self.keepalive.start()
         env.process(self.sampler.run())
         if s.broadcasts_enabled:
-            env.process(self.broadcasts.source())
+            env.process(self.broadcasts.source() if self.audiences is None else self.audiences.source())
         if s.invocation_rate_per_client_per_s > 0:
             env.process(self.invocations.source())
         if s.connection_lifetime_s > 0:
@@ -353,6 +349,9 @@ class Deployment:
                 progress(step / 100)
         self.client_host.finish()
         self.recorder.clients_ever_connected(int(self.population.ever_connected.sum()))
+        self.recorder.records.backplane_messages_received_per_server = (
+            list(self.backplane.received) if self.backplane else [0] * s.servers
+        )
         return ModelRun(
             records=self.recorder.records,
             events=env.events_processed,

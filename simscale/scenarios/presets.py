@@ -1,4 +1,4 @@
-"""Named scenarios: the three classic scale-out cases and the two ways connections run out.
+"""Named scenarios: the three classic scale-out cases, the two ways connections run out, and groups.
 
 Each preset is a set of overrides on :class:`~simscale.config.scenario.Scenario`'s defaults; the
 defaults themselves come from public sources, listed in docs/SOURCES.md (see
@@ -105,6 +105,38 @@ PRESETS: dict[str, Preset] = {
             "The same web requests on a web server of their own: the SignalR load cannot touch them.",
             {**_WEB_TRAFFIC, "web_servers": 1},
         ),
+        Preset(
+            "small-groups",
+            "300 groups of 10 over three servers with Redis: a group's message goes on its own channel, and only "
+            "the servers holding a member (about 3·(1 − (2/3)^10) ≈ 2.95 of 3) receive and fan it out.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "backplane": "redis",
+                "send_target": "group",
+                "groups": 300,
+                "group_size": 10,
+                "groups_per_client": 1,
+                "broadcast_rate_per_s": 200.0,
+                "duration_s": 60.0,
+            },
+        ),
+        Preset(
+            "big-groups",
+            "Three groups of 2,000 over three servers with Redis (each client in two): every server holds "
+            "members of every group, so each send reaches all servers, as a broadcast does.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "backplane": "redis",
+                "send_target": "group",
+                "groups": 3,
+                "group_size": 2_000,
+                "groups_per_client": 2,
+                "broadcast_rate_per_s": 20.0,
+                "duration_s": 60.0,
+            },
+        ),
     )
 }
 
@@ -117,7 +149,7 @@ def preset_names() -> list[str]:
         >>> from simscale import preset_names
         >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
         ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation',
-         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate']
+         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate', 'small-groups', 'big-groups']
     """
     return list(PRESETS)
 

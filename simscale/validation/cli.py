@@ -40,17 +40,21 @@ def register(subparsers: Any) -> None:
         description=(
             "Run a preset for real (hub servers and the load generator on this machine) and in the model\n"
             "at several broadcast rates, then print both side by side with a verdict per metric\n"
-            "(delivered fraction, latency, throughput, CPU, memory)."
+            "(delivered fraction, latency, throughput, CPU, memory; for small-groups and big-groups also\n"
+            "the backplane messages each server received, against the hub's own counter)."
         ),
         epilog=(
             "Examples:\n"
             "  simscale validate single-server\n"
             "  simscale validate backplane --calibration calibration.json --broadcast-rates 5,10,20\n"
-            "  simscale validate no-backplane --json --out /tmp/validation"
+            "  simscale validate no-backplane --json --out /tmp/validation\n"
+            "  simscale validate small-groups --calibration calibration.json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    validate.add_argument("preset", help="single-server, no-backplane, backplane or web-traffic-shared")
+    validate.add_argument(
+        "preset", help="single-server, no-backplane, backplane, small-groups, big-groups or web-traffic-shared"
+    )
     validate.add_argument(
         "--servers", type=int, metavar="N", help="hub servers, 1 or 2 (default: 1 for single-server, else 2)"
     )
