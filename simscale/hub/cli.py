@@ -16,12 +16,14 @@ import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from simscale.backplane.base import Backplane
 from simscale.backplane.factory import create_backplane
 from simscale.backplane.memory import MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
 from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
+from simscale.hub.nginx import STICKY_POLICIES
 from simscale.hub.settings import HubSettings
 
 __all__ = ["register"]
@@ -106,12 +108,15 @@ def register(subparsers: Any) -> None:
         description=(
             "Start N `hub serve` processes that share a backplane (with `--backplane redis`, a private\n"
             "redis-server too), print each server's URL and then `cluster ready`; stop them all on\n"
-            "SIGINT or SIGTERM."
+            "SIGINT or SIGTERM. With `--proxy nginx`, an nginx in front of them (round robin, or\n"
+            "sticky with `--sticky ip_hash`) prints `proxy listening on URL` before `cluster ready`;\n"
+            "the cluster then keeps running while at least one server is alive."
         ),
         epilog=(
             "Examples:\n"
             "  simscale hub cluster --servers 3 --backplane redis\n"
-            "  simscale hub cluster --servers 2 --base-port 5001 --backplane redis://127.0.0.1:6379"
+            "  simscale hub cluster --servers 2 --base-port 5001 --backplane redis://127.0.0.1:6379\n"
+            "  simscale hub cluster --servers 3 --backplane redis --proxy nginx --sticky ip_hash"
         ),
         formatter_class=raw,
     )
@@ -121,6 +126,18 @@ def register(subparsers: Any) -> None:
     cluster.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     cluster.add_argument(
         "--base-port", type=int, default=0, help="server i listens on BASE+i; 0 picks free ports (default: 0)"
+    )
+    cluster.add_argument(
+        "--proxy",
+        default="none",
+        choices=["none", "nginx"],
+        help="a load balancer in front of the servers: nginx (Debian's, in a temp dir) (default: none)",
+    )
+    cluster.add_argument(
+        "--sticky",
+        default="none",
+        choices=list(STICKY_POLICIES),
+        help="with --proxy nginx: ip_hash (sticky sessions) or none (round robin) (default: none)",
     )
     _add_common(cluster)
     cluster.set_defaults(handler=cluster_command)
@@ -296,6 +313,7 @@ def cluster_command(args: argparse.Namespace) -> int:
                 print("note: the memory backplane does not connect separate processes", flush=True)
             stop = _stop_event()
             processes: list[asyncio.subprocess.Process] = []
+            urls: list[str] = []
 
             async def terminate() -> None:
                 for process in processes:
@@ -332,12 +350,28 @@ def cluster_command(args: argparse.Namespace) -> int:
                 ]
                 process, url = await _start_server_process(argv)
                 processes.append(process)
+                urls.append(url)
                 print(f"server {index} listening on {url}", flush=True)
+            if args.proxy == "nginx":
+                from simscale.hub.nginx import NginxProxy
+
+                upstreams = [urlsplit(url).netloc for url in urls]
+                proxy = stack.enter_context(NginxProxy(upstreams, sticky=args.sticky))
+                print(f"proxy listening on {proxy.url}", flush=True)
             print("cluster ready", flush=True)
-            waiters = [asyncio.ensure_future(stop.wait())] + [asyncio.ensure_future(p.wait()) for p in processes]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+            stopped = asyncio.ensure_future(stop.wait())
+            exits = {asyncio.ensure_future(p.wait()): index for index, p in enumerate(processes)}
+            try:
+                while exits:
+                    done, _ = await asyncio.wait([stopped, *exits], return_when=asyncio.FIRST_COMPLETED)
+                    if stopped in done or args.proxy == "none":
+                        break
+                    # Behind a proxy a lost server is a scenario, not the end: nginx routes around it.
+                    for waiter in done:
+                        print(f"server {exits.pop(waiter)} exited", flush=True)
+            finally:
+                for waiter in [stopped, *exits]:
+                    waiter.cancel()
 
     asyncio.run(run())
     return 0

@@ -140,7 +140,49 @@ async function closed() {
   if (error === "alive") await connection.stop();
 }
 
-const scenarios = { basic, listen, reconnect, closed };
+async function connects() {
+  // Starts COUNT connections (CONCURRENCY at a time), each one Echo, then stops them; prints how
+  // many started and the errors of the others (a 404 names the status code).
+  const count = Number(process.env.COUNT || 20);
+  const concurrency = Number(process.env.CONCURRENCY || 4);
+  let ok = 0;
+  const failures = [];
+  let next = 0;
+  async function worker() {
+    while (next < count) {
+      next += 1;
+      const connection = build(false);
+      try {
+        await connection.start();
+        await connection.invoke("Echo", "x");
+        ok += 1;
+        await connection.stop();
+      } catch (error) {
+        failures.push(String(error && error.message));
+        try {
+          await connection.stop();
+        } catch {}
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  say("connects", { ok, failures });
+}
+
+async function survive() {
+  // Connected with automatic reconnect; reports reconnects and every ReceiveMessage until stdin closes.
+  const connection = build(true);
+  connection.on("ReceiveMessage", (user, message) => say("message", { user, message }));
+  connection.onreconnecting((error) => say("reconnecting", { error: error ? String(error.message) : null }));
+  connection.onreconnected((id) => say("reconnected", { connectionId: id }));
+  connection.onclose((error) => say("closed", { error: error ? String(error.message) : null }));
+  await connection.start();
+  say("ready", { connectionId: connection.connectionId });
+  await new Promise((resolve) => process.stdin.on("end", resolve).resume());
+  await connection.stop();
+}
+
+const scenarios = { basic, listen, reconnect, closed, connects, survive };
 scenarios[scenario]()
   .then(() => process.exit(0))
   .catch((error) => {
