@@ -25,6 +25,7 @@ from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
 from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
 from simscale.hub.nginx import STICKY_POLICIES
 from simscale.hub.settings import HubSettings
+from simscale.hub.transports.types import TransportSettings, parse_transports
 
 __all__ = ["register"]
 
@@ -155,6 +156,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         choices=[mode.value for mode in RoutingMode],
         help=f"who delivers to the sender's own clients (default: {DEFAULT_ROUTING_MODE.value})",
     )
+    parser.add_argument(
+        "--transports",
+        default="all",
+        help="transports negotiate offers and requests may use: all, or a comma-separated list of "
+        "WebSockets, ServerSentEvents, LongPolling; another gets 404 (default: all)",
+    )
     defaults = HubSettings()
     for flag, field_name, kind, help_text in _LIMIT_FLAGS:
         parser.add_argument(
@@ -247,6 +254,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     _check_port(args.port, "--port")
     settings = _settings(args)
+    transport_settings = TransportSettings(enabled=parse_transports(args.transports))
     authenticator = _authenticator(args.token)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     backplane = make_backplane(args.backplane, args.name)
@@ -258,6 +266,7 @@ def serve_command(args: argparse.Namespace) -> int:
     async def run() -> None:
         server = HubServer(
             settings=settings,
+            transport_settings=transport_settings,
             backplane=backplane,
             server_name=args.name,
             authenticator=authenticator,
@@ -299,6 +308,7 @@ def cluster_command(args: argparse.Namespace) -> int:
     _check_port(args.base_port, "--base-port")
     _check_backplane_spec(args.backplane, allow_bare_redis=True)
     _settings(args)  # validate before starting anything
+    parse_transports(args.transports)
 
     async def run() -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -346,6 +356,8 @@ def cluster_command(args: argparse.Namespace) -> int:
                     args.routing,
                     "--name",
                     f"server-{index}",
+                    "--transports",
+                    args.transports,
                     *_limit_arguments(args),
                 ]
                 process, url = await _start_server_process(argv)

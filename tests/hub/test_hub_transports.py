@@ -167,3 +167,16 @@ async def test_sse_stream_carries_data_lines_and_posts_feed_the_protocol(session
                 break
             await asyncio.sleep(0.02)
         assert server.connection_count == 0
+
+
+async def test_sse_refuses_a_binary_protocol_in_the_handshake(session: aiohttp.ClientSession) -> None:
+    async with running_server() as server:
+        base = server.url
+        assert base is not None
+        url = f"{base}/chatHub?id={await negotiate(session, base)}"
+        stream = await session.get(url, headers={"Accept": "text/event-stream"})
+        assert await stream.content.readline() == b":\r\n"
+        await session.post(url, data=b'{"protocol":"messagepack","version":1}\x1e')
+        event = json.loads((await stream.content.readline()).removeprefix(b"data: ").rstrip(b"\r\n").rstrip(b"\x1e"))
+        assert event["error"].startswith("Cannot use the 'messagepack' protocol on the current transport.")
+        assert await asyncio.wait_for(stream.content.read(), 5) in (b"\r\n", b"")

@@ -217,7 +217,7 @@ class HttpTransports:
             connection_id,
             user_id,
             sink,  # type: ignore[arg-type]  # the part of asyncio.Transport a connection uses
-            ServerConnection(server.settings.max_message_bytes),
+            ServerConnection(server.settings.max_message_bytes, transport.transfer_formats),
             now_s=now_s,
             max_buffered_bytes=server.settings.max_buffered_bytes,
             counters=server.counters,
