@@ -180,3 +180,14 @@ async def test_sse_refuses_a_binary_protocol_in_the_handshake(session: aiohttp.C
         event = json.loads((await stream.content.readline()).removeprefix(b"data: ").rstrip(b"\r\n").rstrip(b"\x1e"))
         assert event["error"].startswith("Cannot use the 'messagepack' protocol on the current transport.")
         assert await asyncio.wait_for(stream.content.read(), 5) in (b"\r\n", b"")
+
+
+async def test_a_long_polling_connection_cannot_switch_to_an_event_stream(session: aiohttp.ClientSession) -> None:
+    async with running_server() as server:
+        base = server.url
+        assert base is not None
+        url = f"{base}/chatHub?id={await negotiate(session, base)}"
+        assert (await session.get(url)).status == 200
+        switched = await session.get(url, headers={"Accept": "text/event-stream"})
+        assert (switched.status, await switched.text()) == (400, "Cannot change transports mid-connection")
+        assert (await session.delete(url)).status == 202

@@ -196,8 +196,6 @@ class HttpTransports:
         if not self.enabled(transport):
             return self.not_supported(transport)
         if session.transport is not transport:
-            if session.transport is TransportType.SERVER_SENT_EVENTS and transport is TransportType.SERVER_SENT_EVENTS:
-                return web.Response(status=409, text="")
             return web.Response(status=400, text="Cannot change transports mid-connection")
         if transport is TransportType.SERVER_SENT_EVENTS:
             return web.Response(status=409, text="")  # one event stream per connection
