@@ -137,12 +137,13 @@ async def connections_on(url: str) -> int:
         return int((await response.json())["connections"])
 
 
-async def test_a_killed_server_clients_reconnect_through_nginx_and_hear_broadcasts() -> None:
+@pytest.mark.parametrize("mode", ["negotiate", "longpolling"])
+async def test_a_killed_server_clients_reconnect_through_nginx_and_hear_broadcasts(mode: str) -> None:
     flags = ("--servers", "2", "--backplane", "redis", "--proxy", "nginx", "--sticky", "ip_hash")
     async with cluster(*flags) as running:
         assert running.proxy is not None
         hub_url = f"{running.proxy}/chatHub"
-        client = await JsClient.start("survive", hub_url, "json", "negotiate")
+        client = await JsClient.start("survive", hub_url, "json", mode)
         try:
             await client.wait_for("ready", timeout_s=30)
             counts = [await connections_on(url) for url in running.servers]
