@@ -3,9 +3,7 @@
 "Public" is the ``__all__`` of :mod:`simscale` and of its user-facing packages, plus the result
 classes a user meets without importing them (what ``simulate`` returns, the model's run, the
 summary). Only functions and classes are checked: a constant (``PRESETS``) or a type alias
-(``InvocationHandler``) has no docstring of its own to hold an example. simscale.backplane and
-simscale.hub are left out here while they are being rewritten; ``BACKPLANE_AND_HUB`` below lists
-them so that the day they get examples, moving them in is one line.
+(``InvocationHandler``) has no docstring of its own to hold an example.
 """
 
 from __future__ import annotations
@@ -30,8 +28,9 @@ PACKAGES = [
     "simscale.client",
     "simscale.loadgen",
     "simscale.validation",
+    "simscale.backplane",
+    "simscale.hub",
 ]
-BACKPLANE_AND_HUB = ["simscale.backplane", "simscale.hub"]
 RESULT_CLASSES = [
     ("simscale.scenarios", "SimulationResult"),
     ("simscale.model", "ModelRun"),

@@ -62,11 +62,34 @@ MessageHandler = Callable[[str, bytes], Awaitable[None] | None]
 
 
 class BackplaneUnavailable(ConnectionError):
-    """The backplane cannot carry a message now; the message is lost (pub/sub buffers nothing)."""
+    """The backplane cannot carry a message now; the message is lost (pub/sub buffers nothing).
+
+    Example (a stopped backplane refuses to publish, and counts the loss):
+
+        >>> import asyncio
+        >>> from simscale.backplane import BackplaneUnavailable, MemoryBackplane, MemoryBus
+        >>> backplane = MemoryBackplane(MemoryBus())
+        >>> try:
+        ...     asyncio.run(backplane.publish("hub:all", b"hello"))
+        ... except BackplaneUnavailable as error:
+        ...     print(error)
+        backplane is stopped; message on 'hub:all' lost
+        >>> backplane.losses
+        1
+    """
 
 
 class BackplaneState(StrEnum):
-    """Connection state of a backplane."""
+    """Connection state of a backplane.
+
+    Example:
+
+        >>> from simscale.backplane import BackplaneState, MemoryBackplane, MemoryBus
+        >>> MemoryBackplane(MemoryBus()).state is BackplaneState.STOPPED
+        True
+        >>> [state.value for state in BackplaneState]
+        ['connected', 'reconnecting', 'stopped']
+    """
 
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
@@ -105,6 +128,19 @@ class Backplane(ABC):
         publish_timeout_s: `publish` raises `BackplaneUnavailable` after this long.
 
     Subscriptions made before `start` (or kept across `stop`) are made when the backplane starts.
+
+    Example (two servers on one in-process bus; any backend behaves the same):
+
+        >>> import asyncio
+        >>> from simscale.backplane import MemoryBackplane, MemoryBus
+        >>> async def one_message() -> list[bytes]:
+        ...     bus, heard = MemoryBus(), asyncio.Queue()
+        ...     async with MemoryBackplane(bus) as sender, MemoryBackplane(bus) as receiver:
+        ...         await receiver.subscribe("hub:all", lambda channel, payload: heard.put_nowait(payload))
+        ...         await sender.publish("hub:all", b"hello")
+        ...         return [await asyncio.wait_for(heard.get(), 1.0)]
+        >>> asyncio.run(one_message())
+        [b'hello']
     """
 
     def __init__(

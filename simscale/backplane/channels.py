@@ -20,7 +20,14 @@ DEFAULT_PREFIX = "SimScale.ChatHub"
 
 
 class ChannelKind(StrEnum):
-    """The audience an invocation channel addresses."""
+    """The audience an invocation channel addresses.
+
+    Example:
+
+        >>> from simscale.backplane import ChannelKind, ChannelNames
+        >>> ChannelNames("Chat").parse("Chat:group:room").kind is ChannelKind.GROUP
+        True
+    """
 
     ALL = "all"
     GROUP = "group"
@@ -30,7 +37,15 @@ class ChannelKind(StrEnum):
 
 @dataclass(frozen=True)
 class ChannelAddress:
-    """A parsed invocation channel: its kind and target (empty for ``all``)."""
+    """A parsed invocation channel: its kind and target (empty for ``all``).
+
+    Example:
+
+        >>> from simscale.backplane import ChannelNames
+        >>> address = ChannelNames("Chat").parse("Chat:user:ann")
+        >>> address.kind.value, address.target
+        ('user', 'ann')
+    """
 
     kind: ChannelKind
     target: str = ""
@@ -43,6 +58,13 @@ class ChannelNames:
     Args:
         prefix: the hub's name, e.g. ``"SimScale.ChatHub"``. Apps sharing one Redis are isolated by a
             different *channel* prefix on the backplane, not by this one.
+
+    Example (the names ASP.NET Core's Redis backplane uses):
+
+        >>> from simscale.backplane import ChannelNames
+        >>> names = ChannelNames("Chat")
+        >>> names.all, names.group("room"), names.internal_ack("server-1")
+        ('Chat:all', 'Chat:group:room', 'Chat:internal:ack:server-1')
     """
 
     prefix: str = DEFAULT_PREFIX

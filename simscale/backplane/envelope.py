@@ -49,7 +49,17 @@ _INT32_MAX = 2**31 - 1
 
 
 class EnvelopeError(ValueError):
-    """Bytes from the backplane that are not a valid envelope, command or ack."""
+    """Bytes from the backplane that are not a valid envelope, command or ack.
+
+    Example:
+
+        >>> from simscale.backplane import EnvelopeError, GroupAck
+        >>> try:
+        ...     GroupAck.decode(b"not messagepack")
+        ... except EnvelopeError as error:
+        ...     print(type(error).__name__)
+        EnvelopeError
+    """
 
 
 def _unpack_array(data: bytes, what: str, min_items: int) -> list[Any]:
@@ -94,6 +104,14 @@ class Envelope:
             socket (JSON text + 0x1E, or VarInt length + MessagePack body).
         excluded_connection_ids: connections that must not receive it (``AllExcept``, ``OthersInGroup``).
         origin_server: name of the publishing server, for echo suppression; empty when unknown.
+
+    Example (a round trip through the wire format):
+
+        >>> from simscale.backplane import ChannelKind, Envelope
+        >>> sent = Envelope(ChannelKind.ALL, "", {"json": b'{"type":1}'}, origin_server="server-1")
+        >>> received = Envelope.decode(sent.encode(), ChannelKind.ALL, "")
+        >>> received.payload_for("json"), received.origin_server
+        (b'{"type":1}', 'server-1')
     """
 
     channel_kind: ChannelKind
@@ -175,7 +193,14 @@ class Envelope:
 
 
 class GroupAction(IntEnum):
-    """Group command actions; the numbers are ASP.NET Core's wire values (0 is unused there)."""
+    """Group command actions; the numbers are ASP.NET Core's wire values (0 is unused there).
+
+    Example:
+
+        >>> from simscale.backplane import GroupAction
+        >>> int(GroupAction.ADD), int(GroupAction.REMOVE)
+        (1, 2)
+    """
 
     ADD = 1
     REMOVE = 2
@@ -191,6 +216,13 @@ class GroupCommand:
         action: add or remove.
         group_name: the group.
         connection_id: the connection; only the server that owns it acts and acks.
+
+    Example:
+
+        >>> from simscale.backplane import GroupAction, GroupCommand
+        >>> command = GroupCommand(7, "server-1", GroupAction.ADD, "room", "conn-1")
+        >>> GroupCommand.decode(command.encode()) == command
+        True
     """
 
     id: int
@@ -231,7 +263,14 @@ class GroupCommand:
 
 @dataclass(frozen=True)
 class GroupAck:
-    """Acknowledges a `GroupCommand` by its id (``:internal:ack:{server}``)."""
+    """Acknowledges a `GroupCommand` by its id (``:internal:ack:{server}``).
+
+    Example:
+
+        >>> from simscale.backplane import GroupAck
+        >>> GroupAck.decode(GroupAck(7).encode())
+        GroupAck(id=7)
+    """
 
     id: int
 

@@ -27,6 +27,12 @@ def create_backplane(
 
     Raises:
         ValueError: naming the spec when it is none of these.
+
+    Example:
+
+        >>> from simscale.backplane import create_backplane
+        >>> type(create_backplane("memory")).__name__, type(create_backplane("redis://127.0.0.1:6379")).__name__
+        ('MemoryBackplane', 'RedisBackplane')
     """
     text = spec.strip() if isinstance(spec, str) else spec
     if text == "memory":

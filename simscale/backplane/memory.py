@@ -22,7 +22,23 @@ logger = logging.getLogger(__name__)
 
 
 class MemoryBus:
-    """Channel → subscribed backplanes, within one process and one event loop."""
+    """Channel → subscribed backplanes, within one process and one event loop.
+
+    Example (an outage, as when Redis dies, and the recovery):
+
+        >>> import asyncio
+        >>> from simscale.backplane import BackplaneState, MemoryBackplane, MemoryBus
+        >>> async def outage() -> list[str]:
+        ...     bus = MemoryBus()
+        ...     async with MemoryBackplane(bus) as backplane:
+        ...         states = [backplane.state.value]
+        ...         bus.go_down()
+        ...         states.append(backplane.state.value)
+        ...         bus.come_back()
+        ...         return [*states, backplane.state.value]
+        >>> asyncio.run(outage())
+        ['connected', 'reconnecting', 'connected']
+    """
 
     _shared: MemoryBus | None = None
 
@@ -120,6 +136,18 @@ class MemoryBackplane(Backplane):
         prefix: hub name for `names`.
         server_name: this server's name; generated when omitted.
         publish_timeout_s: publish deadline (never reached in memory, kept for the shared interface).
+
+    Example:
+
+        >>> import asyncio
+        >>> from simscale.backplane import MemoryBackplane, MemoryBus
+        >>> async def subscribers() -> int:
+        ...     bus = MemoryBus()
+        ...     async with MemoryBackplane(bus, server_name="one") as backplane:
+        ...         await backplane.subscribe("hub:all", lambda channel, payload: None)
+        ...         return bus.subscriber_count("hub:all")
+        >>> asyncio.run(subscribers())
+        1
     """
 
     def __init__(

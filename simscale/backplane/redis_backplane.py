@@ -272,6 +272,20 @@ class RedisBackplane(Backplane):
         max_reconnect_attempts: give up (state STOPPED) after this many failed attempts in a row;
             ``None`` retries until `stop`, as ASP.NET Core does.
         rng: random source for the jitter (pass a seeded one for reproducible tests).
+
+    Example (two servers on a real redis-server):
+
+        >>> import asyncio
+        >>> from simscale.backplane import RedisBackplane, RedisServer
+        >>> async def through_redis(url: str) -> bytes:
+        ...     heard: asyncio.Queue[bytes] = asyncio.Queue()
+        ...     async with RedisBackplane(url) as sender, RedisBackplane(url) as receiver:
+        ...         await receiver.subscribe("hub:all", lambda channel, payload: heard.put_nowait(payload))
+        ...         await sender.publish("hub:all", b"hello")
+        ...         return await asyncio.wait_for(heard.get(), 5.0)
+        >>> with RedisServer() as server:
+        ...     asyncio.run(through_redis(server.url))
+        b'hello'
     """
 
     def __init__(

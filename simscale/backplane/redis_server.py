@@ -35,7 +35,17 @@ _PORT_ATTEMPTS = 5
 
 
 class RedisServerError(RuntimeError):
-    """redis-server could not be found, started or reached."""
+    """redis-server could not be found, started or reached.
+
+    Example:
+
+        >>> from simscale.backplane import RedisServer, RedisServerError
+        >>> try:
+        ...     RedisServer(binary="/nonexistent/redis-server").start()
+        ... except RedisServerError:
+        ...     print("no such binary")
+        no such binary
+    """
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,12 @@ class RedisTls:
         cert_file: the server certificate (valid for 127.0.0.1).
         key_file: its private key.
         ca_file: the CA that signed it; put in the `RedisServer.url` so redis-py clients trust it.
+
+    Example (the files are only named here; ``trustme`` can make real ones for a test):
+
+        >>> from simscale.backplane import RedisTls
+        >>> RedisTls("server.pem", "server.key", "ca.pem").ca_file
+        'ca.pem'
     """
 
     cert_file: str
@@ -58,6 +74,13 @@ def find_redis_server() -> str:
 
     Raises:
         RedisServerError: naming both places when neither has one.
+
+    Example:
+
+        >>> from pathlib import Path
+        >>> from simscale.backplane import find_redis_server
+        >>> Path(find_redis_server()).name.startswith("redis-server")
+        True
     """
     on_path = shutil.which("redis-server")
     if on_path:
@@ -109,9 +132,14 @@ class RedisServer:
         binary: redis-server to run; `find_redis_server` when omitted.
         startup_timeout_s: how long to wait for the first PONG.
 
-    Example:
-        >>> with RedisServer() as server:  # doctest: +SKIP
-        ...     backplane = RedisBackplane(server.url)
+    Example (a real redis-server on a free port, stopped on exit):
+
+        >>> from simscale.backplane import RedisServer
+        >>> with RedisServer() as server:
+        ...     print(server.url.startswith("redis://127.0.0.1:"), server.is_running)
+        True True
+        >>> server.is_running
+        False
     """
 
     def __init__(
@@ -254,9 +282,12 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
-        self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        try:
+            self._process = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except OSError as error:  # no such binary, not executable: the same error as any other start failure
+            raise RedisServerError(f"cannot run {self.binary}: {error}") from error
         # Runs when this object is collected or at interpreter exit, whichever comes first.
         self._reaper = weakref.finalize(self, _reap, self._process)
         deadline = time.monotonic() + self.startup_timeout_s

@@ -20,7 +20,14 @@ __all__ = ["DEFAULT_ROUTING_MODE", "RoutingMode", "accepts_from_backplane", "del
 
 
 class RoutingMode(StrEnum):
-    """How the origin server reaches its own clients."""
+    """How the origin server reaches its own clients.
+
+    Example:
+
+        >>> from simscale.backplane import RoutingMode, delivers_locally_on_send
+        >>> [(mode.value, delivers_locally_on_send(mode)) for mode in RoutingMode]
+        [('direct-local', True), ('via-backplane', False)]
+    """
 
     DIRECT_LOCAL = "direct-local"
     VIA_BACKPLANE = "via-backplane"
@@ -30,7 +37,14 @@ DEFAULT_ROUTING_MODE = RoutingMode.DIRECT_LOCAL
 
 
 def delivers_locally_on_send(mode: RoutingMode) -> bool:
-    """Whether the sending server writes to its own matching clients before publishing."""
+    """Whether the sending server writes to its own matching clients before publishing.
+
+    Example:
+
+        >>> from simscale.backplane import RoutingMode, delivers_locally_on_send
+        >>> delivers_locally_on_send(RoutingMode.VIA_BACKPLANE)
+        False
+    """
     return mode is RoutingMode.DIRECT_LOCAL
 
 
@@ -42,6 +56,14 @@ def accepts_from_backplane(mode: RoutingMode, origin_server: str, this_server: s
         origin_server: the name of the server that published; empty when unknown (e.g. a message
             published by ASP.NET Core, which carries no origin marker).
         this_server: the receiving server's name.
+
+    Example (with direct-local routing a server drops its own echo):
+
+        >>> from simscale.backplane import RoutingMode, accepts_from_backplane
+        >>> accepts_from_backplane(RoutingMode.DIRECT_LOCAL, "one", "one")
+        False
+        >>> accepts_from_backplane(RoutingMode.DIRECT_LOCAL, "one", "two")
+        True
     """
     if mode is RoutingMode.VIA_BACKPLANE:
         return True

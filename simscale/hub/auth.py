@@ -21,12 +21,36 @@ __all__ = [
 
 
 class AuthenticationError(Exception):
-    """The token was missing or wrong; the request is answered with 401."""
+    """The token was missing or wrong; the request is answered with 401.
+
+    Example:
+
+        >>> import asyncio
+        >>> from simscale.hub import AuthenticationError, StaticTokenAuthenticator
+        >>> try:
+        ...     asyncio.run(StaticTokenAuthenticator({"t1": "ann"}).authenticate("wrong"))
+        ... except AuthenticationError:
+        ...     print("401")
+        401
+    """
 
 
 @runtime_checkable
 class Authenticator(Protocol):
-    """Maps a bearer token (or ``None`` when the client sent none) to a user id."""
+    """Maps a bearer token (or ``None`` when the client sent none) to a user id.
+
+    Example (an authenticator of our own: the token is the user's name):
+
+        >>> import asyncio
+        >>> from simscale.hub import AuthenticationError, Authenticator
+        >>> class NameIsToken(Authenticator):
+        ...     async def authenticate(self, token: str | None) -> str | None:
+        ...         if token is None:
+        ...             raise AuthenticationError("a token is required")
+        ...         return token
+        >>> asyncio.run(NameIsToken().authenticate("ann"))
+        'ann'
+    """
 
     async def authenticate(self, token: str | None) -> str | None:
         """Return the user id, ``None`` for an anonymous user, or raise :class:`AuthenticationError`."""
@@ -34,7 +58,15 @@ class Authenticator(Protocol):
 
 
 class AnonymousAuthenticator:
-    """Everybody is anonymous; tokens are ignored (the default)."""
+    """Everybody is anonymous; tokens are ignored (the default).
+
+    Example:
+
+        >>> import asyncio
+        >>> from simscale.hub import AnonymousAuthenticator
+        >>> print(asyncio.run(AnonymousAuthenticator().authenticate("any token")))
+        None
+    """
 
     async def authenticate(self, token: str | None) -> str | None:
         """Always ``None``: no user id."""
@@ -47,6 +79,23 @@ class StaticTokenAuthenticator:
     Args:
         users_by_token: token → user id.
         allow_anonymous: accept requests that carry no token at all (as anonymous users).
+
+    Example (a client that sends the token connects as its user):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import HubServer, StaticTokenAuthenticator
+        >>> async def connect_with_token() -> str:
+        ...     server = HubServer(authenticator=StaticTokenAuthenticator({"t1": "ann"}))
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/chatHub", access_token="t1")
+        ...     try:
+        ...         await client.start()
+        ...         return await client.invoke("Echo", "in")
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(connect_with_token())
+        'in'
     """
 
     def __init__(self, users_by_token: Mapping[str, str], *, allow_anonymous: bool = True) -> None:

@@ -17,7 +17,25 @@ __all__ = ["ChatHub"]
 
 
 class ChatHub(Hub):
-    """``SendMessage``, ``Echo``, ``JoinGroup``, ``LeaveGroup``, ``SendToGroup`` and ``Counter``."""
+    """``SendMessage``, ``Echo``, ``JoinGroup``, ``LeaveGroup``, ``SendToGroup`` and ``Counter``.
+
+    Example (the default hub at ``/chatHub``; a stream of three items):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import HubServer
+        >>> async def count() -> list[int]:
+        ...     server = HubServer()
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/chatHub")
+        ...     try:
+        ...         await client.start()
+        ...         return [item async for item in client.stream("Counter", 3, 0)]
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(count())
+        [0, 1, 2]
+    """
 
     async def send_message(self, user: str, message: str) -> None:
         """Every client receives ``ReceiveMessage(user, message)``."""

@@ -111,6 +111,26 @@ class HubConnection:
 
     Hub methods see it as ``self.context``; ``connection_id``, ``user_id`` and ``items`` are the
     public part.
+
+    Example (a hub method reads its caller's connection):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import Hub, HubServer
+        >>> class WhoAmI(Hub):
+        ...     async def who(self) -> bool:
+        ...         return bool(self.context.connection_id) and self.context.user_id is None
+        >>> async def ask() -> bool:
+        ...     server = HubServer({"/who": WhoAmI})
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/who")
+        ...     try:
+        ...         await client.start()
+        ...         return await client.invoke("Who")
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(ask())
+        True
     """
 
     __slots__ = (

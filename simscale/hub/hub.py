@@ -28,11 +28,24 @@ class HubError(Exception):
 
     Any other exception a hub method raises reaches the client only as a generic sentence, so
     internal details never leak.
+
+    Example:
+
+        >>> from simscale.hub import HubError
+        >>> str(HubError("room is full"))
+        'room is full'
     """
 
 
 class ClientProxy:
-    """One audience (all, a group, a connection, a user) to which messages can be sent."""
+    """One audience (all, a group, a connection, a user) to which messages can be sent.
+
+    Example (what ``self.clients.all`` is inside a hub method; see `Hub` for a whole hub):
+
+        >>> from simscale.hub import ClientProxy
+        >>> [name for name in vars(ClientProxy) if not name.startswith("_")]
+        ['send']
+    """
 
     __slots__ = ("_excluded", "_key", "_kind", "_lifetime")
 
@@ -52,7 +65,14 @@ class ClientProxy:
 
 
 class HubClients:
-    """The audiences reachable from inside a hub method (``self.clients``)."""
+    """The audiences reachable from inside a hub method (``self.clients``).
+
+    Example (the audiences a hub method can address):
+
+        >>> from simscale.hub import HubClients
+        >>> sorted(name for name in vars(HubClients) if not name.startswith("_"))
+        ['all', 'all_except', 'caller', 'client', 'group', 'others', 'others_in_group', 'user']
+    """
 
     __slots__ = ("_caller_id", "_lifetime")
 
@@ -101,6 +121,26 @@ class GroupManager:
 
     A connection on another server is added or removed through the backplane
     (``:internal:groups``), and the call returns once that server acknowledged.
+
+    Example (the chat hub's JoinGroup calls ``self.groups.add``; a group send then reaches the member):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import HubServer
+        >>> async def join_and_hear() -> list[object]:
+        ...     server = HubServer()
+        ...     client, heard = HubClient(f"{await server.listen('127.0.0.1', 0)}/chatHub"), asyncio.Queue()
+        ...     client.on("ReceiveMessage", lambda *arguments: heard.put_nowait(list(arguments)))
+        ...     try:
+        ...         await client.start()
+        ...         await client.invoke("JoinGroup", "room")
+        ...         await client.invoke("SendToGroup", "room", "ann", "hi room")
+        ...         return await asyncio.wait_for(heard.get(), 5.0)
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(join_and_hear())
+        ['ann', 'hi room']
     """
 
     __slots__ = ("_lifetime",)
@@ -127,6 +167,27 @@ class Hub:
     Public methods that a subclass defines are callable by clients, in PascalCase or snake_case.
     Subclasses may override :meth:`on_connected` and :meth:`on_disconnected`; nothing else here is
     meant to be overridden.
+
+    Example (a hub of our own, served at ``/shout`` and called by a client):
+
+        >>> import asyncio
+        >>> from simscale.client import HubClient
+        >>> from simscale.hub import Hub, HubServer
+        >>> class Shout(Hub):
+        ...     async def shout(self, text: str) -> str:
+        ...         await self.clients.all.send("Heard", text.upper())
+        ...         return text.upper()
+        >>> async def call() -> str:
+        ...     server = HubServer({"/shout": Shout})
+        ...     client = HubClient(f"{await server.listen('127.0.0.1', 0)}/shout")
+        ...     try:
+        ...         await client.start()
+        ...         return await client.invoke("Shout", "hello")
+        ...     finally:
+        ...         await client.stop()
+        ...         await server.close()
+        >>> asyncio.run(call())
+        'HELLO'
     """
 
     _connection: HubConnection

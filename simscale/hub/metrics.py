@@ -14,7 +14,15 @@ __all__ = ["HubCounters", "render_prometheus"]
 
 @dataclass(slots=True)
 class HubCounters:
-    """Monotonic counters (since start) plus the latest event-loop lag sample."""
+    """Monotonic counters (since start) plus the latest event-loop lag sample.
+
+    Example (a fresh server's counters; ``/metrics`` serves them in Prometheus' text format):
+
+        >>> from simscale.hub import HubServer
+        >>> counters = HubServer().counters
+        >>> counters.connections_opened, counters.deliveries
+        (0, 0)
+    """
 
     connections_opened: int = 0
     connections_closed: int = 0

@@ -104,6 +104,20 @@ class HubServer:
         transport_settings: enabled transports and the long-poll timeout (default: all three, 90 s).
 
     Use :meth:`listen` / :meth:`close` to serve on a socket, or mount :attr:`app` yourself.
+
+    Example (serve on a free port and ask for the server's health):
+
+        >>> import asyncio
+        >>> from simscale.hub import HubServer
+        >>> async def serve() -> tuple[bool, str]:
+        ...     server = HubServer()
+        ...     url = await server.listen("127.0.0.1", 0)
+        ...     try:
+        ...         return url.startswith("http://127.0.0.1:"), server.health()["status"]
+        ...     finally:
+        ...         await server.close()
+        >>> asyncio.run(serve())
+        (True, 'ok')
     """
 
     def __init__(

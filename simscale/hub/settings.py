@@ -21,6 +21,18 @@ class HubSettings:
 
     Each field's ``help`` (in its metadata) says what it does; ``simscale.config.fields.describe``
     lists them with their units and limits.
+
+    Example (settings are validated when they are made):
+
+        >>> from simscale.hub import HubServer, HubSettings
+        >>> server = HubServer(settings=HubSettings(keepalive_interval_s=5.0))
+        >>> server.settings.keepalive_interval_s
+        5.0
+        >>> try:
+        ...     HubSettings(keepalive_interval_s=-1.0)
+        ... except ValueError as error:
+        ...     print("keepalive_interval_s" in str(error))
+        True
     """
 
     keepalive_interval_s: float = setting(

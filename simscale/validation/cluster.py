@@ -38,6 +38,13 @@ class LiveCluster:
             ``servers[i % len(servers)]``).
         redis: the shared redis-server, or ``None`` with the ``memory`` backplane. `RedisServer.kill`
             crashes it (the hubs stay up); `RedisServer.restart` brings it back on the same port.
+
+    Example:
+
+        >>> from simscale.validation import live_cluster
+        >>> with live_cluster(2, backplane="memory") as cluster:
+        ...     print(len(cluster.urls), all(url.endswith("/chatHub") for url in cluster.urls))
+        2 True
     """
 
     servers: tuple[HubProcess, ...]
@@ -80,9 +87,15 @@ def live_cluster(
             start in time.
         RuntimeError: a hub did not start in time (with the end of its log).
 
-    Example:
-        >>> with live_cluster(2, backplane="redis") as cluster:  # doctest: +SKIP
-        ...     result = await run_load(LoadConfig(urls=cluster.urls, clients=40))
+    Example (one hub process with its own in-memory backplane; ``backplane="redis"`` adds a Redis):
+
+        >>> import urllib.request
+        >>> from simscale.validation import live_cluster
+        >>> with live_cluster(1, backplane="memory") as cluster:
+        ...     health = urllib.request.urlopen(cluster.urls[0].removesuffix("/chatHub") + "/health").status
+        ...     alive = cluster.running()
+        >>> health, alive, cluster.running()
+        (200, (True,), (False,))
     """
     if not 1 <= servers <= _MAX_SERVERS:
         raise ValueError(f"servers must be in 1..{_MAX_SERVERS}, got {servers!r}")

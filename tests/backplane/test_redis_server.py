@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,11 @@ def test_validates_arguments() -> None:
     with pytest.raises(RedisServerError, match="not started"):
         _ = RedisServer().port
     assert redis_server_module.find_redis_server() == find_redis_server()
+
+
+def test_a_binary_that_cannot_run_is_a_redis_server_error(tmp_path: Path) -> None:
+    not_executable = tmp_path / "redis-server"
+    not_executable.write_text("not a program")
+    for binary in (str(tmp_path / "missing"), str(not_executable)):
+        with pytest.raises(RedisServerError, match="cannot run"):
+            RedisServer(binary=binary).start()
