@@ -20,10 +20,16 @@ _CRLF = b"\r\n"
 
 
 def format_event(payload: bytes) -> bytes:
-    """``payload`` as one event: ``data: <line>\\r\\n`` per line, then a blank line.
+    r"""``payload`` as one event: ``data: <line>\r\n`` per line, then a blank line.
 
-    A ``\\r\\n`` or ``\\n`` in the payload ends a line (the reader restores it as ``\\n``); an empty
+    A ``\r\n`` or ``\n`` in the payload ends a line (the reader restores it as ``\n``); an empty
     payload is an event without data lines, which readers skip.
+
+    Example:
+
+        >>> from simscale.hub.transports import format_event
+        >>> format_event(b'{"type":6}\x1e')
+        b'data: {"type":6}\x1e\r\n\r\n'
     """
     if not payload:
         return _CRLF

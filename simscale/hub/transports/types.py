@@ -12,7 +12,14 @@ __all__ = ["ALL_TRANSPORTS", "TransportSettings", "TransportType", "parse_transp
 
 
 class TransportType(enum.Enum):
-    """A SignalR transport, named as negotiate and the clients name it (``HttpTransportType``)."""
+    """A SignalR transport, named as negotiate and the clients name it (``HttpTransportType``).
+
+    Example:
+
+        >>> from simscale.hub import TransportType
+        >>> TransportType.SERVER_SENT_EVENTS.negotiate_entry()
+        {'transport': 'ServerSentEvents', 'transferFormats': ['Text']}
+    """
 
     WEBSOCKETS = "WebSockets"
     SERVER_SENT_EVENTS = "ServerSentEvents"
@@ -43,6 +50,12 @@ def negotiate_entries(enabled: Iterable[TransportType]) -> list[dict[str, object
 def parse_transports(text: str) -> frozenset[TransportType]:
     """``"WebSockets,LongPolling"`` (any case; ``all``) → the transports.
 
+    Example:
+
+        >>> from simscale.hub.transports import parse_transports
+        >>> sorted(t.value for t in parse_transports("websockets, LongPolling"))
+        ['LongPolling', 'WebSockets']
+
     Raises:
         ValueError: an unknown name, or none at all.
     """
@@ -62,7 +75,17 @@ _REF = "docs/SOURCES.md#hub-transports"
 
 @dataclass(frozen=True, slots=True)
 class TransportSettings:
-    """Which transports a hub server accepts, and the long-polling timer."""
+    """Which transports a hub server accepts, and the long-polling timer.
+
+    Example (a server that offers long polling only, as ``hub serve --transports LongPolling``):
+
+        >>> from simscale.hub import HubServer, TransportSettings
+        >>> from simscale.hub.transports import parse_transports
+        >>> settings = TransportSettings(enabled=parse_transports("LongPolling"))
+        >>> server = HubServer(transport_settings=settings)
+        >>> sorted(t.value for t in server.transport_settings.enabled), settings.long_poll_timeout_s
+        (['LongPolling'], 90.0)
+    """
 
     long_poll_timeout_s: float = setting(
         90.0, gt=0, section="timers", source=f"{_REF} (LongPollingOptions.PollTimeout)",
