@@ -389,7 +389,9 @@ def cluster_command(args: argparse.Namespace) -> int:
                 from simscale.hub.nginx import NginxProxy
 
                 upstreams = [urlsplit(url).netloc for url in urls]
-                proxy = stack.enter_context(NginxProxy(upstreams, sticky=args.sticky))
+                # Above the 90 s long-poll timeout (ASP.NET Core's doc: 100 s) and twice the keep-alive.
+                read_timeout_s = max(100.0, 2 * args.keepalive_interval_s + 10.0)
+                proxy = stack.enter_context(NginxProxy(upstreams, sticky=args.sticky, read_timeout_s=read_timeout_s))
                 print(f"proxy listening on {proxy.url}", flush=True)
             print("cluster ready", flush=True)
             stopped = asyncio.ensure_future(stop.wait())

@@ -122,6 +122,9 @@ async def test_round_robin_sends_the_poll_after_negotiate_to_the_other_server() 
                     answers.append((poll.status, await poll.text()))
         assert (404, "No Connection with that ID") in answers, answers
         assert (200, "") in answers, answers
+    # nginx stopped with the cluster: nothing listens on its port any more.
+    with pytest.raises(OSError):
+        await asyncio.open_connection(*running.proxy.removeprefix("http://").rsplit(":", 1))
 
 
 @pytest.mark.parametrize("mode", ["websockets", "sse", "longpolling"])
