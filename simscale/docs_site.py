@@ -46,6 +46,7 @@ __all__ = [
 API_MODULES = (
     "simscale",
     "simscale.scenarios",
+    "simscale.planning",
     "simscale.metrics",
     "simscale.figures",
     "simscale.config",

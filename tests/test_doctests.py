@@ -30,6 +30,7 @@ PACKAGES = [
     "simscale.validation",
     "simscale.backplane",
     "simscale.hub",
+    "simscale.planning",
 ]
 RESULT_CLASSES = [
     ("simscale.scenarios", "SimulationResult"),

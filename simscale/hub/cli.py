@@ -46,6 +46,17 @@ _LIMIT_FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--max-parallel-invocations", "max_parallel_invocations", int, "invocations at once per connection"),
     ("--max-buffered-bytes", "max_buffered_bytes", int, "outgoing backlog before a slow consumer is closed"),
     ("--max-connections", "max_connections", int, "connections beyond which the server answers 503"),
+    ("--max-groups-per-connection", "max_groups_per_connection", int, "groups one connection may be in"),
+    ("--max-group-name-bytes", "max_group_name_bytes", int, "longest group name in UTF-8 bytes"),
+    ("--max-streams-per-connection", "max_streams_per_connection", int, "streams one connection may run at once"),
+    ("--max-reservations", "max_reservations", int, "negotiated but unused tokens over all clients"),
+    (
+        "--max-reservations-per-address",
+        "max_reservations_per_address",
+        int,
+        "negotiated but unused tokens per client address",
+    ),
+    ("--negotiate-ttl-s", "negotiate_ttl_s", float, "lifetime of a negotiated but unused token"),
 )
 
 

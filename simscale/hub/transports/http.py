@@ -205,6 +205,7 @@ class HttpTransports:
         self, endpoint: _Endpoint, token: str, transport: TransportType, request: web.Request
     ) -> HttpSession | web.StreamResponse:
         server = self._server
+        server.refuse_if_at_capacity()  # 503, as for a WebSocket: reservations hold no capacity
         connection_id = server.claim_reservation(token)
         if connection_id is None:
             return self.unknown()
