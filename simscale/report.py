@@ -64,6 +64,9 @@ FIGURE_NAMES: tuple[str, ...] = (
     "delivered-fraction-vs-servers",
     "latency-distribution",
     "scaling-criteria",
+    "azure-signalr-service",
+    "azure-published-capacity",
+    "self-hosted-vs-service",
 )
 """Every documentation figure, in the order the README shows them."""
 
@@ -248,8 +251,24 @@ def build_figures() -> dict[str, go.Figure]:
         latency_quantiles_frame(runs), latency_steps_frame(runs["backplane"])
     )
     figures["scaling-criteria"] = scaling_criteria_figure(message_volume_frame(), connection_limits_frame())
+    figures.update(_service_figures())
     assert tuple(figures) == FIGURE_NAMES
     return figures
+
+
+def _service_figures() -> dict[str, go.Figure]:
+    """Azure SignalR Service: its diagram, the published-table comparison, self-hosted beside it."""
+    from simscale.figures.service import hosting_comparison_figure, published_capacity_figure, service_topology_figure
+    from simscale.scenarios import simulate
+    from simscale.scenarios.hosting import hosting_comparison_frame, published_capacity_frame
+
+    diagram = simulate(diagram_scenario("azure-signalr-service", 2))
+    title = "Azure SignalR Service: clients connect to the service, each app server holds 5 server connections"
+    return {
+        "azure-signalr-service": service_topology_figure(diagram.topology, title=title),
+        "azure-published-capacity": published_capacity_figure(published_capacity_frame()),
+        "self-hosted-vs-service": hosting_comparison_figure(hosting_comparison_frame()),
+    }
 
 
 def render_all(out_dir: Path, *, browser: Path | bool | None = True) -> list[Path]:

@@ -63,7 +63,8 @@ def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None
 
 def test_the_configuration_imports_nothing_of_simscale() -> None:
     ours = {name for name in loaded_after_import("simscale.config") if name.startswith("simscale.")}
-    assert ours <= {"simscale._version", "simscale.config", "simscale.config.scenario", "simscale.config.fields"}
+    assert ours <= {"simscale._version", "simscale.config", "simscale.config.scenario", "simscale.config.fields",
+                    "simscale.config.hosting"}
 
 
 def test_the_scenarios_package_loads_its_runners_eagerly() -> None:

@@ -20,6 +20,7 @@ from simscale.figures.export import (
     normalise_svg,
 )
 from simscale.figures.notebook import notebook_setup
+from simscale.figures.service import hosting_comparison_figure, published_capacity_figure, service_topology_figure
 from simscale.figures.style import FONT_FAMILY, house_layout
 from simscale.figures.topology import (
     TRACE_CLIENTS_MISSED,
@@ -41,11 +42,14 @@ __all__ = [
     "delivered_fraction_figure",
     "export_figures",
     "find_browser",
+    "hosting_comparison_figure",
     "house_layout",
     "latency_distribution_figure",
     "normalise_svg",
     "notebook_setup",
+    "published_capacity_figure",
     "reached_servers",
     "scaling_criteria_figure",
+    "service_topology_figure",
     "topology_figure",
 ]

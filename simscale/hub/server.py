@@ -53,6 +53,7 @@ from simscale.hub.metrics import HubCounters, render_prometheus
 from simscale.hub.settings import HubSettings
 from simscale.hub.transports.http import HttpTransports
 from simscale.hub.transports.types import TransportSettings, TransportType, negotiate_entries
+from simscale.hub.web_routes import busy
 from simscale.hub.websocket import HubWebSocketResponse
 from simscale.protocol import (
     SUPPORTED_PROTOCOLS,
@@ -201,6 +202,7 @@ class HubServer:
             self.app.router.add_delete(path, functools.partial(self._http.serve_delete, endpoint))
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/busy", busy)  # ordinary web traffic beside the hubs (web_routes.py)
         self.app.on_startup.append(self._on_startup)
         self.app.on_shutdown.append(self._on_shutdown)
 

@@ -284,6 +284,23 @@ class RunSummary:
     cpu_utilization_peak: float | None = None
     """The highest single CPU sample (0-1) of the server behind ``cpu_utilization_max``, over the same
     broadcast phase."""
+    # --- hosting (Azure SignalR Service) and web traffic: None when not modelled
+    service_units: int | None = None
+    """Azure SignalR Service units (``hosting='azure-signalr'``)."""
+    service_connections: int | None = None
+    """Peak concurrent connections on the service: client plus server connections."""
+    service_billed_messages: int | None = None
+    """Billed messages out of the service for the counted broadcasts (2 KB chunks, pings free)."""
+    service_billed_messages_per_day: float | None = None
+    """``service_billed_messages`` per day of the counted phase's rate."""
+    service_cost_per_day_usd: float | None = None
+    """Units × price per unit-day, plus billed messages beyond the included ones × price per million."""
+    web_latency_p50_ms: float | None = None
+    """Median latency of the ordinary web requests (arrival to response)."""
+    web_latency_p99_ms: float | None = None
+    """99th percentile of that latency."""
+    web_requests_failed: int | None = None
+    """Web requests not answered within ``web_request_timeout_s``."""
 
     def _repr_html_(self) -> str:
         """What Jupyter displays: every figure, formatted, in a two-column table."""

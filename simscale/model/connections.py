@@ -13,7 +13,7 @@ due within the same 10 ms are one batch, so a reconnect storm costs events per b
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class Connections:
         reconnect_delays_s: tuple[float, ...],
         reconnect_jitter: float,
         connection_lifetime_s: float,
+        service_room: Callable[[], int] | None = None,
     ) -> None:
         self.env = env
         self.rng = rng
@@ -75,6 +76,8 @@ class Connections:
         self.reconnect_jitter = reconnect_jitter
         self.connection_lifetime_s = connection_lifetime_s
         self._proxy_next = 0
+        self.service_room = service_room
+        """Azure SignalR Service's free connection slots (``None``: self-hosted, no quota)."""
 
     # --- getting connected -----------------------------------------------------------------------
     def start(self, connect_ramp_s: float) -> None:
@@ -116,6 +119,11 @@ class Connections:
         may start a handshake (the rest are refused here)."""
         ids, refused = self._take_client_ports(ids)
         self._fail(refused, NO_SERVER, "ports_exhausted", ConnectionEventKind.REFUSED)
+        if self.service_room is not None:  # the service's quota: client plus server connections
+            room = self.service_room()
+            self._release_to_pools(self.client_pools, self.population.address[ids[room:]])
+            self._fail(ids[room:], NO_SERVER, "service_quota", ConnectionEventKind.REFUSED)
+            ids = ids[:room]
         if len(ids) == 0:
             return []
         chosen = self.balancer.choose(ids)

@@ -17,6 +17,8 @@ component                 what it models
 ``invocations``           other hub-method calls (what starves a thread pool)
 ``sampler``               resource samples of every part
 ``recorder``              the run's records
+``service``               Azure SignalR Service: units, quota, fan-out, billing (``hosting``)
+``web``                   ordinary web requests, on the SignalR servers or a tier of their own
 ========================  ===================================================================
 
 The model never plots and never imports pandas: it emits the records of
@@ -28,11 +30,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import networkx as nx
 import numpy as np
 
 from simscale.backplane.routing import RoutingMode
+from simscale.config.hosting import service_units_for
 from simscale.config.scenario import Scenario
 from simscale.metrics.display import html_table, repr_value
 from simscale.metrics.records import RunRecords
@@ -53,7 +57,9 @@ from simscale.model.ports import PortPool
 from simscale.model.recorder import Recorder
 from simscale.model.sampler import ResourceSampler
 from simscale.model.server import SimServer
+from simscale.model.service import ServiceBroadcasts, ServiceStats, SignalRService
 from simscale.model.topology import build_topology
+from simscale.model.web import WebStats, WebTraffic
 
 __all__ = ["Deployment", "HubModel", "ModelRun"]
 
@@ -80,6 +86,10 @@ class ModelRun:
     topology: nx.Graph
     backplane_disconnects: int
     backplane_lost_publishes: int = 0
+    service: ServiceStats | None = None
+    """Azure SignalR Service's units, connections and bill (``hosting='azure-signalr'`` only)."""
+    web: WebStats | None = None
+    """Web-request latency and failures (when ``web_request_rate_per_s`` > 0)."""
 
     def _rows(self) -> list[tuple[str, object]]:
         return [
@@ -146,7 +156,7 @@ class Deployment:
                 sample_interval_s=s.sample_interval_s,
                 phases=phases,
                 proxy_pools=[PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.proxy_addresses)]
-                if s.proxy_hop
+                if s.proxy_hop and s.hosting == "self-hosted"  # on the service, clients never reach the app servers
                 else [],
             )
             for index in range(s.servers)
@@ -167,6 +177,27 @@ class Deployment:
                 else None,
             )
             if s.backplane == "redis"
+            else None
+        )
+        # --- hosting: Azure SignalR Service in front of the app servers (None: self-hosted)
+        self.service = (
+            SignalRService(
+                env,
+                population,
+                self.servers,
+                units=s.service_units
+                or service_units_for(
+                    s.clients + s.servers * s.server_connections_per_hub, s.service_tier, s.service_connections_per_unit
+                ),
+                connections_per_unit=s.service_connections_per_unit,
+                server_connections_per_hub=s.server_connections_per_hub,
+                messages_per_unit_per_s=s.service_messages_per_unit_per_s,
+                message_bytes=s.message_bytes,
+                horizon_s=self.horizon_s,
+                sample_interval_s=s.sample_interval_s,
+                phases=phases,
+            )
+            if s.hosting == "azure-signalr"
             else None
         )
         network = Network(rng, latency_s=s.network_latency_s, jitter_s=s.network_jitter_s)
@@ -200,13 +231,15 @@ class Deployment:
             self.servers,
             make_load_balancer(s.load_balancer, population, self.servers),
             client_pools=client_pools,
-            max_connections_per_server=s.max_connections_per_server,
+            # On the service an app server's clients are logical connections: no socket limit applies.
+            max_connections_per_server=s.max_connections_per_server if self.service is None else s.clients,
             handshake_cpu_s=s.handshake_cpu_s,
             handshake_timeout_s=s.handshake_timeout_s,
             reconnect=s.reconnect,
             reconnect_delays_s=s.reconnect_delays_s,
             reconnect_jitter=s.reconnect_jitter,
             connection_lifetime_s=s.connection_lifetime_s,
+            service_room=self.service.room if self.service else None,
         )
         self.keepalive = KeepAlive(
             env,
@@ -217,7 +250,7 @@ class Deployment:
             server_timeout_s=s.server_timeout_s,
             drop=self.connections.drop,
         )
-        self.broadcasts = Broadcasts(
+        self.broadcasts = (partial(ServiceBroadcasts, self.service) if self.service else Broadcasts)(
             env,
             rng,
             population,
@@ -251,6 +284,21 @@ class Deployment:
             serialize_cpu_s=s.serialize_cpu_s,
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
         )
+        # --- web traffic: on the SignalR servers (web_servers = 0) or on a tier of their own
+        web_tier = [
+            SimServer(
+                env, 1_000 + index, profile=s.server_profile, cpu=Cpu(env, s.cores_per_server, s.cpu_time_slice_s),
+                cores=s.cores_per_server, min_threads=s.threads_min, max_threads=s.max_threads,
+                injection_interval_s=s.thread_injection_interval_s, horizon_s=self.horizon_s,
+                sample_interval_s=s.sample_interval_s, phases=phases, proxy_pools=[],
+            )
+            for index in range(s.web_servers)
+        ]  # fmt: skip
+        self.web = WebTraffic(
+            env, rng, network, web_tier or self.servers, rate_per_s=s.web_request_rate_per_s,
+            cpu_s=s.web_request_cpu_s, wait_s=s.web_request_wait_s, blocking=s.web_request_kind == "blocking",
+            timeout_s=s.web_request_timeout_s, warmup_s=s.warmup_s, duration_s=s.duration_s,
+        )  # fmt: skip
         self.sampler = ResourceSampler(
             env,
             self.recorder,
@@ -290,6 +338,12 @@ class Deployment:
                     client_timeout_s=s.client_timeout_s,
                 )
             )
+        if s.web_request_rate_per_s > 0:
+            env.process(self.web.source())
+        if self.service and s.service_drop_server_connection_at_s > 0:
+            assert isinstance(self.broadcasts, ServiceBroadcasts)
+            drop_at_s = s.service_drop_server_connection_at_s
+            env.process(self.broadcasts.drop_server_connection(drop_at_s, self.connections.drop))
         self.client_host.start()
         if progress is None:
             env.run(until=self.horizon_s)
@@ -309,9 +363,20 @@ class Deployment:
                 load_balancer=s.load_balancer,
                 backplane=s.backplane,
                 server_of=self.population.server_of,
+                service_units=self.service.units if self.service else 0,
+                server_connections_per_hub=s.server_connections_per_hub,
             ),
             backplane_disconnects=self.backplane.disconnects if self.backplane else 0,
             backplane_lost_publishes=self.backplane.lost if self.backplane else 0,
+            service=self.service.stats(
+                measured_s=s.duration_s - s.warmup_s,
+                included_per_unit_per_day=s.service_included_messages_per_unit_per_day,
+                unit_price_per_day_usd=s.service_unit_price_per_day_usd,
+                price_per_million_usd=s.service_price_per_million_messages_usd,
+            )
+            if self.service
+            else None,
+            web=self.web.stats() if s.web_request_rate_per_s > 0 else None,
         )
 
 

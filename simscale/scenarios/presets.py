@@ -24,6 +24,15 @@ class Preset:
     overrides: dict[str, Any]
 
 
+_WEB_TRAFFIC: dict[str, Any] = {
+    "servers": 1,
+    "clients": 20_000,
+    "broadcast_rate_per_s": 30.0,
+    "duration_s": 30.0,
+    "web_request_rate_per_s": 100.0,
+}
+"""What the two web-traffic presets share: 20,000 clients, 30 broadcasts/s, 100 web requests/s."""
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -72,6 +81,30 @@ PRESETS: dict[str, Preset] = {
                 "warmup_s": 5.0,
             },
         ),
+        # --- hosting and web traffic (docs/SOURCES.md#azure-signalr-service, #web-traffic-beside-signalr)
+        Preset(
+            "azure-signalr-service",
+            "One hub on Azure SignalR Service in the default mode, broadcasts only: two app servers hold 5 "
+            "server connections each, the service holds the 5,000 clients and fans out (billed per 2 KB).",
+            {
+                "servers": 2,
+                "clients": 5_000,
+                "broadcast_rate_per_s": 1.0,
+                "message_bytes": 2_048,
+                "duration_s": 60.0,
+                "hosting": "azure-signalr",
+            },
+        ),
+        Preset(
+            "web-traffic-shared",
+            "Web requests served by the SignalR server itself: they queue behind its fan-outs, p99 suffers.",
+            {**_WEB_TRAFFIC, "web_servers": 0},
+        ),
+        Preset(
+            "web-traffic-separate",
+            "The same web requests on a web server of their own: the SignalR load cannot touch them.",
+            {**_WEB_TRAFFIC, "web_servers": 1},
+        ),
     )
 }
 
@@ -82,8 +115,9 @@ def preset_names() -> list[str]:
     Example:
 
         >>> from simscale import preset_names
-        >>> preset_names()
-        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation']
+        >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
+        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation',
+         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate']
     """
     return list(PRESETS)
 

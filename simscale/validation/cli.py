@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    validate.add_argument("preset", help="single-server, no-backplane or backplane")
+    validate.add_argument("preset", help="single-server, no-backplane, backplane or web-traffic-shared")
     validate.add_argument(
         "--servers", type=int, metavar="N", help="hub servers, 1 or 2 (default: 1 for single-server, else 2)"
     )
@@ -108,6 +108,8 @@ def _validate(args: argparse.Namespace) -> int:
     from simscale.scenarios.calibration import load_calibration
     from simscale.validation.validate import VALIDATED_PRESETS, validate
 
+    if args.preset == "web-traffic-shared":
+        return _validate_web(args)
     if args.preset not in VALIDATED_PRESETS:
         raise ValueError(f"validate takes one of {', '.join(VALIDATED_PRESETS)}, got {args.preset!r}")
     if args.duration <= 0:
@@ -143,6 +145,22 @@ def _validate(args: argparse.Namespace) -> int:
             "are off by at least as much",
             file=sys.stderr,
         )
+    return 0
+
+
+def _validate_web(args: argparse.Namespace) -> int:
+    """Web-request latency on the real hub (one process, separate processes) beside the model's."""
+    from simscale.validation.web import WebLoad, validate_web_traffic
+
+    load = WebLoad(clients=args.clients or 200, duration_s=args.duration)
+    comparisons = validate_web_traffic(load, seed=args.seed)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        comparisons.to_csv(Path(args.out) / "comparisons.csv", index=False)
+    if args.json:
+        print(json.dumps({"scenario": "web-traffic-shared", "comparisons": comparisons.to_dict(orient="records")}))
+    else:
+        print(comparisons.to_string(index=False))
     return 0
 
 

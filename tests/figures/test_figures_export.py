@@ -124,12 +124,15 @@ def test_public_api_is_pinned() -> None:
         "delivered_fraction_figure",
         "export_figures",
         "find_browser",
+        "hosting_comparison_figure",
         "house_layout",
         "latency_distribution_figure",
         "normalise_svg",
         "notebook_setup",
+        "published_capacity_figure",
         "reached_servers",
         "scaling_criteria_figure",
+        "service_topology_figure",
         "topology_figure",
     ]
     for name in simscale.figures.__all__:
