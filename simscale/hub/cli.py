@@ -17,13 +17,16 @@ import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from simscale.backplane.base import Backplane
 from simscale.backplane.factory import create_backplane
 from simscale.backplane.memory import MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
 from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
+from simscale.hub.nginx import STICKY_POLICIES
 from simscale.hub.settings import HubSettings
+from simscale.hub.transports.types import TransportSettings, parse_transports
 
 __all__ = ["register"]
 
@@ -121,12 +124,15 @@ def register(subparsers: Any) -> None:
         description=(
             "Start N `hub serve` processes that share a backplane (with `--backplane redis`, a private\n"
             "redis-server too), print each server's URL and then `cluster ready`; stop them all on\n"
-            "SIGINT or SIGTERM."
+            "SIGINT or SIGTERM. With `--proxy nginx`, an nginx in front of them (round robin, or\n"
+            "sticky with `--sticky ip_hash`) prints `proxy listening on URL` before `cluster ready`;\n"
+            "the cluster then keeps running while at least one server is alive."
         ),
         epilog=(
             "Examples:\n"
             "  simscale hub cluster --servers 3 --backplane redis\n"
-            "  simscale hub cluster --servers 2 --base-port 5001 --backplane redis://127.0.0.1:6379"
+            "  simscale hub cluster --servers 2 --base-port 5001 --backplane redis://127.0.0.1:6379\n"
+            "  simscale hub cluster --servers 3 --backplane redis --proxy nginx --sticky ip_hash"
         ),
         formatter_class=raw,
     )
@@ -136,6 +142,18 @@ def register(subparsers: Any) -> None:
     cluster.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     cluster.add_argument(
         "--base-port", type=int, default=0, help="server i listens on BASE+i; 0 picks free ports (default: 0)"
+    )
+    cluster.add_argument(
+        "--proxy",
+        default="none",
+        choices=["none", "nginx"],
+        help="a load balancer in front of the servers: nginx (Debian's, in a temp dir) (default: none)",
+    )
+    cluster.add_argument(
+        "--sticky",
+        default="none",
+        choices=list(STICKY_POLICIES),
+        help="with --proxy nginx: ip_hash (sticky sessions) or none (round robin) (default: none)",
     )
     _add_common(cluster)
     cluster.set_defaults(handler=cluster_command)
@@ -169,6 +187,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_ROUTING_MODE.value,
         choices=[mode.value for mode in RoutingMode],
         help=f"who delivers to the sender's own clients (default: {DEFAULT_ROUTING_MODE.value})",
+    )
+    parser.add_argument(
+        "--transports",
+        default="all",
+        help="transports negotiate offers and requests may use: all, or a comma-separated list of "
+        "WebSockets, ServerSentEvents, LongPolling; another gets 404 (default: all)",
     )
     defaults = HubSettings()
     for flag, field_name, kind, help_text in _LIMIT_FLAGS:
@@ -262,6 +286,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     _check_port(args.port, "--port")
     settings = _settings(args)
+    transport_settings = TransportSettings(enabled=parse_transports(args.transports))
     authenticator = _authenticator(args.token)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     backplane = make_backplane(args.backplane, args.name)
@@ -273,6 +298,7 @@ def serve_command(args: argparse.Namespace) -> int:
     async def run() -> None:
         server = HubServer(
             settings=settings,
+            transport_settings=transport_settings,
             backplane=backplane,
             server_name=args.name,
             authenticator=authenticator,
@@ -314,6 +340,7 @@ def cluster_command(args: argparse.Namespace) -> int:
     _check_port(args.base_port, "--base-port")
     _check_backplane_spec(args.backplane, allow_bare_redis=True)
     _settings(args)  # validate before starting anything
+    parse_transports(args.transports)
 
     async def run() -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -328,6 +355,7 @@ def cluster_command(args: argparse.Namespace) -> int:
                 print("note: the memory backplane does not connect separate processes", flush=True)
             stop = _stop_event()
             processes: list[asyncio.subprocess.Process] = []
+            urls: list[str] = []
 
             async def terminate() -> None:
                 for process in processes:
@@ -360,16 +388,36 @@ def cluster_command(args: argparse.Namespace) -> int:
                     args.routing,
                     "--name",
                     f"server-{index}",
+                    "--transports",
+                    args.transports,
                     *_limit_arguments(args),
                 ]
                 process, url = await _start_server_process(argv)
                 processes.append(process)
+                urls.append(url)
                 print(f"server {index} listening on {url}", flush=True)
+            if args.proxy == "nginx":
+                from simscale.hub.nginx import NginxProxy
+
+                upstreams = [urlsplit(url).netloc for url in urls]
+                # Above the 90 s long-poll timeout (ASP.NET Core's doc: 100 s) and twice the keep-alive.
+                read_timeout_s = max(100.0, 2 * args.keepalive_interval_s + 10.0)
+                proxy = stack.enter_context(NginxProxy(upstreams, sticky=args.sticky, read_timeout_s=read_timeout_s))
+                print(f"proxy listening on {proxy.url}", flush=True)
             print("cluster ready", flush=True)
-            waiters = [asyncio.ensure_future(stop.wait())] + [asyncio.ensure_future(p.wait()) for p in processes]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+            stopped = asyncio.ensure_future(stop.wait())
+            exits = {asyncio.ensure_future(p.wait()): index for index, p in enumerate(processes)}
+            try:
+                while exits:
+                    done, _ = await asyncio.wait([stopped, *exits], return_when=asyncio.FIRST_COMPLETED)
+                    if stopped in done or args.proxy == "none":
+                        break
+                    # Behind a proxy a lost server is a scenario, not the end: nginx routes around it.
+                    for waiter in done:
+                        print(f"server {exits.pop(waiter)} exited", flush=True)
+            finally:
+                for waiter in [stopped, *exits]:
+                    waiter.cancel()
 
     asyncio.run(run())
     return 0

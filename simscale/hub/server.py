@@ -11,12 +11,15 @@ it otherwise (:class:`~simscale.hub.connection.WriteCoalescer`).
 
 Routes, for a hub mounted at ``/chatHub``:
 
-* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; only WebSockets (Text and Binary). The
-  token it hands out is a reservation that holds no connection capacity; reservations are capped on
-  their own (503 past ``max_reservations``, 429 past ``max_reservations_per_address``) and expire
-  after ``negotiate_ttl_s``.
+* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; lists the enabled transports
+  (WebSockets, ServerSentEvents, LongPolling by default). The token it hands out is a reservation
+  that holds no connection capacity; reservations are capped on their own (503 past
+  ``max_reservations``, 429 past ``max_reservations_per_address``) and expire after
+  ``negotiate_ttl_s``.
 * ``GET /chatHub?id=…`` (WebSocket upgrade): 404 for an unknown id, 409 for a second socket on the
   same id; without ``id`` (skipNegotiation) a connection is made on the spot.
+* ``GET``/``POST``/``DELETE /chatHub?id=…`` without an upgrade: Server-Sent Events and long polling
+  (:mod:`simscale.hub.transports`).
 * ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
 """
 
@@ -48,6 +51,8 @@ from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.lifetime import HubLifetimeManager
 from simscale.hub.metrics import HubCounters, render_prometheus
 from simscale.hub.settings import HubSettings
+from simscale.hub.transports.http import HttpTransports
+from simscale.hub.transports.types import TransportSettings, TransportType, negotiate_entries
 from simscale.hub.web_routes import busy
 from simscale.hub.websocket import HubWebSocketResponse
 from simscale.protocol import (
@@ -108,6 +113,7 @@ class HubServer:
         authenticator: bearer token → user id (default: everybody anonymous).
         routing_mode: see :mod:`simscale.backplane.routing`.
         channel_prefixes: URL path → backplane channel prefix (default: ``SimScale.<HubClass>``).
+        transport_settings: enabled transports and the long-poll timeout (default: all three, 90 s).
 
     Use :meth:`listen` / :meth:`close` to serve on a socket, or mount :attr:`app` yourself.
 
@@ -136,6 +142,7 @@ class HubServer:
         authenticator: Authenticator | None = None,
         routing_mode: RoutingMode = DEFAULT_ROUTING_MODE,
         channel_prefixes: Mapping[str, str] | None = None,
+        transport_settings: TransportSettings | None = None,
     ) -> None:
         self.settings = settings if settings is not None else HubSettings()
         # A private bus by default: two servers in one process share a bus only when told to.
@@ -163,6 +170,9 @@ class HubServer:
         self.url: str | None = None
         """Base URL once :meth:`listen` returned."""
         prefixes = dict(channel_prefixes or {})
+        self.transport_settings = transport_settings if transport_settings is not None else TransportSettings()
+        self._http = HttpTransports(self, self.transport_settings)
+        """Server-Sent Events and long polling: shells over the same connections and sweep."""
         self.app = web.Application()
         for path, hub_class in (hubs or {"/chatHub": ChatHub}).items():
             if not path.startswith("/") or path.endswith("/"):
@@ -187,7 +197,9 @@ class HubServer:
             endpoint = _Endpoint(path, dispatcher, lifetime)
             self._endpoints[path] = endpoint
             self.app.router.add_post(f"{path}/negotiate", self._negotiate_handler(endpoint))
-            self.app.router.add_get(path, functools.partial(self._serve_websocket, endpoint))
+            self.app.router.add_get(path, functools.partial(self._serve_get, endpoint))
+            self.app.router.add_post(path, functools.partial(self._http.serve_post, endpoint))
+            self.app.router.add_delete(path, functools.partial(self._http.serve_delete, endpoint))
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/busy", busy)  # ordinary web traffic beside the hubs (web_routes.py)
@@ -241,6 +253,7 @@ class HubServer:
             if not self._connections:
                 break
             await asyncio.sleep(0.02)
+        await self._http.close()
         for endpoint in self._endpoints.values():
             await endpoint.lifetime.stop()
         await self.backplane.stop()
@@ -328,10 +341,58 @@ class HubServer:
             body: dict[str, Any] = {"connectionId": connection_id, "negotiateVersion": version}
             if version >= 1:
                 body["connectionToken"] = token
-            body["availableTransports"] = [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
+            body["availableTransports"] = negotiate_entries(self.transport_settings.enabled)
             return web.json_response(body)
 
         return negotiate
+
+    # ---- what the HTTP transports (simscale.hub.transports) share with the WebSocket path ------------
+
+    async def _serve_get(self, endpoint: _Endpoint, request: web.Request) -> web.StreamResponse:
+        """A WebSocket upgrade, or else an event stream or a poll."""
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return await self._http.serve_get(endpoint, request)
+        if TransportType.WEBSOCKETS not in self.transport_settings.enabled:
+            return HttpTransports.not_supported(TransportType.WEBSOCKETS)
+        return await self._serve_websocket(endpoint, request)
+
+    def has_reservation(self, endpoint: _Endpoint, token: str) -> bool:
+        """Whether ``token`` was negotiated at ``endpoint`` and no transport has claimed it yet."""
+        reservation = self._reservations.get(token)
+        return reservation is not None and reservation.endpoint is endpoint
+
+    def claim_reservation(self, token: str) -> str | None:
+        """Take a negotiated token for a transport; its connection id (``None``: unknown or expired)."""
+        reservation = self._release(token)
+        return None if reservation is None else reservation.connection_id
+
+    def refuse_if_at_capacity(self) -> None:
+        """Raise 503 when a new connection would pass ``max_connections`` (reservations do not count)."""
+        if self._at_capacity():
+            self.counters.rejected_connections += 1
+            raise web.HTTPServiceUnavailable(text="the server is at max_connections")
+
+    def has_websocket(self, token: str) -> bool:
+        """Whether ``token`` names a connection attached by a transport other than SSE/long polling."""
+        return token in self._connections and token not in self._http.sessions
+
+    def attach_connection(self, token: str, connection: HubConnection, now_s: float) -> None:
+        """Register a connection made by an HTTP transport: counted, pinged and timed out as a socket."""
+        self._connections[token] = connection
+        self._wheel.file(connection, now_s + self._first_look_s)
+
+    async def detach_connection(
+        self, endpoint: _Endpoint, token: str, connection: HubConnection, error: Exception | None
+    ) -> None:
+        """Forget a connection of an HTTP transport and tell the hub, as the WebSocket loop's end does."""
+        if self._connections.get(token) is connection:
+            del self._connections[token]
+        self._wheel.discard(connection)
+        if connection.announced:
+            self.counters.connections_closed += 1
+            if error is None and connection.close_reason is not None:
+                error = ConnectionError(connection.close_reason)
+            await endpoint.dispatcher.on_disconnected(connection, error)
 
     # ---- WebSocket transport ----------------------------------------------------------------------
 
@@ -391,7 +452,7 @@ class HubServer:
                 raise web.HTTPConflict(text="a WebSocket is already attached to this connection")
             reservation = self._reservations.get(token)
             if reservation is None or reservation.endpoint is not endpoint:
-                raise web.HTTPNotFound(text="no connection with this id")
+                raise web.HTTPNotFound(text="No Connection with that ID")  # ASP.NET Core's words
             # Claim the token before the first await, so a concurrent second socket gets 409.
             self._release(token)
             connection_id = reservation.connection_id

@@ -162,17 +162,26 @@ class _Connection:
 
 
 class ServerConnection(_Connection):
-    """The server end of one hub connection (sans-I/O)."""
+    """The server end of one hub connection (sans-I/O).
 
-    __slots__ = ("_handshake_buffer", "handshake")
+    Args:
+        max_message_bytes: the largest record accepted.
+        transfer_formats: what the transport can carry; a handshake for a protocol of another format
+            is refused (an event stream carries ``Text`` only, so MessagePack cannot use it).
+    """
+
+    __slots__ = ("_handshake_buffer", "handshake", "transfer_formats")
 
     _STATE_AFTER_PEER_CLOSE = ConnectionState.CLOSING
 
-    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, transfer_formats: tuple[str, ...] = ("Text", "Binary")
+    ) -> None:
         super().__init__(max_message_bytes)
         self._handshake_buffer = b""
         self.handshake: HandshakeRequest | None = None
         """The client's handshake request, once received."""
+        self.transfer_formats = transfer_formats
 
     def receive_data(self, data: bytes) -> list[HubMessage]:
         """Feed bytes from the peer; return the hub messages they complete.
@@ -204,6 +213,11 @@ class ServerConnection(_Connection):
                 raise HandshakeError(
                     f"Requested protocol version {request.version} of '{protocol.name}' is not "
                     f"supported (0-{protocol.version})."
+                )
+            if protocol.transfer_format not in self.transfer_formats:
+                raise HandshakeError(
+                    f"Cannot use the '{protocol.name}' protocol on the current transport. The transport does "
+                    f"not support '{protocol.transfer_format}' transfer format."
                 )
         except ProtocolError as error:
             self._handshake_buffer = b""

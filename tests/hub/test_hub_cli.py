@@ -35,6 +35,8 @@ from simscale.cli import main
         (["hub", "serve", "--token", "no-equals-sign"], "TOKEN=USER"),
         (["hub", "cluster", "--servers", "0"], "--servers"),
         (["hub", "cluster", "--servers", "2", "--backplane", "nope"], "--backplane"),
+        (["hub", "serve", "--transports", "carrier-pigeon"], "transports must be"),
+        (["hub", "cluster", "--servers", "2", "--transports", ""], "transports must be"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,6 +54,20 @@ async def test_serve_prints_its_url_and_stops_cleanly_on_sigterm() -> None:
         assert await server.stop() == 0
         close = await client.receive_close()  # shutdown says goodbye, with allowReconnect
         assert close.allow_reconnect
+
+
+async def test_serve_offers_only_the_transports_it_is_given() -> None:
+    server = await ServerProcess("--transports", "LongPolling,ServerSentEvents").start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            negotiate = await session.post(f"{server.url}/chatHub/negotiate?negotiateVersion=1")
+            offered = [t["transport"] for t in (await negotiate.json())["availableTransports"]]
+            assert offered == ["ServerSentEvents", "LongPolling"]
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(server.ws)
+            assert refused.value.status == 404
+    finally:
+        await server.stop()
 
 
 async def test_serve_over_tls(tmp_path: Path) -> None:

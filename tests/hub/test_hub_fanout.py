@@ -160,6 +160,8 @@ def test_public_api_is_pinned() -> None:
         "HubServer",
         "HubSettings",
         "StaticTokenAuthenticator",
+        "TransportSettings",
+        "TransportType",
     ]
     for name in hub.__all__:
         assert getattr(hub, name) is not None

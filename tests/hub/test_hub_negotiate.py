@@ -19,7 +19,11 @@ async def test_negotiate_v1_returns_a_separate_secret_token(session: aiohttp.Cli
         body = await response.json()
         assert body["negotiateVersion"] == 1
         assert body["connectionToken"] != body["connectionId"]
-        assert body["availableTransports"] == [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}]
+        assert body["availableTransports"] == [
+            {"transport": "WebSockets", "transferFormats": ["Text", "Binary"]},
+            {"transport": "ServerSentEvents", "transferFormats": ["Text"]},
+            {"transport": "LongPolling", "transferFormats": ["Text", "Binary"]},
+        ]
         assert "useStatefulReconnect" not in body
         client = await RawClient.connect(session, ws_url(server) + f"?id={body['connectionToken']}")
         assert (await client.invoke("Echo", 1)).result == 1

@@ -193,3 +193,17 @@ def test_client_violation_and_server_close() -> None:
     bad_handshake = ClientConnection("json")
     bad_handshake.receive_data(b"[1]\x1e")
     assert bad_handshake.state is ConnectionState.CLOSED
+
+
+def test_a_text_only_transport_refuses_a_binary_protocol_and_accepts_json() -> None:
+    text_only = ServerConnection(transfer_formats=("Text",))
+    text_only.receive_data(b'{"protocol":"messagepack","version":1}\x1e')
+    assert text_only.state is ConnectionState.CLOSED
+    reply = json.loads(b"".join(text_only.data_to_send()).rstrip(b"\x1e"))
+    assert reply["error"] == (
+        "Cannot use the 'messagepack' protocol on the current transport. "
+        "The transport does not support 'Binary' transfer format."
+    )
+    json_ok = ServerConnection(transfer_formats=("Text",))
+    json_ok.receive_data(b'{"protocol":"json","version":1}\x1e')
+    assert json_ok.state is ConnectionState.OPEN

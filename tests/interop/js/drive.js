@@ -1,6 +1,7 @@
 // Drives the official @microsoft/signalr client against a simscale hub and prints one JSON line
 // per observation on stdout, for the Python tests to assert on.
-// usage: node drive.js <scenario> <hubUrl> <json|messagepack> <negotiate|skip> [token]
+// usage: node drive.js <scenario> <hubUrl> <json|messagepack> <negotiate|skip|sse|longpolling|websockets> [token]
+// (sse, longpolling, websockets: negotiate, then force that transport)
 "use strict";
 const signalR = require("@microsoft/signalr");
 const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
@@ -14,6 +15,12 @@ function build(reconnect) {
   if (mode === "skip") {
     options.skipNegotiation = true;
     options.transport = signalR.HttpTransportType.WebSockets;
+  } else if (mode === "sse") {
+    options.transport = signalR.HttpTransportType.ServerSentEvents;
+  } else if (mode === "longpolling") {
+    options.transport = signalR.HttpTransportType.LongPolling;
+  } else if (mode === "websockets") {
+    options.transport = signalR.HttpTransportType.WebSockets; // negotiates first
   }
   if (token) options.accessTokenFactory = () => token;
   let builder = new signalR.HubConnectionBuilder()
@@ -24,6 +31,12 @@ function build(reconnect) {
   if (process.env.STATEFUL === "1") builder = builder.withStatefulReconnect();
   if (reconnect) builder = builder.withAutomaticReconnect([0, 200, 500, 1000, 1000, 1000, 1000, 1000]);
   return builder.build();
+}
+
+function transportName(connection) {
+  // HubConnection.connection is the HttpConnection; its transport is the class actually in use.
+  const transport = connection.connection && connection.connection.transport;
+  return transport ? transport.constructor.name : null;
 }
 
 function waitFor(connection, method, count, timeoutMs) {
@@ -44,7 +57,7 @@ async function basic() {
   const connection = build(false);
   const received = waitFor(connection, "ReceiveMessage", 1, 5000);
   await connection.start();
-  say("started", { connectionId: connection.connectionId });
+  say("started", { connectionId: connection.connectionId, transport: transportName(connection) });
   say("echo", { value: await connection.invoke("Echo", { a: [1, 2.5, "x"], b: null }) });
   await connection.invoke("SendMessage", "alice", "hello");
   say("received", { args: (await received)[0] });
@@ -127,7 +140,49 @@ async function closed() {
   if (error === "alive") await connection.stop();
 }
 
-const scenarios = { basic, listen, reconnect, closed };
+async function connects() {
+  // Starts COUNT connections (CONCURRENCY at a time), each one Echo, then stops them; prints how
+  // many started and the errors of the others (a 404 names the status code).
+  const count = Number(process.env.COUNT || 20);
+  const concurrency = Number(process.env.CONCURRENCY || 4);
+  let ok = 0;
+  const failures = [];
+  let next = 0;
+  async function worker() {
+    while (next < count) {
+      next += 1;
+      const connection = build(false);
+      try {
+        await connection.start();
+        await connection.invoke("Echo", "x");
+        ok += 1;
+        await connection.stop();
+      } catch (error) {
+        failures.push(String(error && error.message));
+        try {
+          await connection.stop();
+        } catch {}
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  say("connects", { ok, failures });
+}
+
+async function survive() {
+  // Connected with automatic reconnect; reports reconnects and every ReceiveMessage until stdin closes.
+  const connection = build(true);
+  connection.on("ReceiveMessage", (user, message) => say("message", { user, message }));
+  connection.onreconnecting((error) => say("reconnecting", { error: error ? String(error.message) : null }));
+  connection.onreconnected((id) => say("reconnected", { connectionId: id }));
+  connection.onclose((error) => say("closed", { error: error ? String(error.message) : null }));
+  await connection.start();
+  say("ready", { connectionId: connection.connectionId });
+  await new Promise((resolve) => process.stdin.on("end", resolve).resume());
+  await connection.stop();
+}
+
+const scenarios = { basic, listen, reconnect, closed, connects, survive };
 scenarios[scenario]()
   .then(() => process.exit(0))
   .catch((error) => {
