@@ -203,6 +203,10 @@ class RunRecords:
     """How many distinct clients held a connection at some point of the run (``None``: not tracked).
     Connection events count connections, and a client that reconnects connects twice, so the
     number of clients that never got on cannot be read from them."""
+    first_connects_attempted: int | None = None
+    """Clients that made the first connect attempt of their life during the run (``None``: not tracked)."""
+    first_connects_failed: int | None = None
+    """How many of those first attempts failed (refused for any reason)."""
 
     def __repr__(self) -> str:
         return f"RunRecords({self.describe()}, clients_ever_connected={self.clients_ever_connected})"
@@ -284,6 +288,9 @@ class RunSummary:
     cpu_utilization_peak: float | None = None
     """The highest single CPU sample (0-1) of the server behind ``cpu_utilization_max``, over the same
     broadcast phase."""
+    first_connect_failed_fraction: float | None = None
+    """First connect attempts that failed / first connect attempts made (``None`` when none was made): with
+    negotiation behind a balancer that is not sticky, the share of clients whose very first connect got a 404."""
 
     def _repr_html_(self) -> str:
         """What Jupyter displays: every figure, formatted, in a two-column table."""

@@ -130,6 +130,11 @@ def summarize(
         ),
         delivered_fraction_all_clients=delivered_fraction_all_clients(records, clients),
         cpu_utilization_peak=(None if busiest is None else cpu_utilization_peak(records, busiest, warmup_s, end_s)),
+        first_connect_failed_fraction=(
+            records.first_connects_failed / records.first_connects_attempted
+            if records.first_connects_attempted and records.first_connects_failed is not None
+            else None
+        ),
     )
 
 

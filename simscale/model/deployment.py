@@ -15,6 +15,9 @@ component                 what it models
 ``broadcasts``            sources → publish → every server's fan-out
 ``client_host``           the clients' side of a send and a read: ``free`` or ``one-loop``
 ``invocations``           other hub-method calls (what starves a thread pool)
+``negotiation``           negotiate + transport as two requests through the balancer (404s)
+``handshakes``            handshakes one by one when they block; the admission limit
+``failures``              a server crash, partition or rolling deploy
 ``sampler``               resource samples of every part
 ``recorder``              the run's records
 ========================  ===================================================================
@@ -42,7 +45,9 @@ from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
 from simscale.model.cpu import Cpu
+from simscale.model.failures import ServerFailures
 from simscale.model.fanout import FanOutTiming
+from simscale.model.handshakes import PerClientHandshakes
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
 from simscale.model.kernel import CountingEnvironment
@@ -198,7 +203,7 @@ class Deployment:
             self.recorder,
             population,
             self.servers,
-            make_load_balancer(s.load_balancer, population, self.servers),
+            make_load_balancer(s.load_balancer, population, self.servers, rng),
             client_pools=client_pools,
             max_connections_per_server=s.max_connections_per_server,
             handshake_cpu_s=s.handshake_cpu_s,
@@ -207,7 +212,9 @@ class Deployment:
             reconnect_delays_s=s.reconnect_delays_s,
             reconnect_jitter=s.reconnect_jitter,
             connection_lifetime_s=s.connection_lifetime_s,
+            negotiate=not s.skip_negotiation,
         )
+        self._wire_misbehaviour(s)
         self.keepalive = KeepAlive(
             env,
             population,
@@ -263,6 +270,36 @@ class Deployment:
             memory_per_connection_bytes=s.memory_per_connection_bytes,
         )
 
+    def _wire_misbehaviour(self, s: Scenario) -> None:
+        """Blocking handshakes, the admission limit and server failures: only when a scenario asks."""
+        if s.handshake_wait_s > 0 or s.max_concurrent_handshakes > 0:
+            self.connections.per_client_handshakes = PerClientHandshakes(
+                self.env,
+                self.connections,
+                wait_s=s.handshake_wait_s,
+                cpu_s=s.handshake_cpu_s,
+                timeout_s=s.handshake_timeout_s,
+                max_concurrent=s.max_concurrent_handshakes,
+            )
+        self.failures = (
+            ServerFailures(
+                self.env,
+                self.rng,
+                self.population,
+                self.servers,
+                self.connections,
+                kind=s.server_failure_kind,
+                at_s=s.server_failure_at_s,
+                server=s.server_failure_server,
+                duration_s=s.server_failure_duration_s,
+                deploy_interval_s=s.deploy_interval_s,
+                keepalive_interval_s=s.keepalive_interval_s,
+                server_timeout_s=s.server_timeout_s,
+            )
+            if s.server_failure_kind != "none"
+            else None
+        )
+
     def run(self, progress: Callable[[float], None] | None = None) -> ModelRun:
         """Simulate ``duration_s`` plus ``drain_s`` and return the records.
 
@@ -290,6 +327,8 @@ class Deployment:
                     client_timeout_s=s.client_timeout_s,
                 )
             )
+        if self.failures is not None:
+            env.process(self.failures.run())
         self.client_host.start()
         if progress is None:
             env.run(until=self.horizon_s)
@@ -299,6 +338,7 @@ class Deployment:
                 progress(step / 100)
         self.client_host.finish()
         self.recorder.clients_ever_connected(int(self.population.ever_connected.sum()))
+        self.recorder.first_connects(self.connections.first_connects_attempted, self.connections.first_connects_failed)
         return ModelRun(
             records=self.recorder.records,
             events=env.events_processed,

@@ -72,6 +72,21 @@ PRESETS: dict[str, Preset] = {
                 "warmup_s": 5.0,
             },
         ),
+        Preset(
+            "sticky-sessions",
+            "Clients negotiate, then open the transport: a round-robin balancer sends the second request "
+            "to another server, which answers 404, for about 2 in 3 connects over three servers; a sticky "
+            "balancer or WebSockets with skipNegotiation connect every time.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "connect_ramp_s": 10.0,
+                "skip_negotiation": False,
+                "broadcast_rate_per_s": 5.0,
+                "duration_s": 60.0,
+                "warmup_s": 5.0,
+            },
+        ),
     )
 }
 
@@ -83,7 +98,7 @@ def preset_names() -> list[str]:
 
         >>> from simscale import preset_names
         >>> preset_names()
-        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation']
+        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'sticky-sessions']
     """
     return list(PRESETS)
 
