@@ -87,6 +87,28 @@ PRESETS: dict[str, Preset] = {
                 "warmup_s": 5.0,
             },
         ),
+        Preset(
+            "reconnect-storm",
+            "One of three servers crashes at 20 s and is back at 40 s; its clients retry in lockstep into the "
+            "survivors' thread pools, where handshakes block: late handshakes are done for clients that left, "
+            "pings starve, the survivors' own clients time out too, and at 120 s, 80 s after the server is "
+            "back, a third of the clients are still off. "
+            "reconnect_jitter=0.5, max_concurrent_handshakes=150 or min_threads=40 end it.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "server_failure_kind": "crash",
+                "server_failure_at_s": 20.0,
+                "server_failure_duration_s": 20.0,
+                "handshake_wait_s": 1.0,
+                "reconnect_delays_s": (10.0, 10.0, 30.0, 30.0, 30.0),
+                "min_threads": 12,
+                "thread_injection_interval_s": 5.0,
+                "broadcast_rate_per_s": 1.0,
+                "duration_s": 120.0,
+                "warmup_s": 5.0,
+            },
+        ),
     )
 }
 
@@ -97,8 +119,9 @@ def preset_names() -> list[str]:
     Example:
 
         >>> from simscale import preset_names
-        >>> preset_names()
-        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'sticky-sessions']
+        >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
+        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'sticky-sessions',
+         'reconnect-storm']
     """
     return list(PRESETS)
 
