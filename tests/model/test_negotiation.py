@@ -73,3 +73,8 @@ def test_cli_rejects_an_unknown_transport_in_one_line(capsys: pytest.CaptureFixt
     assert main(["simulate", "sticky-sessions", "--set", "transport=smoke-signals"]) == 2
     err = capsys.readouterr().err.strip()
     assert "transport" in err and len(err.splitlines()) == 1
+
+
+def test_the_warning_names_the_balancer_that_is_not_sticky() -> None:
+    result = simulate(preset("sticky-sessions", clients=300, duration_s=12.0, warmup_s=1.0, seed=1))
+    assert any("not sticky" in line and "'round-robin'" in line for line in result.warnings)
