@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: installs what simscale needs, then runs the demo or the tests.
 #   bash scripts/setup.sh demo   # set up, simulate the three seed scenarios, regenerate figures/
+#                                # (and install the browser client `simscale hub demo` serves)
 #   bash scripts/setup.sh test   # set up, then ruff + mypy + the whole test suite
 set -euo pipefail
 
@@ -11,8 +12,9 @@ cd "$root"
 say() { printf '[simscale setup] %s\n' "$*" >&2; }
 
 # --- system packages ---------------------------------------------------------------------------------
-# redis-server: the real backplane for tests and `hub cluster`; chromium: PNG export through kaleido
-# (kaleido must never download a browser); fonts-dejavu-core: the one font family the figures use.
+# redis-server: the real backplane for tests and `hub cluster`; chromium: PNG export through kaleido and
+# the browser test of `hub demo` (Playwright drives it; neither kaleido nor Playwright may download a
+# browser); fonts-dejavu-core: the one font family the figures use.
 system_packages=(redis-server chromium fonts-dejavu-core)
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -49,19 +51,27 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" >"$stamp"
 fi
 
+# --- npm packages ------------------------------------------------------------------------------------
+# The official SignalR JavaScript client, from the npm registry (Node 20): the browser client of
+# `simscale hub demo`'s page (demo and test modes) and the client of the interop tests (test mode).
+npm_ci() {  # npm_ci DIR WHAT
+    [ -f "$1/package.json" ] || return 0
+    if command -v npm >/dev/null 2>&1; then
+        (cd "$1" && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent; })
+    else
+        say "npm not found: install Node 20 (apt-get install nodejs npm) for $2, then run: (cd $1 && npm ci)"
+    fi
+}
+case "$mode" in
+demo | test) npm_ci simscale/hub/demo_page "the browser demo (simscale hub demo)" ;;
+esac
+
 case "$mode" in
 demo)
     exec .venv/bin/simscale demo
     ;;
 test)
-    # The official JavaScript client for the interop tests (npm registry; Node 20 on the machine).
-    if [ -f tests/interop/js/package.json ]; then
-        if command -v npm >/dev/null 2>&1; then
-            (cd tests/interop/js && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent; })
-        else
-            say "npm not found: install Node 20 (apt-get install nodejs npm) for the official-client interop tests"
-        fi
-    fi
+    npm_ci tests/interop/js "the official-client interop tests"
     say "ruff"
     .venv/bin/ruff check simscale tests benchmarks
     say "mypy"

@@ -8,6 +8,7 @@ The API, one line each:
 * :func:`simulate` — run a scenario once with its seed; returns a ``SimulationResult``.
 * :func:`replicate` — run it with independent seeds; mean and confidence interval per metric.
 * :func:`sweep` — run the grid of factors (field name → list of values); one DataFrame row per point.
+* :func:`plan` — the smallest deployment for a load and the limit that binds; returns a ``Plan``.
 
 Example:
 
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from simscale._version import __version__
 
 if TYPE_CHECKING:
+    from simscale.planning import plan
     from simscale.scenarios import (
         Scenario,
         preset,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Scenario",
     "__version__",
+    "plan",
     "preset",
     "preset_names",
     "replicate",
@@ -51,6 +54,7 @@ __all__ = [
 
 _LAZY = {
     "Scenario": "simscale.scenarios",
+    "plan": "simscale.planning",
     "preset": "simscale.scenarios",
     "preset_names": "simscale.scenarios",
     "replicate": "simscale.scenarios",

@@ -16,7 +16,13 @@ from typing import Any
 from simscale._version import __version__
 from simscale.docs_site import add_docs_parser
 
-_COMMAND_MODULES = ("simscale.hub.cli", "simscale.loadgen.cli", "simscale.report", "simscale.validation.cli")
+_COMMAND_MODULES = (
+    "simscale.hub.cli",
+    "simscale.loadgen.cli",
+    "simscale.planning.cli",
+    "simscale.report",
+    "simscale.validation.cli",
+)
 """Modules that add sub-commands: each has ``register(subparsers)``; absent ones are skipped."""
 
 _TABLE_KEYS = (

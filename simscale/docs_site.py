@@ -46,6 +46,7 @@ __all__ = [
 API_MODULES = (
     "simscale",
     "simscale.scenarios",
+    "simscale.planning",
     "simscale.metrics",
     "simscale.figures",
     "simscale.config",
@@ -323,7 +324,8 @@ def _gallery_page(sources: SiteSources, readme: str) -> str:
     lines = [
         "# Gallery",
         "",
-        "Every figure in `figures/`, as `simscale figures` regenerates it from fixed-seed simulations. "
+        "Every figure in `figures/`, as `simscale figures` regenerates it from fixed-seed simulations "
+        "(except `hub-demo.png`, a screenshot that the browser test of `simscale hub demo` takes). "
         "The README explains what each one shows.",
         "",
     ]

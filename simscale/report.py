@@ -34,6 +34,7 @@ __all__ = [
     "diagram_figure",
     "diagram_scenario",
     "failed_connects_frame",
+    "group_fanout_frame",
     "latency_quantiles_frame",
     "latency_steps_frame",
     "message_volume_frame",
@@ -67,6 +68,10 @@ FIGURE_NAMES: tuple[str, ...] = (
     "delivered-fraction-vs-servers",
     "latency-distribution",
     "scaling-criteria",
+    "azure-signalr-service",
+    "azure-published-capacity",
+    "self-hosted-vs-service",
+    "group-fanout-vs-group-size",
     "failed-connects-by-policy",
     "reconnect-storm-timeline",
 )
@@ -239,6 +244,54 @@ def connection_limits_frame(
     return pd.DataFrame(rows)
 
 
+GROUP_SIZES = (1, 2, 5, 10, 20, 50, 100, 500)
+"""Members per group in the group-send figure (10 servers, 2,000 clients)."""
+
+
+GROUP_SENDS = 1_000
+"""Sends per run of the group-send figure, at fixed times (so every run sends exactly as many)."""
+
+
+def group_fanout_frame(
+    group_sizes: tuple[int, ...] = GROUP_SIZES, *, servers: int = 10, clients: int = 2_000
+) -> pd.DataFrame:
+    """``small-groups`` on ``servers`` servers at each group size, plus the broadcast for comparison.
+
+    Every run replays the same :data:`GROUP_SENDS` send times (every 5 ms). Columns audience (``group`` or
+    ``all``), group_size (for ``all``: the clients), servers, servers_reached_per_send and
+    received_per_server_per_send (the run's ``backplane_messages_received`` / servers / sends).
+    """
+    import pandas as pd
+
+    from simscale.scenarios import preset, simulate
+
+    base = preset(
+        "small-groups",
+        servers=servers,
+        clients=clients,
+        groups=clients // 10,
+        broadcast_offsets_s=tuple(round(0.005 * k, 3) for k in range(GROUP_SENDS)),
+        duration_s=5.5,
+        warmup_s=0.5,
+        drain_s=1.0,
+    )
+    runs = [("group", size, base.replace(groups=clients // size, group_size=size)) for size in group_sizes]
+    runs.append(("all", clients, base.replace(send_target="all")))
+    rows = []
+    for audience, size, scenario in runs:
+        summary = simulate(scenario).summary
+        rows.append(
+            {
+                "audience": audience,
+                "group_size": size,
+                "servers": servers,
+                "servers_reached_per_send": float(summary.servers_reached_per_send or 0.0),
+                "received_per_server_per_send": (summary.backplane_messages_received or 0) / servers / GROUP_SENDS,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def failed_connects_frame(
     policies: tuple[str, ...] = ("round-robin", "random", "least-connections", "sticky-ip", "sticky-cookie"),
 ) -> pd.DataFrame:
@@ -287,7 +340,12 @@ def reconnect_timeline_frame(jitter: float = 0.5) -> pd.DataFrame:
 
 def build_figures() -> dict[str, go.Figure]:
     """Run every fixed-seed scenario and draw every documentation figure (name → figure)."""
-    from simscale.figures import delivered_fraction_figure, latency_distribution_figure, scaling_criteria_figure
+    from simscale.figures import (
+        delivered_fraction_figure,
+        group_fanout_figure,
+        latency_distribution_figure,
+        scaling_criteria_figure,
+    )
     from simscale.scenarios import preset, simulate
 
     figures: dict[str, go.Figure] = {}
@@ -299,9 +357,26 @@ def build_figures() -> dict[str, go.Figure]:
         latency_quantiles_frame(runs), latency_steps_frame(runs["backplane"])
     )
     figures["scaling-criteria"] = scaling_criteria_figure(message_volume_frame(), connection_limits_frame())
+    figures.update(_service_figures())
+    figures["group-fanout-vs-group-size"] = group_fanout_figure(group_fanout_frame())
     figures.update(misbehaviour_figures())
     assert tuple(figures) == FIGURE_NAMES
     return figures
+
+
+def _service_figures() -> dict[str, go.Figure]:
+    """Azure SignalR Service: its diagram, the published-table comparison, self-hosted beside it."""
+    from simscale.figures.service import hosting_comparison_figure, published_capacity_figure, service_topology_figure
+    from simscale.scenarios import simulate
+    from simscale.scenarios.hosting import hosting_comparison_frame, published_capacity_frame
+
+    diagram = simulate(diagram_scenario("azure-signalr-service", 2))
+    title = "Azure SignalR Service: clients connect to the service, each app server holds 5 server connections"
+    return {
+        "azure-signalr-service": service_topology_figure(diagram.topology, title=title),
+        "azure-published-capacity": published_capacity_figure(published_capacity_frame()),
+        "self-hosted-vs-service": hosting_comparison_figure(hosting_comparison_frame()),
+    }
 
 
 def misbehaviour_figures() -> dict[str, go.Figure]:

@@ -10,7 +10,7 @@ import pytest
 
 from simscale.cli import build_parser
 
-DOCUMENTED_DEFAULTS = ("simulate", "figures", "loadgen", "calibrate", "validate")
+DOCUMENTED_DEFAULTS = ("simulate", "figures", "loadgen", "calibrate", "validate", "plan")
 """Commands whose every flag must state its default (the others do too, but are not held to it)."""
 
 _REST = re.compile(r"``|:(?:func|class|mod|meth|attr|data|exc|obj):")

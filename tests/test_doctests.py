@@ -30,6 +30,7 @@ PACKAGES = [
     "simscale.validation",
     "simscale.backplane",
     "simscale.hub",
+    "simscale.planning",
 ]
 RESULT_CLASSES = [
     ("simscale.scenarios", "SimulationResult"),
@@ -69,7 +70,7 @@ PUBLIC = public_objects(PACKAGES)
 def test_the_collection_finds_the_api() -> None:
     # Guards the test below: a collection that found nothing would pass it vacuously.
     assert {"simscale.scenarios.run.simulate", "simscale.scenarios.run.SimulationResult"} <= set(PUBLIC)
-    assert "simscale.model.deployment.ModelRun" in PUBLIC and "simscale.metrics.records.RunSummary" in PUBLIC
+    assert "simscale.model.run.ModelRun" in PUBLIC and "simscale.metrics.records.RunSummary" in PUBLIC
     assert len(PUBLIC) > 40
 
 

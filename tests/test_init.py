@@ -28,7 +28,7 @@ def test_dir_lists_the_lazy_api_and_not_the_helpers() -> None:
 def test_help_lists_and_describes_every_name() -> None:
     text = pydoc.render_doc(simscale, renderer=pydoc.plaintext)
     functions = text.split("\nFUNCTIONS\n", 1)[1]
-    for name in ["preset", "preset_names", "replicate", "simulate", "sweep"]:
+    for name in ["plan", "preset", "preset_names", "replicate", "simulate", "sweep"]:
         assert f"\n    {name}(" in functions, name
     assert "\n    class Scenario(" in text.split("\nCLASSES\n", 1)[1]
     # The module docstring gives each name a line of its own, so help() reads as an index.

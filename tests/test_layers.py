@@ -33,6 +33,8 @@ def top_level(modules: set[str]) -> set[str]:
         ("simscale.backplane.routing", {"asyncio", "redis", "simpy", "pandas"}),
         ("simscale.backplane.envelope", {"asyncio", "redis", "simpy", "pandas"}),
         ("simscale", {"simpy", "pandas", "plotly", "aiohttp"}),
+        # The planner's search is pure: closed forms and rules, no simulator, no executor, no pandas.
+        ("simscale.planning.search", {"simpy", "pandas", "plotly", "aiohttp", "distributed"}),
     ],
 )
 def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
@@ -51,6 +53,7 @@ def test_module_does_not_pull_in(module: str, forbidden: set[str]) -> None:
         # The clients and the server meet only on the wire: neither imports the other.
         ("simscale.client", {"simscale.hub", "simscale.backplane", "simscale.model", "simscale.scenarios"}),
         ("simscale.hub", {"simscale.client", "simscale.loadgen", "simscale.model", "simscale.scenarios"}),
+        ("simscale.planning", {"simscale.hub", "simscale.client", "simscale.loadgen", "simscale.validation"}),
     ],
 )
 def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None:
@@ -60,7 +63,8 @@ def test_our_layers_point_one_way(module: str, forbidden_ours: set[str]) -> None
 
 def test_the_configuration_imports_nothing_of_simscale() -> None:
     ours = {name for name in loaded_after_import("simscale.config") if name.startswith("simscale.")}
-    assert ours <= {"simscale._version", "simscale.config", "simscale.config.scenario", "simscale.config.fields"}
+    assert ours <= {"simscale._version", "simscale.config", "simscale.config.scenario", "simscale.config.fields",
+                    "simscale.config.hosting"}
 
 
 def test_the_scenarios_package_loads_its_runners_eagerly() -> None:
@@ -73,7 +77,7 @@ def test_the_scenarios_package_loads_its_runners_eagerly() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(simscale.__all__) == sorted(
-        ["Scenario", "__version__", "preset", "preset_names", "replicate", "simulate", "sweep"]
+        ["Scenario", "__version__", "plan", "preset", "preset_names", "replicate", "simulate", "sweep"]
     )
     for name in simscale.__all__:
         assert getattr(simscale, name) is not None

@@ -7,7 +7,10 @@ depend on the wire:
 * subscription reference counting per channel (the backend subscribes on the first reference and
   unsubscribes on the last, like ASP.NET Core's ``RedisSubscriptionManager``);
 * handler dispatch (each distinct handler once per message, errors logged, never fatal);
-* the connection state machine and the counters; the publish deadline.
+* the connection state machine and the counters; the publish deadline;
+* gap accounting: each time a connected transport is lost, `gaps` counts one and `gap_seconds` adds how
+  long the link was silent until it was back (a log line says it), so an operator can see when messages
+  may have been missed, even those nobody could count.
 
 A backend implements only these hooks:
 
@@ -17,7 +20,9 @@ A backend implements only these hooks:
 * ``_subscribe(channels)`` / ``_unsubscribe(channels)``: return once the transport confirmed, or at once
   while it is down;
 
-and calls ``_dispatch(channel, payload)`` for every message it receives.
+and calls ``_dispatch(channel, payload)`` for every message it receives. A backend that knows the link
+went silent before it noticed the loss reports it with ``_note_link_lost(silent_since_s)`` before it
+reports RECONNECTING; otherwise the gap starts when the state leaves CONNECTED.
 
 An outage is handled here and in the backend, nowhere else. The base class remembers every wanted
 channel (the reference counts), so a subscription asked for while the transport is down is recorded and
@@ -33,6 +38,7 @@ import asyncio
 import inspect
 import logging
 import socket
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -165,6 +171,10 @@ class Backplane(ABC):
         self._losses = 0
         self._reconnects = 0
         self._received = 0
+        self._gaps = 0
+        self._closed_gap_seconds = 0.0
+        self._gap_started_s: float | None = None
+        """When the current gap began (the link's last sign of life); ``None`` while connected."""
 
     # ----------------------------------------------------------------------------------- observation
     @property
@@ -186,6 +196,19 @@ class Backplane(ABC):
     def reconnects(self) -> int:
         """Times the transport came back after being lost."""
         return self._reconnects
+
+    @property
+    def gaps(self) -> int:
+        """Times a connected transport was lost (each a stretch in which messages were missed)."""
+        return self._gaps
+
+    @property
+    def gap_seconds(self) -> float:
+        """Total seconds of every gap, from the link's last sign of life until it was back (the current
+        gap, if any, counts up to now)."""
+        started_s = self._gap_started_s
+        ongoing_s = 0.0 if started_s is None else max(0.0, time.monotonic() - started_s)
+        return self._closed_gap_seconds + ongoing_s
 
     @property
     def received(self) -> int:
@@ -406,15 +429,52 @@ class Backplane(ABC):
         if state not in _TRANSITIONS[self._state]:
             raise RuntimeError(f"backplane cannot go from {self._state.value} to {state.value}")
         logger.info("backplane %s: %s -> %s", self.server_name, self._state.value, state.value)
+        if state is BackplaneState.RECONNECTING:
+            self._note_link_lost()  # a no-op when the backend already said since when it was silent
+        elif state is BackplaneState.STOPPED:
+            self._end_gap()
         self._state = state
         # Wake every waiter, then start a fresh event for the next change.
         self._state_changed.set()
         self._state_changed = asyncio.Event()
 
     def _note_reconnected(self) -> None:
-        """Counts a reconnection and moves to CONNECTED."""
+        """Counts a reconnection, closes the gap (logging how long the link was silent), moves to CONNECTED."""
         self._reconnects += 1
+        silent_s = self._end_gap()
+        if silent_s is not None:
+            logger.warning(
+                "backplane %s: link back after %.1f s silent (gap %d, %.1f s of gaps in all); "
+                "messages published meanwhile did not reach this server",
+                self.server_name,
+                silent_s,
+                self._gaps,
+                self._closed_gap_seconds,
+            )
         self._set_state(BackplaneState.CONNECTED)
+
+    def _note_link_lost(self, silent_since_s: float | None = None) -> None:
+        """Starts a gap, unless one is running: the link was lost, silent since ``silent_since_s``
+        (a ``time.monotonic()`` reading; now when omitted). Only a connected link opens a gap."""
+        if self._gap_started_s is not None or self._state is not BackplaneState.CONNECTED:
+            return
+        now_s = time.monotonic()
+        self._gaps += 1
+        self._gap_started_s = now_s if silent_since_s is None else min(silent_since_s, now_s)
+        logger.warning(
+            "backplane %s: link lost, silent for %.1f s so far (gap %d)",
+            self.server_name,
+            now_s - self._gap_started_s,
+            self._gaps,
+        )
+
+    def _end_gap(self) -> float | None:
+        started_s, self._gap_started_s = self._gap_started_s, None
+        if started_s is None:
+            return None
+        silent_s = max(0.0, time.monotonic() - started_s)
+        self._closed_gap_seconds += silent_s
+        return silent_s
 
     # ------------------------------------------------------------------------------------- hooks
     @abstractmethod

@@ -4,7 +4,8 @@ An invocation is serialised once per hub protocol on the sending server ("pre-se
 server picks the bytes for each client's protocol and writes them to the socket as they are. Layouts,
 each a MessagePack array (``RedisProtocol.cs`` in dotnet/aspnetcore):
 
-* invocation: ``[excluded_connection_ids: [str], {protocol_name: bin, ...}, origin_server?]``
+* invocation: ``[excluded_connection_ids: [str], {protocol_name: bin, ...}, origin?]`` where ``origin`` is
+  ``origin_server`` or ``[origin_server, sequence]``
 * group command: ``[id: int, server_name: str, action: int, group_name: str, connection_id: str]``
 * ack: ``[id: int]``
 
@@ -15,6 +16,13 @@ known. ASP.NET Core reads a third and fourth item (invocation id, return channel
 *more than three* items, so a three-item array is read by it as a plain invocation and the marker is
 ignored. On decode, arrays with four or more items are treated as ASP.NET client-result invocations: items
 2 and 3 are its invocation id and return channel, and a marker, if any, would be the fifth item.
+
+**Publish sequence.** A server numbers what it publishes on the ``all`` channel (1, 2, 3, ...) and sends the
+number with its marker, ``[origin_server, sequence]``. The marker stays the third of three items, which
+ASP.NET Core never reads (``ReadInvocation`` reads items 2 and 3 only when there are more than three), so
+the layout stays interoperable. Every server hears ``all`` for its whole life, so a receiver that sees an
+origin's number jump from 7 to 11 knows it missed 3 messages (:class:`SequenceGaps`); on other channels a
+receiver subscribes and unsubscribes, and a jump proves nothing, so they carry no number.
 
 Pure module: standard library + msgpack, no asyncio, no redis.
 """
@@ -39,6 +47,7 @@ __all__ = [
     "GroupAck",
     "GroupAction",
     "GroupCommand",
+    "SequenceGaps",
 ]
 
 PROTOCOL_JSON = "json"
@@ -104,6 +113,8 @@ class Envelope:
             socket (JSON text + 0x1E, or VarInt length + MessagePack body).
         excluded_connection_ids: connections that must not receive it (``AllExcept``, ``OthersInGroup``).
         origin_server: name of the publishing server, for echo suppression; empty when unknown.
+        sequence: the origin's publish number on the ``all`` channel (from 1); ``None`` when it has none.
+            Sent only together with ``origin_server``.
 
     Example (a round trip through the wire format):
 
@@ -119,6 +130,7 @@ class Envelope:
     payloads: Mapping[str, bytes] = field(hash=False)
     excluded_connection_ids: tuple[str, ...] = ()
     origin_server: str = ""
+    sequence: int | None = None
 
     def __post_init__(self) -> None:
         # Copy into read-only containers so a frozen envelope really is immutable once shared.
@@ -147,7 +159,7 @@ class Envelope:
         """MessagePack bytes in the ASP.NET Core invocation layout (plus the origin marker, if known)."""
         items: list[Any] = [list(self.excluded_connection_ids), dict(self.payloads)]
         if self.origin_server:
-            items.append(self.origin_server)
+            items.append(self.origin_server if self.sequence is None else [self.origin_server, self.sequence])
         return _pack(items)
 
     @classmethod
@@ -183,13 +195,50 @@ class Envelope:
             payloads[name] = body
         origin_index = 2 if len(items) == 3 else 4
         origin = items[origin_index] if len(items) > origin_index else ""
+        sequence = None
+        if isinstance(origin, list) and len(origin) >= 2:
+            origin, number = origin[0], origin[1]
+            if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
+                sequence = number
         return cls(
             channel_kind=channel_kind,
             target=target,
             payloads=payloads,
             excluded_connection_ids=excluded_ids,
             origin_server=origin if isinstance(origin, str) else "",
+            sequence=sequence if isinstance(origin, str) and origin else None,
         )
+
+
+class SequenceGaps:
+    """Counts the messages a receiver never got, from each origin's publish sequence.
+
+    ``observe`` is called for every numbered envelope in arrival order. The first number heard from an
+    origin sets where counting starts; a number at or below the last one means the origin started
+    again (a restarted server counts from 1 anew), and counting restarts there too.
+
+    Args:
+        max_origins: origins remembered (the least recently heard is forgotten first), so servers that
+            come and go cannot grow it without bound.
+    """
+
+    __slots__ = ("_last", "max_origins")
+
+    def __init__(self, max_origins: int = 1_024) -> None:
+        if max_origins < 1:
+            raise ValueError(f"max_origins must be >= 1, got {max_origins!r}")
+        self.max_origins = max_origins
+        self._last: dict[str, int] = {}
+
+    def observe(self, origin: str, sequence: int) -> int:
+        """Note ``sequence`` from ``origin``; how many of its numbers were skipped since the last one."""
+        last = self._last.pop(origin, None)
+        self._last[origin] = sequence  # re-inserted: the dict's order is the recency order
+        if last is None:
+            if len(self._last) > self.max_origins:
+                del self._last[next(iter(self._last))]
+            return 0
+        return sequence - last - 1 if sequence > last else 0
 
 
 class GroupAction(IntEnum):

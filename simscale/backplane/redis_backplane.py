@@ -116,10 +116,26 @@ class _RedisLink:
         self._waiters: dict[bytes, list[asyncio.Future[bool]]] = {}
         """Awaited SUBSCRIBE confirmations by wire channel: True if confirmed, False if the link broke."""
         self._last_read_s = time.monotonic()
+        self._silence: tuple[float, float] | None = None
+        """(began, ended) of the last stretch with nothing read for over two health-check periods
+        (Redis silent, or this process stopped); forgotten once the link has lived on after it."""
         self._inbox: asyncio.Queue[tuple[bytes, bytes] | None] = asyncio.Queue(_INBOX_MESSAGES)
         self._reader: asyncio.Task[None] | None = None
         self._health: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+
+    @property
+    def silent_since_s(self) -> float:
+        """Since when the link has given no sign of life: the start of a recent long silence (say this
+        process was stopped for 20 s, and Redis dropped the subscriber meanwhile, which the reader sees
+        only after reading what was buffered before), else the last read."""
+        return self._silence[0] if self._silence is not None else self._last_read_s
+
+    def _note_read(self) -> None:
+        now_s = time.monotonic()
+        if now_s - self._last_read_s > 2 * self._health_check_interval_s:
+            self._silence = (self._last_read_s, now_s)
+        self._last_read_s = now_s
 
     def start(self) -> None:
         self._reader = asyncio.create_task(self._read(), name="redis-backplane-reader")
@@ -182,7 +198,7 @@ class _RedisLink:
         try:
             while True:
                 message: dict[str, Any] | None = await self.pubsub.get_message(timeout=None)
-                self._last_read_s = time.monotonic()
+                self._note_read()
                 if message is None:
                     # Blocking reads return None only for replies redis-py swallows; a long run of
                     # them would mean a spinning loop on a broken connection.
@@ -218,7 +234,15 @@ class _RedisLink:
         # failure does not, so PING periodically and give up when nothing came back for two periods.
         interval_s = self._health_check_interval_s
         while not self.closed.is_set():
+            slept_from_s = time.monotonic()
             await asyncio.sleep(interval_s)
+            if time.monotonic() - slept_from_s > 2 * interval_s:
+                # We overslept (this process was stopped, or its event loop blocked): the reader has
+                # not had its turn yet, so silence says nothing about Redis. Look again next period.
+                continue
+            silence = self._silence
+            if silence is not None and time.monotonic() - silence[1] > 2 * interval_s:
+                self._silence = None  # the link lived on after it: that silence cost nothing
             if not self._inbox.full() and time.monotonic() - self._last_read_s > 2 * interval_s:
                 self.fail(f"no reply from Redis for {2 * interval_s:g} s")
                 return
@@ -266,7 +290,9 @@ class RedisBackplane(Backplane):
         publish_timeout_s: `publish` gives up after this long (also the socket timeout of PUBLISH).
         connect_timeout_s: limit for establishing one link (TCP, AUTH, first PING).
         subscribe_timeout_s: limit for Redis to confirm a SUBSCRIBE.
-        health_check_interval_s: PING period on the subscriber connection.
+        health_check_interval_s: PING period on the subscriber connection; a link with no reply for two
+            periods is declared lost (one PING a second per server costs Redis next to nothing, and
+            finds a silent link in 2-3 s).
         reconnect_base_delay_s: first backoff delay; doubles per failed attempt.
         reconnect_max_delay_s: backoff cap.
         max_reconnect_attempts: give up (state STOPPED) after this many failed attempts in a row;
@@ -298,7 +324,7 @@ class RedisBackplane(Backplane):
         publish_timeout_s: float = DEFAULT_PUBLISH_TIMEOUT_S,
         connect_timeout_s: float = 2.0,
         subscribe_timeout_s: float = 5.0,
-        health_check_interval_s: float = 5.0,
+        health_check_interval_s: float = 1.0,
         reconnect_base_delay_s: float = 0.05,
         reconnect_max_delay_s: float = 2.0,
         max_reconnect_attempts: int | None = None,
@@ -411,6 +437,9 @@ class RedisBackplane(Backplane):
             if link is not None:
                 await link.closed.wait()
                 logger.warning("Redis backplane %s lost (%s); reconnecting", redact_url(self.url), link.failure)
+                # The gap began at the link's last sign of life: a server frozen for 20 s (or a link
+                # Redis dropped at its output-buffer limit meanwhile) was silent all that time.
+                self._note_link_lost(link.silent_since_s)
                 self._set_state(BackplaneState.RECONNECTING)
                 # Still reachable as self._link while closing, so a stop() meanwhile finishes the job.
                 await link.aclose()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from simscale.config.fields import describe, parse_text, setting, validate_fields
+from simscale.config.hosting import HostingKind, ServiceTier, check_hosting
 
 __all__ = [
     "SECTIONS",
@@ -21,6 +22,7 @@ __all__ = [
     "LoadBalancerPolicy",
     "MethodKind",
     "Scenario",
+    "SendTarget",
     "ServerFailureKind",
     "ServerProfile",
     "TransportName",
@@ -34,6 +36,8 @@ BackplaneKind = Literal["none", "redis"]
 MethodKind = Literal["async", "blocking", "sync-over-async"]
 RoutingModeName = Literal["direct-local", "via-backplane"]
 ClientHostKind = Literal["free", "one-loop"]
+WebRequestKind = Literal["async", "blocking"]
+SendTarget = Literal["all", "group", "user", "connection"]
 TransportName = Literal["websockets", "server-sent-events", "long-polling"]
 ServerFailureKind = Literal["none", "crash", "partition", "deploy"]
 
@@ -148,6 +152,55 @@ class Scenario:
     )
     method_cpu_s: float = setting(
         20e-6, ge=0.0, le=10.0, section="workload", source="assumed", help="CPU a hub method uses besides the wait."
+    )
+
+    # --- audience: who a send goes to (everyone, a group, a user's connections, one connection)
+    send_target: SendTarget = setting(
+        "all",
+        section="audience",
+        source="docs/SOURCES.md#redis-backplane-behaviour (Clients.All, Group, User, Client)",
+        help="all: every client (a broadcast); group: a random group, sent by one of its members to every member, "
+        "the sender included; user: every connection of a random user; connection: one random connection. "
+        "broadcast_rate_per_s is the rate of sends whatever their target.",
+    )
+    groups: int = setting(
+        1,
+        unit="groups",
+        ge=1,
+        le=10_000_000,
+        section="audience",
+        source="user",
+        help="With send_target group: how many groups there are.",
+    )
+    group_size: int = setting(
+        10,
+        unit="clients",
+        ge=1,
+        le=10_000_000,
+        section="audience",
+        source="user",
+        help="With send_target group: the members of each group, exactly (at most clients); members are drawn "
+        "at random from the seed and land wherever the load balancer puts them.",
+    )
+    groups_per_client: int = setting(
+        1,
+        unit="groups",
+        ge=1,
+        le=100_000,
+        section="audience",
+        source="user",
+        help="With send_target group: the most groups one client is in; groups × group_size must not exceed "
+        "clients × groups_per_client.",
+    )
+    connections_per_user: int = setting(
+        1,
+        unit="connections",
+        ge=1,
+        le=100_000,
+        section="audience",
+        source="user",
+        help="Connections of one user (several tabs): clients c and c' belong to the same user when "
+        "c // connections_per_user == c' // connections_per_user.",
     )
 
     # --- clients: how clients connect, stay, time out and come back
@@ -571,6 +624,86 @@ class Scenario:
         "a broadcast due while a pass is reading goes out after the next pass, stamped then.",
     )  # fmt: skip
 
+    # --- hosting: self-hosted servers, or Azure SignalR Service in front of them
+    hosting: HostingKind = setting(
+        "self-hosted", section="hosting", source="user",
+        help="'azure-signalr': clients connect to Azure SignalR Service, which fans out; each app server holds "
+        "server_connections_per_hub connections to it (docs/SOURCES.md#azure-signalr-service).",
+    )  # fmt: skip
+    service_tier: ServiceTier = setting(
+        "standard", section="hosting", source="docs/SOURCES.md#azure-signalr-service",
+        help="The service's tier: it decides which unit counts are allowed.",
+    )  # fmt: skip
+    service_units: int = setting(
+        0, unit="units", ge=0, le=1_000, section="hosting", source="docs/SOURCES.md#azure-signalr-service",
+        help="0: the smallest allowed count that holds clients + server connections; else 1-10, 20, …, 100 "
+        "(standard, premium_p1) or 100, 200, …, 1000 (premium_p2).",
+    )  # fmt: skip
+    server_connections_per_hub: int = setting(
+        5, unit="connections", ge=1, le=1_000, section="hosting", source="docs/SOURCES.md#azure-signalr-service",
+        help="Server connections each app server opens to the service for the hub (the SDK's default is 5).",
+    )  # fmt: skip
+    service_connections_per_unit: int = setting(
+        1_000, unit="connections", ge=1, le=1_000_000, section="hosting",
+        source="docs/SOURCES.md#azure-signalr-service",
+        help="Concurrent connections one unit holds, client and server connections counted; beyond it the "
+        "service refuses.",
+    )  # fmt: skip
+    service_messages_per_unit_per_s: float = setting(
+        2_857.0, unit="messages/s", gt=0.0, le=1e9, section="hosting",
+        source="docs/SOURCES.md#azure-signalr-service (2,000 msg/s per unit at <= 70 % load)",
+        help="2 KB messages one unit passes per second (in or out) when fully busy; a message under 1 KB costs "
+        "as much as a 1 KB one, a bigger one in proportion to its size.",
+    )  # fmt: skip
+    service_included_messages_per_unit_per_day: int = setting(
+        1_000_000, unit="messages", ge=0, le=10**12, section="hosting",
+        source="docs/SOURCES.md#azure-signalr-service",
+        help="Billed messages included in each unit-day (Standard and Premium).",
+    )  # fmt: skip
+    service_unit_price_per_day_usd: float = setting(
+        1.61, unit="USD", ge=0.0, le=1e6, section="hosting",
+        source="docs/SOURCES.md#azure-signalr-service (Standard, price list as read 2026-12-03)",
+        help="Price of one unit for one day.",
+    )  # fmt: skip
+    service_price_per_million_messages_usd: float = setting(
+        1.0, unit="USD", ge=0.0, le=1e6, section="hosting",
+        source="docs/SOURCES.md#azure-signalr-service (price list as read 2026-12-03)",
+        help="Price of a million billed messages beyond the included ones.",
+    )  # fmt: skip
+    service_price_date: str = setting(
+        "2026-12-03", section="hosting", source="docs/SOURCES.md#azure-signalr-service",
+        help="When the two prices were read from the public price list (set it with your own prices).",
+    )  # fmt: skip
+    service_drop_server_connection_at_s: float = setting(
+        0.0, ge=0.0, le=86_400.0, section="hosting", source="user",
+        help="When server connection 0 of server 0 drops (0: never): the clients pinned to it are disconnected "
+        "and reconnect with their policy; the SDK reopens the server connection.",
+    )  # fmt: skip
+
+    # --- web traffic: ordinary HTTP requests beside the hub
+    web_request_rate_per_s: float = setting(
+        0.0, unit="requests/s", ge=0.0, le=1e7, section="web traffic", source="user",
+        help="Ordinary web requests per second (Poisson); 0: none.",
+    )  # fmt: skip
+    web_request_cpu_s: float = setting(
+        0.002, ge=0.0, le=10.0, section="web traffic", source="user", help="CPU one web request costs."
+    )  # fmt: skip
+    web_request_wait_s: float = setting(
+        0.0, ge=0.0, le=600.0, section="web traffic", source="user",
+        help="Time a request waits on I/O (a database); a 'blocking' request holds its thread meanwhile.",
+    )  # fmt: skip
+    web_request_kind: WebRequestKind = setting(
+        "async", section="web traffic", source="user", help="'blocking' holds a thread while it waits."
+    )  # fmt: skip
+    web_servers: int = setting(
+        0, unit="servers", ge=0, le=10_000, section="web traffic", source="user",
+        help="0: the web requests go to the SignalR servers and share their CPU and threads; N: a separate tier.",
+    )  # fmt: skip
+    web_request_timeout_s: float = setting(
+        30.0, gt=0.0, le=3_600.0, section="web traffic", source="user",
+        help="A request not answered by then counts as failed.",
+    )  # fmt: skip
+
     # --- transport: negotiate, then the transport request, each through the balancer
     transport: TransportName = setting(
         "websockets",
@@ -630,6 +763,31 @@ class Scenario:
             raise ValueError("reconnect_delays_s must hold at least one delay")
         if self.calibration_file and self.server_profile != "asyncio-hub":
             raise ValueError("calibration_file applies only to server_profile 'asyncio-hub'")
+        check_hosting(self)
+        self._check_audience()
+        self._check_misbehaviour()
+
+    def _check_audience(self) -> None:
+        if self.send_target == "group":
+            if self.group_size > self.clients:
+                raise ValueError(
+                    f"group_size must be an integer >= 1 and <= clients ({self.clients}) with send_target "
+                    f"'group', got {self.group_size}"
+                )
+            if self.groups * self.group_size > self.clients * self.groups_per_client:
+                raise ValueError(
+                    f"groups must be <= clients × groups_per_client / group_size "
+                    f"({self.clients * self.groups_per_client // self.group_size}) with send_target 'group': "
+                    f"groups × group_size ({self.groups * self.group_size}) must not exceed "
+                    f"clients × groups_per_client ({self.clients * self.groups_per_client}), got groups={self.groups}"
+                )
+        if self.send_target == "user" and self.connections_per_user > self.clients:
+            raise ValueError(
+                f"connections_per_user must be an integer >= 1 and <= clients ({self.clients}) with send_target "
+                f"'user', got {self.connections_per_user}"
+            )
+
+    def _check_misbehaviour(self) -> None:
         if self.skip_negotiation and self.transport != "websockets":
             raise ValueError(
                 f"skip_negotiation applies only to transport 'websockets' (set it false), got {self.transport!r}"
@@ -664,6 +822,7 @@ class Scenario:
 SECTIONS: tuple[str, ...] = (
     "run",
     "workload",
+    "audience",
     "clients",
     "load balancer",
     "servers",
@@ -672,6 +831,8 @@ SECTIONS: tuple[str, ...] = (
     "network",
     "backplane",
     "client host",
+    "hosting",
+    "web traffic",
     "transport",
     "server failure",
 )

@@ -19,7 +19,9 @@ from simscale.figures.export import (
     find_browser,
     normalise_svg,
 )
+from simscale.figures.groups import OCCUPANCY_TRACE, group_fanout_figure
 from simscale.figures.notebook import notebook_setup
+from simscale.figures.service import hosting_comparison_figure, published_capacity_figure, service_topology_figure
 from simscale.figures.style import FONT_FAMILY, house_layout
 from simscale.figures.topology import (
     TRACE_CLIENTS_MISSED,
@@ -33,6 +35,7 @@ from simscale.figures.topology import (
 __all__ = [
     "BROWSER_INSTALL_HINT",
     "FONT_FAMILY",
+    "OCCUPANCY_TRACE",
     "TRACE_CLIENTS_MISSED",
     "TRACE_CLIENTS_REACHED",
     "TRACE_SERVERS",
@@ -41,11 +44,15 @@ __all__ = [
     "delivered_fraction_figure",
     "export_figures",
     "find_browser",
+    "group_fanout_figure",
+    "hosting_comparison_figure",
     "house_layout",
     "latency_distribution_figure",
     "normalise_svg",
     "notebook_setup",
+    "published_capacity_figure",
     "reached_servers",
     "scaling_criteria_figure",
+    "service_topology_figure",
     "topology_figure",
 ]

@@ -1,8 +1,9 @@
-"""``simscale hub serve`` and ``simscale hub cluster``: run real hub servers from the shell.
+"""``simscale hub serve``, ``hub cluster`` and ``hub demo``: run real hub servers from the shell.
 
 ``serve`` runs one server and prints ``listening on URL`` (flushed) once it accepts connections, so
 scripts and tests can wait for that line. ``cluster`` starts N ``serve`` processes that share a
 backplane (starting its own redis-server when asked for ``redis`` without a URL) and prints each URL.
+``demo`` runs two servers and a Redis behind a browser page (:mod:`simscale.hub.demo`).
 """
 
 from __future__ import annotations
@@ -42,20 +43,34 @@ _LIMIT_FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("--max-parallel-invocations", "max_parallel_invocations", int, "invocations at once per connection"),
     ("--max-buffered-bytes", "max_buffered_bytes", int, "outgoing backlog before a slow consumer is closed"),
     ("--max-connections", "max_connections", int, "connections beyond which the server answers 503"),
+    ("--max-groups-per-connection", "max_groups_per_connection", int, "groups one connection may be in"),
+    ("--max-group-name-bytes", "max_group_name_bytes", int, "longest group name in UTF-8 bytes"),
+    ("--max-streams-per-connection", "max_streams_per_connection", int, "streams one connection may run at once"),
+    ("--max-reservations", "max_reservations", int, "negotiated but unused tokens over all clients"),
+    (
+        "--max-reservations-per-address",
+        "max_reservations_per_address",
+        int,
+        "negotiated but unused tokens per client address",
+    ),
+    ("--negotiate-ttl-s", "negotiate_ttl_s", float, "lifetime of a negotiated but unused token"),
 )
 
 
 def register(subparsers: Any) -> None:
-    """Add ``hub serve`` and ``hub cluster`` to the top-level ``simscale`` command."""
+    """Add ``hub serve``, ``hub cluster`` and ``hub demo`` to the top-level ``simscale`` command."""
     raw = argparse.RawDescriptionHelpFormatter
     hub = subparsers.add_parser(
         "hub",
         help="run real SignalR-compatible hub servers",
         description=(
             "Run real SignalR-compatible hub servers (ChatHub at /chatHub): one with `serve`, several\n"
-            "processes sharing a backplane with `cluster`."
+            "processes sharing a backplane with `cluster`, two of them behind a browser page with `demo`."
         ),
-        epilog="Examples:\n  simscale hub serve --port 5000\n  simscale hub cluster --servers 3 --backplane redis",
+        epilog=(
+            "Examples:\n  simscale hub serve --port 5000\n  simscale hub cluster --servers 3 --backplane redis\n"
+            "  simscale hub demo --port 8000"
+        ),
         formatter_class=raw,
     )
     commands = hub.add_subparsers(dest="hub_command", required=True)
@@ -124,6 +139,23 @@ def register(subparsers: Any) -> None:
     )
     _add_common(cluster)
     cluster.set_defaults(handler=cluster_command)
+
+    demo = commands.add_parser(
+        "demo",
+        help="two hub servers, a Redis backplane and a browser page with a switch for it",
+        description=(
+            "Start a redis-server and two `hub serve` processes sharing it, and serve a page with two chat\n"
+            "panes (the official @microsoft/signalr browser client, one pane per server), live counters\n"
+            "per server and a backplane switch: off stops Redis, so a message reaches only its own pane;\n"
+            "on starts it again and the hubs reconnect. Prints `demo at URL`; stops on SIGINT or SIGTERM.\n"
+            "The page's client comes from npm: run `npm ci` in simscale/hub/demo_page first\n"
+            "(bash scripts/setup.sh demo does)."
+        ),
+        epilog="Examples:\n  simscale hub demo\n  simscale hub demo --port 0",
+        formatter_class=raw,
+    )
+    demo.add_argument("--port", type=int, default=8000, help="port of the page, 0 picks a free one (default: 8000)")
+    demo.set_defaults(handler=demo_command)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -341,3 +373,34 @@ def cluster_command(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """``simscale hub demo``: serve the backplane demo until SIGINT or SIGTERM."""
+    from simscale.hub.demo import CLIENT_SCRIPT, DemoServer, missing_client_message
+
+    _check_port(args.port, "--port")
+    if not CLIENT_SCRIPT.is_file():
+        print(f"simscale: error: {missing_client_message()}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        # Loopback only: the hubs the page's clients connect to listen on 127.0.0.1 too.
+        async with DemoServer(port=args.port) as demo:
+            stop = _stop_event()
+            print(f"demo at {demo.url}", flush=True)
+            hub_exit = asyncio.ensure_future(demo.wait_hub_exit())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([hub_exit, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not hub_exit.done():
+                hub_exit.cancel()
+                return 0
+            print(f"simscale: error: hub {hub_exit.result()} exited; stopping the demo", file=sys.stderr)
+            return 1
+
+    try:
+        return asyncio.run(run())
+    except OSError as error:  # port in use
+        print(f"simscale: error: {error}", file=sys.stderr)
+        return 2

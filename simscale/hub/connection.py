@@ -151,6 +151,7 @@ class HubConnection:
         "ping_shortcut",
         "protocol_connection",
         "streams",
+        "unyielded_work",
         "user_id",
         "wheel_tick",
         "written_through_turn",
@@ -188,6 +189,9 @@ class HubConnection:
         self.ping_shortcut = False
         """Whether a frame holding just a JSON Ping may bypass the protocol (handshaken, JSON, and
         the frames so far ended on a record boundary); see :mod:`simscale.hub.websocket`."""
+        self.unyielded_work = 0
+        """Frames read and messages acted on since this connection's reader last gave the event loop
+        a turn (the server's fair-reading budget)."""
         self.streams: dict[str, asyncio.Task[None]] | None = None
         """Running server-to-client streams by invocation id (created on first use)."""
         # Most connections never use items or groups: both are made on first use (~280 bytes).

@@ -56,6 +56,7 @@ class HubDispatcher:
         lifetime: the hub's connections and fan-out.
         counters: the server's counters.
         max_parallel_invocations: invocations one connection may run at once.
+        max_streams_per_connection: server-to-client streams one connection may run at once.
     """
 
     def __init__(
@@ -64,12 +65,14 @@ class HubDispatcher:
         lifetime: HubLifetimeManager,
         counters: HubCounters,
         max_parallel_invocations: int = 1,
+        max_streams_per_connection: int = 100,
     ) -> None:
         self.hub_class = hub_class
         self.lifetime = lifetime
         self.methods: Mapping[str, HubMethod] = build_method_table(hub_class, Hub)
         self._counters = counters
         self._max_parallel = max_parallel_invocations
+        self._max_streams = max_streams_per_connection
         self._running: dict[HubConnection, set[asyncio.Task[None]]] = {}
 
     def _new_hub(self, connection: HubConnection) -> Hub:
@@ -205,6 +208,16 @@ class HubDispatcher:
             self._complete(
                 connection,
                 CompletionMessage.with_error(invocation_id, f"Invocation ID '{invocation_id}' is already in use."),
+            )
+            return
+        if len(streams) >= self._max_streams:
+            self._counters.stream_refusals += 1
+            self._complete(
+                connection,
+                CompletionMessage.with_error(
+                    invocation_id,
+                    f"The connection already runs max_streams_per_connection ({self._max_streams}) streams.",
+                ),
             )
             return
         generator = getattr(self._new_hub(connection), resolved.name)(*message.arguments)

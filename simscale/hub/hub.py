@@ -153,6 +153,9 @@ class GroupManager:
 
         Raises:
             LookupError: the connection is on no server that answered within ``group_ack_timeout_s``.
+            HubError: the name is longer than ``max_group_name_bytes``, or the connection (on this
+                server) is already in ``max_groups_per_connection`` groups; raised from a hub method it
+                becomes the caller's Completion error, which names the limit.
         """
         await self._lifetime.add_to_group(connection_id, group)
 

@@ -25,9 +25,17 @@ from typing import Any
 
 from simscale.backplane.base import Backplane, BackplaneUnavailable, MessageHandler
 from simscale.backplane.channels import ChannelKind, ChannelNames
-from simscale.backplane.envelope import Envelope, EnvelopeError, GroupAck, GroupAction, GroupCommand
+from simscale.backplane.envelope import (
+    Envelope,
+    EnvelopeError,
+    GroupAck,
+    GroupAction,
+    GroupCommand,
+    SequenceGaps,
+)
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
 from simscale.hub.connection import HubConnection, frame_records
+from simscale.hub.hub import HubError
 from simscale.hub.metrics import HubCounters
 from simscale.protocol import SUPPORTED_PROTOCOLS, InvocationMessage
 
@@ -57,6 +65,8 @@ class HubLifetimeManager:
         counters: the server's counters.
         group_ack_timeout_s: how long a group change for a connection on another server waits
             for that server's ack.
+        max_groups_per_connection: groups one local connection may be in (``None``: no bound).
+        max_group_name_bytes: longest group name in UTF-8 bytes (``None``: no bound).
     """
 
     def __init__(
@@ -67,6 +77,9 @@ class HubLifetimeManager:
         routing_mode: RoutingMode,
         counters: HubCounters,
         group_ack_timeout_s: float = GROUP_ACK_TIMEOUT_S,
+        *,
+        max_groups_per_connection: int | None = None,
+        max_group_name_bytes: int | None = None,
     ) -> None:
         self.channels = channels
         self.backplane = backplane
@@ -81,6 +94,8 @@ class HubLifetimeManager:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._subscribed: set[str] = set()
         self.group_ack_timeout_s = group_ack_timeout_s
+        self.max_groups_per_connection = max_groups_per_connection
+        self.max_group_name_bytes = max_group_name_bytes
         self._internal_handlers: dict[str, MessageHandler] = {
             channels.internal_groups: self._on_group_command,
             channels.internal_ack(server_name): self._on_group_ack,
@@ -89,6 +104,9 @@ class HubLifetimeManager:
         # and the backplane keeps the handler of every per-connection subscription.
         self._on_message: MessageHandler = self.on_backplane_message
         self._command_ids = itertools.count(1)
+        self._all_sequence = itertools.count(1)
+        """This server's publish numbers on ``all`` (see :mod:`simscale.backplane.envelope`)."""
+        self._sequence_gaps = SequenceGaps()
         self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
 
     # ---- start / stop ---------------------------------------------------------------------------
@@ -149,14 +167,28 @@ class HubLifetimeManager:
 
         Raises:
             LookupError: no server acknowledged within ``group_ack_timeout_s``.
+            HubError: the name is longer than ``max_group_name_bytes``, or the (local) connection is
+                already in ``max_groups_per_connection`` groups; the message names the limit.
         """
+        self._check_group_name(group)
         connection = self.connections.get(connection_id)
         if connection is None:
             await self._remote_group_command(GroupAction.ADD, connection_id, group)
             return
         await self._join(connection, group)
 
+    def _check_group_name(self, group: str) -> None:
+        limit = self.max_group_name_bytes
+        # A UTF-8 character is at most 4 bytes: most names need no encoding to pass.
+        if limit is not None and len(group) * 4 > limit and len(group.encode("utf-8", "surrogatepass")) > limit:
+            self._counters.group_name_refusals += 1
+            raise HubError(f"The group name is longer than max_group_name_bytes ({limit} bytes).")
+
     async def _join(self, connection: HubConnection, group: str) -> None:
+        limit = self.max_groups_per_connection
+        if limit is not None and len(connection.groups) >= limit and group not in connection.groups:
+            self._counters.group_refusals += 1
+            raise HubError(f"The connection is already in max_groups_per_connection ({limit}) groups.")
         if not connection.join_group(group):
             return
         members = self.groups.get(group)
@@ -202,7 +234,13 @@ class HubLifetimeManager:
         if connection is None:
             return  # another server's connection (or our own command echoed back)
         if command.action is GroupAction.ADD:
-            await self._join(connection, command.group_name)
+            try:
+                self._check_group_name(command.group_name)
+                await self._join(connection, command.group_name)
+            except HubError as refused:
+                # Acknowledged all the same (as ASP.NET Core acks every command it acted on): the
+                # sender's call returns, and the refusal is counted and logged here.
+                _log.info("group command for %s refused: %s", connection.connection_id, refused)
         else:
             await self._leave(connection, command.group_name)
         try:
@@ -262,7 +300,8 @@ class HubLifetimeManager:
                 return
         elif self._deliver_locally:
             self.deliver(channel_kind, key, payloads, excluded)
-        envelope = Envelope(channel_kind, key, payloads, excluded, self.server_name)
+        sequence = next(self._all_sequence) if channel_kind is ChannelKind.ALL else None
+        envelope = Envelope(channel_kind, key, payloads, excluded, self.server_name, sequence)
         await self._publish(self._channel_for(channel_kind, key), envelope.encode())
 
     def deliver(self, kind: ChannelKind, key: str, payloads: Mapping[str, bytes], excluded: Iterable[str] = ()) -> int:
@@ -332,6 +371,15 @@ class HubLifetimeManager:
         except EnvelopeError as error:
             _log.warning("dropped a malformed envelope on %s: %s", channel, error)
             return
+        origin = envelope.origin_server
+        if envelope.sequence is not None and address.kind is ChannelKind.ALL and origin != self.server_name:
+            # Our own numbers are skipped: what we could not publish is already in the backplane's losses.
+            missed = self._sequence_gaps.observe(envelope.origin_server, envelope.sequence)
+            if missed:
+                self._counters.backplane_missed += missed
+                _log.warning(
+                    "missed %d messages from %s on %s (backplane gap)", missed, envelope.origin_server, channel
+                )
         if not accepts_from_backplane(self.routing_mode, envelope.origin_server, self.server_name):
             return
         self._counters.backplane_messages_received += 1

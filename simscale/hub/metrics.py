@@ -32,10 +32,20 @@ class HubCounters:
     """Hub messages written to local sockets (a broadcast to 100 local clients counts 100)."""
     bytes_sent: int = 0
     backplane_messages_received: int = 0
+    backplane_missed: int = 0
+    """Envelopes other servers published on ``all`` that never arrived here (told by their sequence)."""
     protocol_errors: int = 0
     slow_consumer_closes: int = 0
     timeouts: int = 0
     rejected_connections: int = 0
+    group_refusals: int = 0
+    """Joins refused at max_groups_per_connection."""
+    group_name_refusals: int = 0
+    """Joins refused for a name longer than max_group_name_bytes."""
+    stream_refusals: int = 0
+    """Stream invocations refused at max_streams_per_connection."""
+    reservation_refusals: int = 0
+    """Negotiate requests refused at max_reservations or max_reservations_per_address."""
     event_loop_lag_s: float = 0.0
     """How late the last sweep tick woke up: a direct measure of event-loop saturation."""
 
@@ -47,8 +57,14 @@ def render_prometheus(
     publishes: int,
     losses: int,
     backplane_connected: bool,
+    gaps: int = 0,
+    gap_seconds: float = 0.0,
 ) -> str:
-    """The Prometheus text exposition (format 0.0.4) of a server's counters and gauges."""
+    """The Prometheus text exposition (format 0.0.4) of a server's counters and gauges.
+
+    ``losses`` are the publishes the backplane could not send; ``backplane_losses_total`` adds the
+    envelopes this server can tell it missed (``counters.backplane_missed``).
+    """
     samples: list[tuple[str, str, str, float]] = [
         ("simscale_hub_connections", "gauge", "Connections currently attached.", connections),
         (
@@ -102,8 +118,27 @@ def render_prometheus(
         (
             "simscale_hub_backplane_losses_total",
             "counter",
-            "Publishes lost because the backplane was down.",
-            losses,
+            "Messages lost: publishes the backplane could not send, plus messages of other servers "
+            "that never arrived (told from their publish sequence on the all channel).",
+            losses + counters.backplane_missed,
+        ),
+        (
+            "simscale_hub_backplane_missed_total",
+            "counter",
+            "Messages of other servers on the all channel that never arrived (part of the losses).",
+            counters.backplane_missed,
+        ),
+        (
+            "simscale_hub_backplane_gaps_total",
+            "counter",
+            "Times the backplane link was lost (each a stretch in which messages were missed).",
+            gaps,
+        ),
+        (
+            "simscale_hub_backplane_gap_seconds_total",
+            "counter",
+            "Seconds the backplane link was silent, from its last sign of life until it was back.",
+            float(gap_seconds),
         ),
         (
             "simscale_hub_backplane_up",
@@ -134,6 +169,30 @@ def render_prometheus(
             "counter",
             "Requests answered 503 at max_connections.",
             counters.rejected_connections,
+        ),
+        (
+            "simscale_hub_group_refusals_total",
+            "counter",
+            "Group joins refused at max_groups_per_connection.",
+            counters.group_refusals,
+        ),
+        (
+            "simscale_hub_group_name_refusals_total",
+            "counter",
+            "Group joins refused for a name longer than max_group_name_bytes.",
+            counters.group_name_refusals,
+        ),
+        (
+            "simscale_hub_stream_refusals_total",
+            "counter",
+            "Stream invocations refused at max_streams_per_connection.",
+            counters.stream_refusals,
+        ),
+        (
+            "simscale_hub_reservation_refusals_total",
+            "counter",
+            "Negotiate requests refused at max_reservations or max_reservations_per_address.",
+            counters.reservation_refusals,
         ),
         (
             "simscale_hub_event_loop_lag_seconds",

@@ -11,7 +11,10 @@ it otherwise (:class:`~simscale.hub.connection.WriteCoalescer`).
 
 Routes, for a hub mounted at ``/chatHub``:
 
-* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; only WebSockets (Text and Binary).
+* ``POST /chatHub/negotiate``: negotiate versions 0 and 1; only WebSockets (Text and Binary). The
+  token it hands out is a reservation that holds no connection capacity; reservations are capped on
+  their own (503 past ``max_reservations``, 429 past ``max_reservations_per_address``) and expire
+  after ``negotiate_ttl_s``.
 * ``GET /chatHub?id=…`` (WebSocket upgrade): 404 for an unknown id, 409 for a second socket on the
   same id; without ``id`` (skipNegotiation) a connection is made on the spot.
 * ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus text).
@@ -45,6 +48,7 @@ from simscale.hub.keepalive import KeepAliveWheel
 from simscale.hub.lifetime import HubLifetimeManager
 from simscale.hub.metrics import HubCounters, render_prometheus
 from simscale.hub.settings import HubSettings
+from simscale.hub.web_routes import busy
 from simscale.hub.websocket import HubWebSocketResponse
 from simscale.protocol import (
     SUPPORTED_PROTOCOLS,
@@ -58,6 +62,12 @@ from simscale.protocol import (
 __all__ = ["HubServer"]
 
 _log = logging.getLogger(__name__)
+
+_WORK_PER_TURN = 64
+"""Work one connection may do before it gives the event loop a turn: each hub message acted on
+counts one, each frame read one plus one per 4 KB. aiohttp hands buffered frames over without
+suspending, and a frame may hold hundreds of records: without this budget one flooding client
+would hold the loop for as long as it keeps sending."""
 
 _AIOHTTP_FRAME_CAP_BYTES = 1_048_576
 """aiohttp's own per-frame cap: frames a bit over ``max_message_bytes`` must still reach the
@@ -78,6 +88,8 @@ class _Reservation:
     endpoint: _Endpoint
     connection_id: str
     expires_s: float
+    address: str
+    """The client's IP address (for ``max_reservations_per_address``)."""
 
 
 def _new_id() -> str:
@@ -139,6 +151,9 @@ class HubServer:
         """A new socket's first check: its handshake deadline, or its first ping if that is sooner."""
         self._coalescer = WriteCoalescer()
         self._reservations: dict[str, _Reservation] = {}
+        """Negotiated tokens not yet claimed by a WebSocket; capped on their own, never counted as
+        connections, so negotiating without connecting cannot lock anybody out."""
+        self._reservations_by_address: dict[str, int] = {}
         self._attaching: set[str] = set()
         """Tokens whose WebSocket is being set up (authenticated, upgraded)."""
         self._endpoints: dict[str, _Endpoint] = {}
@@ -159,14 +174,23 @@ class HubServer:
                 routing_mode,
                 self.counters,
                 self.settings.group_ack_timeout_s,
+                max_groups_per_connection=self.settings.max_groups_per_connection,
+                max_group_name_bytes=self.settings.max_group_name_bytes,
             )
-            dispatcher = HubDispatcher(hub_class, lifetime, self.counters, self.settings.max_parallel_invocations)
+            dispatcher = HubDispatcher(
+                hub_class,
+                lifetime,
+                self.counters,
+                self.settings.max_parallel_invocations,
+                self.settings.max_streams_per_connection,
+            )
             endpoint = _Endpoint(path, dispatcher, lifetime)
             self._endpoints[path] = endpoint
             self.app.router.add_post(f"{path}/negotiate", self._negotiate_handler(endpoint))
             self.app.router.add_get(path, functools.partial(self._serve_websocket, endpoint))
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/busy", busy)  # ordinary web traffic beside the hubs (web_routes.py)
         self.app.on_startup.append(self._on_startup)
         self.app.on_shutdown.append(self._on_shutdown)
 
@@ -242,8 +266,36 @@ class HubServer:
         return len(self._connections)
 
     def _at_capacity(self) -> bool:
-        in_use = len(self._connections) + len(self._reservations) + len(self._attaching)
-        return in_use >= self.settings.max_connections
+        # Reservations do not count: a client that negotiates and never connects holds no capacity.
+        return len(self._connections) + len(self._attaching) >= self.settings.max_connections
+
+    def _reserve(self, token: str, reservation: _Reservation) -> None:
+        self._reservations[token] = reservation
+        by_address = self._reservations_by_address
+        by_address[reservation.address] = by_address.get(reservation.address, 0) + 1
+
+    def _release(self, token: str) -> _Reservation | None:
+        reservation = self._reservations.pop(token, None)
+        if reservation is not None:
+            by_address = self._reservations_by_address
+            left = by_address[reservation.address] - 1
+            if left:
+                by_address[reservation.address] = left
+            else:
+                del by_address[reservation.address]
+        return reservation
+
+    def _refuse_reservation(self, address: str) -> None:
+        """Raise the HTTP answer for a negotiate past a reservation cap, if it is past one."""
+        settings = self.settings
+        if len(self._reservations) >= settings.max_reservations:
+            self.counters.reservation_refusals += 1
+            raise web.HTTPServiceUnavailable(text="the server holds max_reservations unused negotiated tokens")
+        if self._reservations_by_address.get(address, 0) >= settings.max_reservations_per_address:
+            self.counters.reservation_refusals += 1
+            raise web.HTTPTooManyRequests(
+                text="this address holds max_reservations_per_address unused negotiated tokens"
+            )
 
     # ---- negotiate ------------------------------------------------------------------------------
 
@@ -264,12 +316,14 @@ class HubServer:
             if self._at_capacity():
                 self.counters.rejected_connections += 1
                 raise web.HTTPServiceUnavailable(text="the server is at max_connections")
+            address = request.remote or ""
+            self._refuse_reservation(address)
             version = 1 if requested >= 1 else 0
             connection_id = _new_id()
             # v0 clients (pysignalr, signalrcore) use the connection id itself as the token.
             token = _new_id() if version >= 1 else connection_id
-            self._reservations[token] = _Reservation(
-                endpoint, connection_id, time.monotonic() + self.settings.negotiate_ttl_s
+            self._reserve(
+                token, _Reservation(endpoint, connection_id, time.monotonic() + self.settings.negotiate_ttl_s, address)
             )
             body: dict[str, Any] = {"connectionId": connection_id, "negotiateVersion": version}
             if version >= 1:
@@ -295,12 +349,16 @@ class HubServer:
         error: Exception | None = None
         try:
             while True:
+                if connection.unyielded_work >= _WORK_PER_TURN:
+                    connection.unyielded_work = 0
+                    await asyncio.sleep(0)
                 frame = await ws.receive()
                 if frame.type is not WSMsgType.TEXT and frame.type is not WSMsgType.BINARY:
                     break  # CLOSE / ERROR: aiohttp answers control frames itself
                 if connection.closed:
                     break
                 data = frame.data if isinstance(frame.data, bytes) else frame.data.encode()
+                connection.unyielded_work += 1 + (len(data) >> 12)
                 if await self._receive_frame(endpoint, connection, data):
                     break
         except Exception as caught:  # never let one client take the process down
@@ -335,13 +393,13 @@ class HubServer:
             if reservation is None or reservation.endpoint is not endpoint:
                 raise web.HTTPNotFound(text="no connection with this id")
             # Claim the token before the first await, so a concurrent second socket gets 409.
-            del self._reservations[token]
+            self._release(token)
             connection_id = reservation.connection_id
         else:
-            if self._at_capacity():
-                self.counters.rejected_connections += 1
-                raise web.HTTPServiceUnavailable(text="the server is at max_connections")
             connection_id = token = _new_id()
+        if self._at_capacity():
+            self.counters.rejected_connections += 1
+            raise web.HTTPServiceUnavailable(text="the server is at max_connections")
         self._attaching.add(token)
         try:
             user_id = await self._authenticate(request)
@@ -407,10 +465,17 @@ class HubServer:
         connection.flush()
         for message in messages:
             if message.__class__ is PingMessage:
-                continue  # only refreshes liveness, done above
+                continue  # only refreshes liveness, done above (a run of Pings is parsed as one)
             await dispatcher.dispatch(connection, message)
             if connection.closed:
                 return True
+            connection.unyielded_work += 1
+            if connection.unyielded_work >= _WORK_PER_TURN:
+                # Records are acted on in bounded batches: other connections get a turn in between.
+                connection.unyielded_work = 0
+                await asyncio.sleep(0)
+                if connection.closed:
+                    return True
         return False
 
     def _close_after_protocol_end(self, connection: HubConnection, messages: list[HubMessage]) -> None:
@@ -450,7 +515,7 @@ class HubServer:
         if self._reservations:
             expired = [token for token, r in self._reservations.items() if r.expires_s <= now_s]
             for token in expired:
-                del self._reservations[token]
+                self._release(token)
 
     def _check_liveness(self, connection: HubConnection, now_s: float) -> float | None:
         """Ping or time out one connection if due; when to look at it next (``None``: closed)."""
@@ -481,20 +546,27 @@ class HubServer:
 
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` answers."""
-        state = self.backplane.state
+        backplane = self.backplane
+        state = backplane.state
         up = state is BackplaneState.CONNECTED
+        losses = backplane.losses + self.counters.backplane_missed
         return {
             "status": "ok" if up else "degraded",
             "server": self.server_name,
             "connections": len(self._connections),
+            "reservations": len(self._reservations),
             "backplane": {
-                "type": type(self.backplane).__name__,
+                "type": type(backplane).__name__,
                 "state": str(state.value).lower() if hasattr(state, "value") else str(state),
-                "publishes": self.backplane.publishes,
-                "losses": self.backplane.losses,
+                "publishes": backplane.publishes,
+                "losses": losses,
+                "missed": self.counters.backplane_missed,
+                "gaps": backplane.gaps,
+                "gap_seconds": round(backplane.gap_seconds, 3),
             },
-            "publishes": self.backplane.publishes,
-            "losses": self.backplane.losses,
+            "publishes": backplane.publishes,
+            "losses": losses,
+            "backplane_messages_received": self.counters.backplane_messages_received,
         }
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
@@ -507,5 +579,7 @@ class HubServer:
             publishes=self.backplane.publishes,
             losses=self.backplane.losses,
             backplane_connected=self.backplane.state is BackplaneState.CONNECTED,
+            gaps=self.backplane.gaps,
+            gap_seconds=self.backplane.gap_seconds,
         )
         return web.Response(text=text, content_type="text/plain", charset="utf-8")

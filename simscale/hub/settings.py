@@ -62,11 +62,34 @@ class HubSettings:
     )  # fmt: skip
     max_connections: int = setting(
         100_000, ge=1, unit="connections", section="limits", source="simscale",
-        help="Connections (attached or negotiated) beyond which the server answers 503.",
+        help="Attached connections beyond which the server answers 503 (negotiated tokens do not count).",
+    )  # fmt: skip
+    max_groups_per_connection: int = setting(
+        1_000, ge=1, unit="groups", section="limits", source="simscale (a per-connection memory bound)",
+        help="Groups one connection may be in at once; a join beyond it completes with an error.",
+    )  # fmt: skip
+    max_group_name_bytes: int = setting(
+        1_024, ge=1, section="limits", source="simscale (a per-connection memory bound)",
+        help="Longest group name (UTF-8 bytes) a connection may join; a longer one completes with an error.",
+    )  # fmt: skip
+    max_streams_per_connection: int = setting(
+        100, ge=1, unit="streams", section="limits", source="simscale (a per-connection memory bound)",
+        help="Server-to-client streams one connection may have running at once (counted apart from "
+        "max_parallel_invocations); one more completes with an error.",
+    )  # fmt: skip
+    max_reservations: int = setting(
+        20_000, ge=1, unit="reservations", section="limits", source="simscale (about 300 bytes each)",
+        help="Negotiated tokens not yet used by a WebSocket, over all clients; negotiate answers 503 beyond it. "
+        "They never count against max_connections.",
+    )  # fmt: skip
+    max_reservations_per_address: int = setting(
+        1_000, ge=1, unit="reservations", section="limits", source="simscale",
+        help="Negotiated tokens not yet used by a WebSocket, per client IP address; negotiate answers 429 beyond it "
+        "(behind a reverse proxy every client has the proxy's address: a burst of reconnects must fit).",
     )  # fmt: skip
     negotiate_ttl_s: float = setting(
         30.0, gt=0, section="timers", source="simscale",
-        help="How long a negotiated but unused connection token stays valid.",
+        help="How long a negotiated but unused connection token stays valid (and holds a reservation).",
     )  # fmt: skip
     sweep_interval_s: float = setting(
         1.0, gt=0, section="timers", source="simscale",

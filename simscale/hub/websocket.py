@@ -3,10 +3,10 @@
 An idle SignalR client sends one hub Ping every 15 s and nothing else. Through aiohttp's normal
 path each Ping wakes the connection's handler task: a callback scheduled, one more event-loop turn,
 a future made and awaited again. For 10,000 idle clients that wake-up costs more than the parsing.
-Here the queue between aiohttp's frame parser and the handler recognises a bare JSON Ping record
-(the exact bytes every client sends) and only refreshes the connection's receive clock: the
-handler sleeps on. Anything else, and any Ping that could be the tail of a record split across
-frames, takes the normal path through the sans-I/O protocol.
+Here the queue between aiohttp's frame parser and the handler recognises a frame of bare JSON Ping
+records (the exact bytes every client sends; one, or a flood of them) and only refreshes the
+connection's receive clock: the handler sleeps on. Anything else, and any Ping that could be the
+tail of a record split across frames, takes the normal path through the sans-I/O protocol.
 
 The same hook also lets go of the HTTP request parser, which aiohttp would keep for the life of the
 socket although a WebSocket never needs it again.
@@ -60,13 +60,14 @@ if PING_SHORTCUT_AVAILABLE:
         def feed_data(self, data: Any, size: int) -> None:
             connection = self.connection
             if (
-                size == 11  # len(_JSON_PING): a cheap first test for the common case of a non-Ping
+                size % 11 == 0  # a multiple of len(_JSON_PING): a cheap first test that most non-Pings fail
                 and connection is not None
                 and connection.ping_shortcut
                 and not self._buffer  # nothing older is waiting for the handler: order is kept
                 and data[0] is _TEXT
-                and data[1] == _JSON_PING
+                and (data[1] == _JSON_PING if size == 11 else data[1].count(_JSON_PING) * 11 == size)
             ):
+                # A frame of nothing but Pings (one, or a flood of them) only refreshes the clock.
                 connection.last_received_s = time.monotonic()
                 return
             super().feed_data(data, size)

@@ -104,6 +104,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scenario", default=defaults["scenario"], help=f"label written into the records {default('scenario')}"
     )
+    parser.add_argument(
+        "--send-target",
+        default=defaults["send_target"],
+        help=f"all (SendMessage) or group (JoinGroup, then SendToGroup) {default('send_target')}",
+    )
+    for flag, name, what in (
+        ("--groups", "groups", "groups"),
+        ("--group-size", "group_size", "members of each group"),
+        ("--groups-per-client", "groups_per_client", "the most groups one client is in"),
+    ):
+        parser.add_argument(flag, default=str(defaults[name]), metavar="N", help=f"{what} {default(name)}")
+    parser.add_argument(
+        "--join-settle",
+        default=str(defaults["join_settle_s"]),
+        metavar="S",
+        help=f"seconds to wait after the JoinGroup calls {default('join_settle_s', ' s')}",
+    )
     parser.add_argument("--access-token", default=None, help="bearer token for every client (default: none, anonymous)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text (default: off)")
     parser.set_defaults(handler=_run)
@@ -136,6 +153,11 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         connect_timeout_s=_parse(float, args.connect_timeout, "--connect-timeout"),
         drain_s=_parse(float, args.drain, "--drain"),
         access_token=args.access_token,
+        send_target=args.send_target,
+        groups=_parse(int, args.groups, "--groups"),
+        group_size=_parse(int, args.group_size, "--group-size"),
+        groups_per_client=_parse(int, args.groups_per_client, "--groups-per-client"),
+        join_settle_s=_parse(float, args.join_settle, "--join-settle"),
     )
 
 

@@ -14,6 +14,7 @@ from simscale.config.fields import setting, validate_fields
 __all__ = ["LoadConfig"]
 
 ProtocolName = Literal["json", "messagepack"]
+LoadTarget = Literal["all", "group"]
 
 _URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
 
@@ -43,6 +44,12 @@ class LoadConfig:
         access_token: bearer token for every client.
         trace_loop_passes: keep every pass of the event loop that read something (when, how many
             reads) in :attr:`LoadResult.loop_passes`.
+        send_target: ``all`` (``SendMessage`` broadcasts) or ``group``: every client joins its groups
+            through ``JoinGroup`` before the sends, and each send is a ``SendToGroup`` from a member.
+        groups, group_size, groups_per_client: the groups, drawn by
+            :func:`simscale.config.membership.draw_membership` from ``seed``, exactly as the model draws
+            them for a Scenario with the same seed and sizes.
+        join_settle_s: after the joins are sent, wait this long for the servers' subscriptions.
 
     Example:
 
@@ -110,8 +117,40 @@ class LoadConfig:
         help="Keep every pass of the event loop that read something in LoadResult.loop_passes.",
     )  # fmt: skip
 
+    send_target: LoadTarget = setting(
+        "all", flag="--send-target", section="load", source="user",
+        help="all: SendMessage broadcasts; group: clients JoinGroup first, each send is a SendToGroup from a member.",
+    )  # fmt: skip
+    groups: int = setting(
+        1, ge=1, le=10_000_000, unit="groups", flag="--groups", section="load", source="user",
+        help="With --send-target group: how many groups.",
+    )  # fmt: skip
+    group_size: int = setting(
+        10, ge=1, le=1_000_000, unit="clients", flag="--group-size", section="load", source="user",
+        help="With --send-target group: members of each group, exactly.",
+    )  # fmt: skip
+    groups_per_client: int = setting(
+        1, ge=1, le=100_000, unit="groups", flag="--groups-per-client", section="load", source="user",
+        help="With --send-target group: the most groups one client is in.",
+    )  # fmt: skip
+    join_settle_s: float = setting(
+        1.0, ge=0, le=60, flag="--join-settle", section="run", source="simscale",
+        help="After the JoinGroup calls are sent, wait this long for the servers to subscribe.",
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         validate_fields(self)
+        if self.send_target == "group":
+            if self.group_size > self.clients:
+                raise ValueError(
+                    f"group_size (--group-size) must be <= clients ({self.clients}) with --send-target group, "
+                    f"got {self.group_size}"
+                )
+            if self.groups * self.group_size > self.clients * self.groups_per_client:
+                raise ValueError(
+                    f"groups (--groups) × group_size ({self.groups * self.group_size}) must not exceed clients × "
+                    f"groups_per_client ({self.clients * self.groups_per_client}), got groups={self.groups}"
+                )
 
     @property
     def servers(self) -> int:

@@ -35,6 +35,7 @@ from simscale._version import __version__
 from simscale.client.hub_client import HubConnectionError
 from simscale.client.lean import LeanHubClient
 from simscale.client.websocket import HandshakeError, ReadCounter
+from simscale.config.membership import draw_group_send, draw_membership, sends_rng
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
@@ -45,7 +46,7 @@ from simscale.metrics.records import (
     RunRecords,
     RunSummary,
 )
-from simscale.metrics.summary import clients_connected_mean, delivered_fraction_all_clients
+from simscale.metrics.summary import clients_connected_mean, delivered_fraction_all_clients, servers_reached_per_send
 from simscale.protocol import ConnectionState, InvocationMessage
 
 __all__ = ["ConnectionFailure", "LoadResult", "describe_failure", "raise_open_file_limit", "run_load"]
@@ -287,10 +288,12 @@ class _Tally:
 class _Member:
     """One client of the run: which server it is on and how it tallies what it receives."""
 
-    __slots__ = ("client", "position", "prefix", "server", "tally")
+    __slots__ = ("client", "index", "position", "prefix", "server", "tally")
 
-    def __init__(self, server: int, tally: _Tally, prefix: str) -> None:
+    def __init__(self, server: int, tally: _Tally, prefix: str, index: int = -1) -> None:
         self.client: LeanHubClient | None = None
+        self.index = index
+        """The client's index in the run (client ``i`` of ``clients``)."""
         self.server = server
         self.tally = tally
         self.prefix = prefix
@@ -338,7 +341,30 @@ class _Run:
         self.socket_reads = 0
         self.loop_wakeups = 0
         self.failures: list[ConnectionFailure] = []
+        self.by_client: list[_Member | None] = [None] * config.clients
+        self.connected_mask = np.zeros(config.clients, dtype=bool)
+        """``connected_mask[i]``: client ``i`` is connected now."""
+        self.pick_rng = sends_rng(config.seed)
+        """Picks each group send's group and sender: the model's stream and rule for the same seed."""
+        """Each client's member once it connected (``None``: it never did)."""
+        self.group_members = (
+            draw_membership(
+                seed=config.seed,
+                clients=config.clients,
+                groups=config.groups,
+                group_size=config.group_size,
+                groups_per_client=config.groups_per_client,
+                connections_per_user=1,
+            ).members
+            if config.send_target == "group"
+            else None
+        )
+        """The groups' client indices: the membership the model draws for the same seed and sizes."""
         self.t0 = time.perf_counter()
+
+    def group_name(self, group: int) -> str:
+        """The hub group of group ``group`` (prefixed by the run, so runs on one hub do not mix)."""
+        return f"{self.prefix}g{group}"
 
     def now_s(self) -> float:
         return time.perf_counter() - self.t0
@@ -347,6 +373,8 @@ class _Run:
         member.position = len(self.connected)
         self.connected.append(member)
         self.per_server[member.server] += 1
+        if member.index >= 0:
+            self.connected_mask[member.index] = True
 
     def detach(self, member: _Member) -> None:
         position = member.position
@@ -358,6 +386,8 @@ class _Run:
             last.position = position
         member.position = -1
         self.per_server[member.server] -= 1
+        if member.index >= 0:
+            self.connected_mask[member.index] = False
 
     def on_close(self, member: _Member, reason: str | None) -> None:
         self.detach(member)
@@ -382,7 +412,7 @@ class _Run:
 
         async def connect_one(index: int) -> _Member | None:
             server = index % config.servers
-            member = _Member(server, self.tally, self.prefix)
+            member = _Member(server, self.tally, self.prefix, index)
             client = member.client = LeanHubClient(
                 config.urls[server],
                 member.on_invocation,
@@ -403,6 +433,7 @@ class _Run:
                     return None
             client.on_close(lambda reason: self.on_close(member, reason))
             self.attach(member)
+            self.by_client[index] = member
             if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
                 self.on_close(member, client.close_reason)
             return member
@@ -426,6 +457,40 @@ class _Run:
             )
         return members
 
+    async def join_groups(self) -> int:
+        """Every connected client calls JoinGroup for each of its groups; returns the calls sent.
+
+        The calls are non-blocking; the servers subscribe the group channels while ``join_settle_s``
+        passes (and the warm-up's sends are not counted)."""
+        if self.group_members is None:
+            return 0
+        joins = 0
+        for group, row in enumerate(self.group_members.tolist()):
+            for client_index in row:
+                member = self.by_client[client_index]
+                if member is None or member.client is None or member.position < 0:
+                    continue
+                with contextlib.suppress(HubConnectionError):
+                    member.client.send("JoinGroup", self.group_name(group))
+                    joins += 1
+        await asyncio.sleep(self.config.join_settle_s)
+        return joins
+
+    def _pick_group_sender(self) -> tuple[int, _Member, list[_Member]] | None:
+        """A random group, a random connected member to send, and its connected members."""
+        assert self.group_members is not None
+        group, sender = draw_group_send(self.pick_rng, self.group_members, self.connected_mask)
+        if sender < 0:
+            return None
+        connected = [
+            member
+            for client_index in self.group_members[group].tolist()
+            if (member := self.by_client[client_index]) is not None and member.position >= 0
+        ]
+        chosen = self.by_client[sender]
+        assert chosen is not None
+        return group, chosen, connected
+
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally
         padding = config.message_bytes
@@ -439,14 +504,26 @@ class _Run:
                 await asyncio.sleep(delay_s)
             if not self.connected:
                 continue
-            member = self.connected[int(self.rng.integers(len(self.connected)))]
+            group_args: tuple[str, ...] = ()
+            if self.group_members is None:
+                member = self.connected[int(self.rng.integers(len(self.connected)))]
+                recipients, per_server = len(self.connected), self.per_server
+            else:
+                picked = self._pick_group_sender()
+                if picked is None:
+                    continue
+                group, member, audience = picked
+                group_args = (self.group_name(group),)
+                recipients = len(audience)
+                per_server = np.bincount([m.server for m in audience], minlength=config.servers).astype(np.int64)
             sent_s = time.perf_counter()
             head = f"{sent_s!r}|"
             message = head + "x" * max(0, padding - len(head))
-            tally.note_send(index, sent_s - self.t0, member.server, len(self.connected), self.per_server)
+            tally.note_send(index, sent_s - self.t0, member.server, recipients, per_server)
             try:
                 assert member.client is not None
-                member.client.send("SendMessage", f"{self.prefix}{index}", message)
+                method = "SendToGroup" if group_args else "SendMessage"
+                member.client.send(method, *group_args, f"{self.prefix}{index}", message)
             except HubConnectionError:
                 tally.forget_send(index)
                 self.send_failures += 1
@@ -507,7 +584,15 @@ class _Run:
             origin = int(tally.origin_server[index])
             sent_at_s = float(tally.sent_at_s[index])
             records.broadcasts.append(
-                BroadcastRecord("hub", config.scenario, index, origin, sent_at_s, int(tally.connected_clients[index]))
+                BroadcastRecord(
+                    "hub",
+                    config.scenario,
+                    index,
+                    origin,
+                    sent_at_s,
+                    int(tally.connected_clients[index]),
+                    config.send_target,
+                )
             )
             for server in range(config.servers):
                 delivered = int(tally.delivered[index, server])
@@ -523,6 +608,7 @@ class _Run:
                         delivered,
                         float(tally.latency_sum_s[index, server]) / delivered if delivered else math.nan,
                         float(tally.latency_max_s[index, server]) if delivered else math.nan,
+                        config.send_target,
                     )
                 )
         records.latency = tally.histogram
@@ -573,6 +659,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
             members = await run.connect(session)
             connected_at_start = len(run.connected)
             run.records.clients_ever_connected = len(members)  # the load generator connects each client once
+            await run.join_groups()
             try:
                 if on_phase is not None:
                     on_phase("broadcast_start")
@@ -608,6 +695,7 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         clients_connected=clients_connected_mean(run.records),
         clients_never_connected=config.clients - (run.records.clients_ever_connected or 0),
         delivered_fraction_all_clients=delivered_fraction_all_clients(run.records, config.clients),
+        servers_reached_per_send=servers_reached_per_send(run.records),
     )
     return LoadResult(
         records=run.records,

@@ -2,9 +2,9 @@
 
 Columns and units:
 
-* ``broadcasts``: source, scenario, broadcast_id, origin_server, sent_at_s, connected_clients
+* ``broadcasts``: source, scenario, broadcast_id, origin_server, sent_at_s, connected_clients, audience
 * ``deliveries``: source, scenario, broadcast_id, server, origin_server, sent_at_s, recipients,
-  delivered, latency_mean_s, latency_max_s
+  delivered, latency_mean_s, latency_max_s, audience (``all``, ``group``, ``user`` or ``connection``)
 * ``connections``: source, scenario, time_s, server, event, reason, clients
 * ``resources``: source, scenario, time_s, server, cpu_utilization (0-1), connections,
   memory_bytes, threads, threadpool_queue, ports_in_use, ports_time_wait, backplane_queue
@@ -34,6 +34,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "origin_server": "int64",
         "sent_at_s": "float64",
         "connected_clients": "int64",
+        "audience": "string",
     },
     "deliveries": {
         "source": "string",
@@ -46,6 +47,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "delivered": "int64",
         "latency_mean_s": "float64",
         "latency_max_s": "float64",
+        "audience": "string",
     },
     "connections": {
         "source": "string",

@@ -87,7 +87,10 @@ class BroadcastRecord:
     sent_at_s: float
     """Sender's send time (client side)."""
     connected_clients: int
-    """Clients connected anywhere when it was sent, the sender included."""
+    """Recipients connected when it was sent: for ``audience`` ``all`` every client connected anywhere,
+    the sender included; for a group, a user or a connection, the connected members of that audience."""
+    audience: str = "all"
+    """Who the send went to: ``all``, ``group``, ``user`` or ``connection`` (the hub's channel kinds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,8 @@ class DeliveryRecord:
     latency_mean_s: float
     """Mean of (receive time at the recipient - send time at the sender)."""
     latency_max_s: float
+    audience: str = "all"
+    """Who the send went to: ``all``, ``group``, ``user`` or ``connection``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,9 @@ class RunRecords:
     """How many distinct clients held a connection at some point of the run (``None``: not tracked).
     Connection events count connections, and a client that reconnects connects twice, so the
     number of clients that never got on cannot be read from them."""
+    backplane_messages_received_per_server: list[int] = field(default_factory=list)
+    """Per server: publishes it received from the backplane and delivered (its own echoes not counted, as
+    the hub's ``backplane_messages_received`` counter); empty when the run had no backplane counter."""
     first_connects_attempted: int | None = None
     """Clients that made the first connect attempt of their life during the run (``None``: not tracked)."""
     first_connects_failed: int | None = None
@@ -288,6 +296,28 @@ class RunSummary:
     cpu_utilization_peak: float | None = None
     """The highest single CPU sample (0-1) of the server behind ``cpu_utilization_max``, over the same
     broadcast phase."""
+    # --- hosting (Azure SignalR Service) and web traffic: None when not modelled
+    service_units: int | None = None
+    """Azure SignalR Service units (``hosting='azure-signalr'``)."""
+    service_connections: int | None = None
+    """Peak concurrent connections on the service: client plus server connections."""
+    service_billed_messages: int | None = None
+    """Billed messages out of the service for the counted broadcasts (2 KB chunks, pings free)."""
+    service_billed_messages_per_day: float | None = None
+    """``service_billed_messages`` per day of the counted phase's rate."""
+    service_cost_per_day_usd: float | None = None
+    """Units × price per unit-day, plus billed messages beyond the included ones × price per million."""
+    web_latency_p50_ms: float | None = None
+    """Median latency of the ordinary web requests (arrival to response)."""
+    web_latency_p99_ms: float | None = None
+    """99th percentile of that latency."""
+    web_requests_failed: int | None = None
+    """Web requests not answered within ``web_request_timeout_s``."""
+    servers_reached_per_send: float | None = None
+    """Mean, over the counted sends, of the servers that wrote the send to at least one of their clients."""
+    backplane_messages_received: int | None = None
+    """Publishes the servers received from the backplane and delivered, all servers together (own echoes not
+    counted); 0 without a backplane, ``None`` when the source does not count them."""
     first_connect_failed_fraction: float | None = None
     """First connect attempts that failed / first connect attempts made (``None`` when none was made): with
     negotiation behind a balancer that is not sticky, the share of clients whose very first connect got a 404."""

@@ -12,6 +12,7 @@ __all__ = [
     "cpu_utilization_peak",
     "delivered_fraction",
     "delivered_fraction_all_clients",
+    "servers_reached_per_send",
     "summarize",
 ]
 
@@ -38,6 +39,32 @@ def delivered_fraction_all_clients(records: RunRecords, clients: int | None) -> 
     counted = {record.broadcast_id for record in records.broadcasts}
     delivered = sum(record.delivered for record in records.deliveries if record.broadcast_id in counted)
     return delivered / (len(records.broadcasts) * clients)
+
+
+def servers_reached_per_send(records: RunRecords) -> float | None:
+    """Mean, over the counted sends, of the servers that delivered the send to at least one client.
+
+    ``None`` when no send was counted.
+
+    Example (send 0 reached servers 0 and 2, send 1 only server 1):
+
+        >>> from simscale.metrics import BroadcastRecord, DeliveryRecord, RunRecords
+        >>> from simscale.metrics.summary import servers_reached_per_send
+        >>> sent = [BroadcastRecord("model", "demo", i, 0, 1.0, 4, "group") for i in (0, 1)]
+        >>> got = [DeliveryRecord("model", "demo", b, s, 0, 1.0, 2, 2, 0.001, 0.001, "group") for b, s in
+        ...        [(0, 0), (0, 2), (1, 1)]]
+        >>> servers_reached_per_send(RunRecords(broadcasts=sent, deliveries=got))
+        1.5
+    """
+    if not records.broadcasts:
+        return None
+    counted = {record.broadcast_id for record in records.broadcasts}
+    reached = {
+        (record.broadcast_id, record.server)
+        for record in records.deliveries
+        if record.delivered > 0 and record.broadcast_id in counted
+    }
+    return len(reached) / len(counted)
 
 
 def clients_connected_mean(records: RunRecords) -> float | None:
@@ -130,6 +157,12 @@ def summarize(
         ),
         delivered_fraction_all_clients=delivered_fraction_all_clients(records, clients),
         cpu_utilization_peak=(None if busiest is None else cpu_utilization_peak(records, busiest, warmup_s, end_s)),
+        servers_reached_per_send=servers_reached_per_send(records),
+        backplane_messages_received=(
+            sum(records.backplane_messages_received_per_server)
+            if records.backplane_messages_received_per_server
+            else None
+        ),
         first_connect_failed_fraction=(
             records.first_connects_failed / records.first_connects_attempted
             if records.first_connects_attempted and records.first_connects_failed is not None

@@ -9,7 +9,7 @@ disconnected and misses everything until it resubscribes (``client-output-buffer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import simpy
@@ -65,18 +65,43 @@ class SimBackplane:
         self.outage = outage
         """(start, end) of a window when Redis is down: publishes then are lost (pub/sub buffers nothing)."""
         self.lost = 0
+        self.received = [0] * subscribers
+        """Per server: publishes it took from the backplane and delivered (the receivers count them)."""
+        self.subscribes = 0
 
     @property
     def queue_length(self) -> int:
         """Publishes waiting or in service."""
         return len(self.lane.queue) + self.lane.count
 
-    def service_time_s(self) -> float:
-        """Redis time for one PUBLISH to the current subscribers."""
-        return self.publish_base_s + self.publish_per_subscriber_s * sum(self.subscribed)
+    def service_time_s(self, channel_subscribers: Sequence[int] | None = None) -> float:
+        """Redis time for one PUBLISH to the current subscribers (of the channel, when given)."""
+        if channel_subscribers is None:
+            return self.publish_base_s + self.publish_per_subscriber_s * sum(self.subscribed)
+        listening = sum(1 for server in channel_subscribers if self.subscribed[server])
+        return self.publish_base_s + self.publish_per_subscriber_s * listening
 
-    def publish(self, payload_bytes: float, deliver: Callable[[int], None] | None = None) -> Generator[Any, Any, float]:
-        """Process: send to Redis, queue, get served, then hand to every subscriber. Returns the wait."""
+    def subscribe(self) -> Generator[Any, Any, None]:
+        """Process: one SUBSCRIBE or UNSUBSCRIBE command (a server's first member of a group joined, or
+        its last one left); it queues in the same lane as the publishes and costs a publish's base time."""
+        if self.latency_s:
+            yield self.env.timeout(self.latency_s)
+        with self.lane.request() as turn:
+            yield turn
+            yield self.env.timeout(self.publish_base_s)
+        self.subscribes += 1
+
+    def publish(
+        self,
+        payload_bytes: float,
+        deliver: Callable[[int], None] | None = None,
+        channel_subscribers: Sequence[int] | None = None,
+    ) -> Generator[Any, Any, float]:
+        """Process: send to Redis, queue, get served, then hand to every subscriber. Returns the wait.
+
+        ``channel_subscribers``: the servers subscribed to the publish's channel (a group, user or connection
+        channel); ``None`` for ``:all``, to which every server subscribes.
+        """
         if self.latency_s:
             yield self.env.timeout(self.latency_s)
         if self.outage is not None and self.outage[0] <= self.env.now < self.outage[1]:
@@ -86,10 +111,13 @@ class SimBackplane:
         with self.lane.request() as turn:
             yield turn
             waited = self.env.now - arrived
-            yield self.env.timeout(self.service_time_s())
+            yield self.env.timeout(self.service_time_s(channel_subscribers))
         self.publishes += 1
         self.wait_total_s += waited
-        targets = [i for i, on in enumerate(self.subscribed) if on]
+        if channel_subscribers is None:
+            targets = [i for i, on in enumerate(self.subscribed) if on]
+        else:
+            targets = [i for i in channel_subscribers if self.subscribed[i]]
         if deliver is not None:
             self.env.process(self._fan_out(targets, payload_bytes, deliver))
         return waited

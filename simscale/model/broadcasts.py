@@ -138,6 +138,7 @@ class Broadcasts:
         server = self.servers[server_index]
         assert self.backplane is not None
         if accepts_from_backplane(self.routing, origin.name, server.name):
+            self.backplane.received[server_index] += 1
             yield from self._fan_out(server, broadcast_id, origin.index, sent_at_s, counted, from_backplane=True)
             return
         # Our own echo: read it and drop it (it still costs a read).

@@ -59,6 +59,7 @@ class Connections:
         reconnect_delays_s: tuple[float, ...],
         reconnect_jitter: float,
         connection_lifetime_s: float,
+        service_room: Callable[[], int] | None = None,
         negotiate: bool = False,
     ) -> None:
         self.env = env
@@ -77,6 +78,12 @@ class Connections:
         self.reconnect_jitter = reconnect_jitter
         self.connection_lifetime_s = connection_lifetime_s
         self._proxy_next = 0
+        self.service_room = service_room
+        """Azure SignalR Service's free connection slots (``None``: self-hosted, no quota)."""
+        self.on_attached: list[Callable[[int, IntArray], None]] = []
+        """Called with (server index, client ids) after clients connected (e.g. they join their groups)."""
+        self.on_detaching: list[Callable[[int, IntArray], None]] = []
+        """Called with (server index, client ids) just before their connections close (they leave groups)."""
         self.negotiate = negotiate
         """Whether clients negotiate first (two requests through the balancer) or skip it."""
         self.per_client_handshakes: Callable[[SimServer, IntArray, float], Generator[Any, Any, None]] | None = None
@@ -126,6 +133,11 @@ class Connections:
         self.first_connects_attempted += self._first_attempts(ids)
         ids, refused = self._take_client_ports(ids)
         self._fail(refused, NO_SERVER, "ports_exhausted", ConnectionEventKind.REFUSED)
+        if self.service_room is not None:  # the service's quota: client plus server connections
+            room = self.service_room()
+            self._release_to_pools(self.client_pools, self.population.address[ids[room:]])
+            self._fail(ids[room:], NO_SERVER, "service_quota", ConnectionEventKind.REFUSED)
+            ids = ids[:room]
         if len(ids) and not any(server.up for server in self.servers):
             self._release_to_pools(self.client_pools, self.population.address[ids])
             self._fail(ids, NO_SERVER, "no_server_up", ConnectionEventKind.REFUSED)
@@ -179,6 +191,8 @@ class Connections:
     def _attach(self, server: SimServer, ids: IntArray) -> None:
         now = float(self.env.now)
         self.population.attach(ids, server.index, now)
+        for attached in self.on_attached:
+            attached(server.index, ids)
         self.recorder.connection_event(ConnectionEventKind.CONNECTED, server.index, "ok", len(ids))
         if self.connection_lifetime_s > 0:
             self.population.close_at[ids] = now + self.rng.exponential(self.connection_lifetime_s, len(ids))
@@ -279,6 +293,8 @@ class Connections:
         for server in self.servers:
             batch = ids[servers == server.index]
             if len(batch):
+                for detaching in self.on_detaching:
+                    detaching(server.index, batch)
                 self._release_ports(server, batch)
                 self.recorder.connection_event(kind, server.index, reason, len(batch))
         population.detach(ids)

@@ -13,6 +13,8 @@ component                 what it models
                           retries, disconnects, churn, silent clients
 ``keepalive``             pings by phase and the server timeout
 ``broadcasts``            sources → publish → every server's fan-out
+``audiences``             sends to a group, a user or a connection: only servers holding a
+                          recipient subscribe to its channel, receive and fan out
 ``client_host``           the clients' side of a send and a read: ``free`` or ``one-loop``
 ``invocations``           other hub-method calls (what starves a thread pool)
 ``negotiation``           negotiate + transport as two requests through the balancer (404s)
@@ -20,6 +22,8 @@ component                 what it models
 ``failures``              a server crash, partition or rolling deploy
 ``sampler``               resource samples of every part
 ``recorder``              the run's records
+``service``               Azure SignalR Service: units, quota, fan-out, billing (``hosting``)
+``web``                   ordinary web requests, on the SignalR servers or a tier of their own
 ========================  ===================================================================
 
 The model never plots and never imports pandas: it emits the records of
@@ -30,83 +34,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 
-import networkx as nx
 import numpy as np
 
+from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode
+from simscale.config.hosting import service_units_for
+from simscale.config.membership import draw_group_send, draw_membership, sends_rng
 from simscale.config.scenario import Scenario
-from simscale.metrics.display import html_table, repr_value
-from simscale.metrics.records import RunRecords
+from simscale.model.audiences import Audiences
 from simscale.model.backplane import SimBackplane
 from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
 from simscale.model.cpu import Cpu
-from simscale.model.failures import ServerFailures
 from simscale.model.fanout import FanOutTiming
-from simscale.model.handshakes import PerClientHandshakes
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
 from simscale.model.kernel import CountingEnvironment
 from simscale.model.loadgen_loop import LoopCosts, OneLoopClientHost
+from simscale.model.misbehaviour import MISBEHAVIOUR_FIELDS, wire_misbehaviour
 from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
 from simscale.model.recorder import Recorder
+from simscale.model.run import ModelRun
 from simscale.model.sampler import ResourceSampler
 from simscale.model.server import SimServer
+from simscale.model.service import ServiceBroadcasts, SignalRService
 from simscale.model.topology import build_topology
+from simscale.model.web import WebTraffic
 
 __all__ = ["Deployment", "HubModel", "ModelRun"]
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class ModelRun:
-    """What one run of the model produced (its ``repr`` counts the records instead of printing them).
-
-    Example:
-
-        >>> import numpy as np
-        >>> from simscale import preset
-        >>> from simscale.model import Deployment
-        >>> scenario = preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)
-        >>> run = Deployment(scenario, np.random.default_rng(scenario.seed)).run()
-        >>> run  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
-        ModelRun(events=1,995, wall_s=..., backplane_disconnects=0, backplane_lost_publishes=0,
-                 records: broadcasts=86, ...)
-    """
-
-    records: RunRecords
-    events: int
-    wall_s: float
-    topology: nx.Graph
-    backplane_disconnects: int
-    backplane_lost_publishes: int = 0
-
-    def _rows(self) -> list[tuple[str, object]]:
-        return [
-            ("events", self.events),
-            ("wall_s", self.wall_s),
-            ("backplane_disconnects", self.backplane_disconnects),
-            ("backplane_lost_publishes", self.backplane_lost_publishes),
-        ]
-
-    def __repr__(self) -> str:
-        figures = ", ".join(f"{name}={repr_value(value)}" for name, value in self._rows())
-        return (
-            f"ModelRun({figures}, records: {self.records.describe()}, "
-            f"topology: {self.topology.number_of_nodes():,} nodes)"
-        )
-
-    def _repr_html_(self) -> str:
-        """What Jupyter displays: the run's counts in a small table."""
-        return html_table(
-            "ModelRun",
-            [*self._rows(), ("records", self.records.describe()), ("topology nodes", self.topology.number_of_nodes())],
-        )
 
 
 class Deployment:
@@ -151,7 +112,7 @@ class Deployment:
                 sample_interval_s=s.sample_interval_s,
                 phases=phases,
                 proxy_pools=[PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.proxy_addresses)]
-                if s.proxy_hop
+                if s.proxy_hop and s.hosting == "self-hosted"  # on the service, clients never reach the app servers
                 else [],
             )
             for index in range(s.servers)
@@ -172,6 +133,27 @@ class Deployment:
                 else None,
             )
             if s.backplane == "redis"
+            else None
+        )
+        # --- hosting: Azure SignalR Service in front of the app servers (None: self-hosted)
+        self.service = (
+            SignalRService(
+                env,
+                population,
+                self.servers,
+                units=s.service_units
+                or service_units_for(
+                    s.clients + s.servers * s.server_connections_per_hub, s.service_tier, s.service_connections_per_unit
+                ),
+                connections_per_unit=s.service_connections_per_unit,
+                server_connections_per_hub=s.server_connections_per_hub,
+                messages_per_unit_per_s=s.service_messages_per_unit_per_s,
+                message_bytes=s.message_bytes,
+                horizon_s=self.horizon_s,
+                sample_interval_s=s.sample_interval_s,
+                phases=phases,
+            )
+            if s.hosting == "azure-signalr"
             else None
         )
         network = Network(rng, latency_s=s.network_latency_s, jitter_s=s.network_jitter_s)
@@ -205,16 +187,19 @@ class Deployment:
             self.servers,
             make_load_balancer(s.load_balancer, population, self.servers, rng),
             client_pools=client_pools,
-            max_connections_per_server=s.max_connections_per_server,
+            # On the service an app server's clients are logical connections: no socket limit applies.
+            max_connections_per_server=s.max_connections_per_server if self.service is None else s.clients,
             handshake_cpu_s=s.handshake_cpu_s,
             handshake_timeout_s=s.handshake_timeout_s,
             reconnect=s.reconnect,
             reconnect_delays_s=s.reconnect_delays_s,
             reconnect_jitter=s.reconnect_jitter,
             connection_lifetime_s=s.connection_lifetime_s,
+            service_room=self.service.room if self.service else None,
             negotiate=not s.skip_negotiation,
         )
-        self._wire_misbehaviour(s)
+        misbehaviour = {name: getattr(s, name) for name in MISBEHAVIOUR_FIELDS}
+        self.failures = wire_misbehaviour(env, rng, population, self.servers, self.connections, **misbehaviour)
         self.keepalive = KeepAlive(
             env,
             population,
@@ -224,7 +209,7 @@ class Deployment:
             server_timeout_s=s.server_timeout_s,
             drop=self.connections.drop,
         )
-        self.broadcasts = Broadcasts(
+        self.broadcasts = (partial(ServiceBroadcasts, self.service) if self.service else Broadcasts)(
             env,
             rng,
             population,
@@ -243,6 +228,7 @@ class Deployment:
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
         )
+        self.audiences = self._audiences(network) if s.send_target != "all" else None
         self.invocations = Invocations(
             env,
             rng,
@@ -258,6 +244,21 @@ class Deployment:
             serialize_cpu_s=s.serialize_cpu_s,
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
         )
+        # --- web traffic: on the SignalR servers (web_servers = 0) or on a tier of their own
+        web_tier = [
+            SimServer(
+                env, 1_000 + index, profile=s.server_profile, cpu=Cpu(env, s.cores_per_server, s.cpu_time_slice_s),
+                cores=s.cores_per_server, min_threads=s.threads_min, max_threads=s.max_threads,
+                injection_interval_s=s.thread_injection_interval_s, horizon_s=self.horizon_s,
+                sample_interval_s=s.sample_interval_s, phases=phases, proxy_pools=[],
+            )
+            for index in range(s.web_servers)
+        ]  # fmt: skip
+        self.web = WebTraffic(
+            env, rng, network, web_tier or self.servers, rate_per_s=s.web_request_rate_per_s,
+            cpu_s=s.web_request_cpu_s, wait_s=s.web_request_wait_s, blocking=s.web_request_kind == "blocking",
+            timeout_s=s.web_request_timeout_s, warmup_s=s.warmup_s, duration_s=s.duration_s,
+        )  # fmt: skip
         self.sampler = ResourceSampler(
             env,
             self.recorder,
@@ -270,35 +271,48 @@ class Deployment:
             memory_per_connection_bytes=s.memory_per_connection_bytes,
         )
 
-    def _wire_misbehaviour(self, s: Scenario) -> None:
-        """Blocking handshakes, the admission limit and server failures: only when a scenario asks."""
-        if s.handshake_wait_s > 0 or s.max_concurrent_handshakes > 0:
-            self.connections.per_client_handshakes = PerClientHandshakes(
-                self.env,
-                self.connections,
-                wait_s=s.handshake_wait_s,
-                cpu_s=s.handshake_cpu_s,
-                timeout_s=s.handshake_timeout_s,
-                max_concurrent=s.max_concurrent_handshakes,
-            )
-        self.failures = (
-            ServerFailures(
-                self.env,
-                self.rng,
-                self.population,
-                self.servers,
-                self.connections,
-                kind=s.server_failure_kind,
-                at_s=s.server_failure_at_s,
-                server=s.server_failure_server,
-                duration_s=s.server_failure_duration_s,
-                deploy_interval_s=s.deploy_interval_s,
-                keepalive_interval_s=s.keepalive_interval_s,
-                server_timeout_s=s.server_timeout_s,
-            )
-            if s.server_failure_kind != "none"
-            else None
+    def _audiences(self, network: Network) -> Audiences:
+        """Group, user or connection sends, with the membership drawn from the seed; wired to the
+        connections so clients join their groups when they connect and leave when they go."""
+        s = self.scenario
+        membership = draw_membership(
+            seed=s.seed,
+            clients=s.clients,
+            groups=s.groups if s.send_target == "group" else 0,
+            group_size=s.group_size if s.send_target == "group" else 0,
+            groups_per_client=s.groups_per_client,
+            connections_per_user=s.connections_per_user,
         )
+        pick_rng = sends_rng(s.seed)
+        audiences = Audiences(
+            self.env,
+            self.rng,
+            self.recorder,
+            self.population,
+            self.servers,
+            network,
+            self.backplane,
+            self.client_host,
+            kind=ChannelKind(s.send_target),
+            pick_rng=pick_rng,
+            pick_group_send=lambda connected: draw_group_send(pick_rng, membership.members, connected),
+            group_members=membership.members,
+            users=membership.users,
+            connections_per_user=s.connections_per_user,
+            routing=RoutingMode(s.backplane_routing),
+            rate_per_s=s.broadcast_rate_per_s,
+            offsets_s=s.broadcast_offsets_s,
+            duration_s=s.duration_s,
+            warmup_s=s.warmup_s,
+            message_bytes=s.message_bytes,
+            invocation_cpu_s=s.invocation_cpu_s,
+            serialize_cpu_s=s.serialize_cpu_s,
+            send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
+            send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+        )
+        self.connections.on_attached.append(audiences.attached)
+        self.connections.on_detaching.append(audiences.detaching)
+        return audiences
 
     def run(self, progress: Callable[[float], None] | None = None) -> ModelRun:
         """Simulate ``duration_s`` plus ``drain_s`` and return the records.
@@ -313,7 +327,7 @@ class Deployment:
         self.keepalive.start()
         env.process(self.sampler.run())
         if s.broadcasts_enabled:
-            env.process(self.broadcasts.source())
+            env.process(self.broadcasts.source() if self.audiences is None else self.audiences.source())
         if s.invocation_rate_per_client_per_s > 0:
             env.process(self.invocations.source())
         if s.connection_lifetime_s > 0:
@@ -327,6 +341,12 @@ class Deployment:
                     client_timeout_s=s.client_timeout_s,
                 )
             )
+        if s.web_request_rate_per_s > 0:
+            env.process(self.web.source())
+        if self.service and s.service_drop_server_connection_at_s > 0:
+            assert isinstance(self.broadcasts, ServiceBroadcasts)
+            drop_at_s = s.service_drop_server_connection_at_s
+            env.process(self.broadcasts.drop_server_connection(drop_at_s, self.connections.drop))
         if self.failures is not None:
             env.process(self.failures.run())
         self.client_host.start()
@@ -338,6 +358,9 @@ class Deployment:
                 progress(step / 100)
         self.client_host.finish()
         self.recorder.clients_ever_connected(int(self.population.ever_connected.sum()))
+        self.recorder.records.backplane_messages_received_per_server = (
+            list(self.backplane.received) if self.backplane else [0] * s.servers
+        )
         self.recorder.first_connects(self.connections.first_connects_attempted, self.connections.first_connects_failed)
         return ModelRun(
             records=self.recorder.records,
@@ -349,9 +372,20 @@ class Deployment:
                 load_balancer=s.load_balancer,
                 backplane=s.backplane,
                 server_of=self.population.server_of,
+                service_units=self.service.units if self.service else 0,
+                server_connections_per_hub=s.server_connections_per_hub,
             ),
             backplane_disconnects=self.backplane.disconnects if self.backplane else 0,
             backplane_lost_publishes=self.backplane.lost if self.backplane else 0,
+            service=self.service.stats(
+                measured_s=s.duration_s - s.warmup_s,
+                included_per_unit_per_day=s.service_included_messages_per_unit_per_day,
+                unit_price_per_day_usd=s.service_unit_price_per_day_usd,
+                price_per_million_usd=s.service_price_per_million_messages_usd,
+            )
+            if self.service
+            else None,
+            web=self.web.stats() if s.web_request_rate_per_s > 0 else None,
         )
 
 

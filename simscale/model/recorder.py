@@ -7,6 +7,8 @@ generator fills too (:mod:`simscale.metrics.records`) — and no component appen
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import simpy
@@ -30,6 +32,8 @@ class Recorder:
         self.env = env
         self.scenario_name = scenario_name
         self.records = RunRecords()
+        self._audiences: dict[int, tuple[str, Callable[[], int]]] = {}
+        """Sends to a group, a user or a connection: their kind and how to count their connected recipients."""
 
     def connection_event(self, kind: ConnectionEventKind, server: int, reason: str, clients: int) -> None:
         """``clients`` connections had event ``kind`` on ``server`` just now (nothing recorded for none)."""
@@ -39,10 +43,25 @@ class Recorder:
             )
 
     def broadcast(self, broadcast_id: int, origin_server: int, sent_at_s: float, connected_clients: int) -> None:
-        """A counted broadcast was sent through ``origin_server`` at ``sent_at_s``."""
+        """A counted broadcast was sent through ``origin_server`` at ``sent_at_s``.
+
+        For a send registered with :meth:`audience`, the audience's connected recipients replace
+        ``connected_clients`` (everyone connected).
+        """
+        audience = "all"
+        if (registered := self._audiences.get(broadcast_id)) is not None:
+            audience, count_connected = registered
+            connected_clients = count_connected()
         self.records.broadcasts.append(
-            BroadcastRecord("model", self.scenario_name, broadcast_id, origin_server, sent_at_s, connected_clients)
+            BroadcastRecord(
+                "model", self.scenario_name, broadcast_id, origin_server, sent_at_s, connected_clients, audience
+            )
         )
+
+    def audience(self, broadcast_id: int, kind: str, count_connected: Callable[[], int]) -> None:
+        """Send ``broadcast_id`` goes to a ``kind`` audience (``group``, ``user``, ``connection``) whose
+        connected recipients ``count_connected`` counts when the send is recorded."""
+        self._audiences[broadcast_id] = (kind, count_connected)
 
     def fan_out(
         self,
@@ -72,6 +91,7 @@ class Recorder:
                 got,
                 float(latencies.mean()),
                 float(latencies.max()),
+                self._audiences[broadcast_id][0] if broadcast_id in self._audiences else "all",
             )
         )
 

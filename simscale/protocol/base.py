@@ -39,6 +39,9 @@ class FrameParser(abc.ABC):
     def feed(self, data: bytes) -> list[HubMessage]:
         """Add ``data`` and return every message it completes, in order.
 
+        A run of consecutive Pings in ``data`` may be returned as one Ping: a Ping carries nothing
+        but liveness, and a run of them must cost what one costs (a Ping flood is skipped, not decoded).
+
         A ``ProtocolError`` is fatal: messages completed by the same call are not returned, and
         the parser must not be fed again (the connection is closing).
 

@@ -36,6 +36,9 @@ __all__ = ["MessagePackFrameParser", "MessagePackHubProtocol", "decode_varint", 
 _MAX_PREFIX_BYTES = 5
 _ERROR_RESULT, _VOID_RESULT, _NON_VOID_RESULT = 1, 2, 3
 _PING_RECORD = b"\x02\x91\x06"
+_PING_RUN = _PING_RECORD * 64
+"""64 Pings: a run of them is skipped this many at a time."""
+_PING = PingMessage()
 
 
 def encode_varint(value: int) -> bytes:
@@ -270,6 +273,16 @@ class MessagePackFrameParser(FrameParser):
             body_end = body_start + length
             if body_end > len(stream):
                 break
+            if length == 2 and stream.startswith(_PING_RECORD, offset):
+                # A run of Pings is one Ping: skip it without decoding.
+                offset = body_end
+                while stream.startswith(_PING_RUN, offset):
+                    offset += len(_PING_RUN)
+                while stream.startswith(_PING_RECORD, offset):
+                    offset += len(_PING_RECORD)
+                if not messages or messages[-1].__class__ is not PingMessage:
+                    messages.append(_PING)
+                continue
             messages.append(decode_body(bytes(stream[body_start:body_end])))
             offset = body_end
         if stream is buffer:

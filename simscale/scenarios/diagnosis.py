@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from simscale.config.scenario import Scenario
     from simscale.scenarios.run import SimulationResult
 
-__all__ = ["connection_warnings", "failure_cause"]
+__all__ = ["connection_warnings", "failure_cause", "failure_limit", "failure_reasons", "peak_cpu"]
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
@@ -82,6 +82,43 @@ def failure_cause(reason: str, scenario: Scenario, cpu_utilization_peak: float |
     return reason
 
 
+def failure_limit(reason: str, cpu_utilization_peak: float | None = None) -> str | None:
+    """The name of the limit behind a refusal or drop ``reason``, as ``simscale plan`` names it.
+
+    ``ports`` (a proxy's or a client address's ephemeral ports), ``connection_limit``, ``threads``
+    (work waited past a timeout while the CPU had room) or ``cpu`` (it waited because the CPU was
+    saturated); ``None`` for a reason no server limit explains (silent clients, a short run).
+
+    Example:
+
+        >>> from simscale.scenarios.diagnosis import failure_limit
+        >>> failure_limit("proxy_ports_exhausted"), failure_limit("server_timeout", 0.97)
+        ('ports', 'cpu')
+    """
+    if reason in ("proxy_ports_exhausted", "ports_exhausted"):
+        return "ports"
+    if reason == "connection_limit":
+        return "connection_limit"
+    if reason in ("handshake_timeout", "server_timeout"):
+        saturated = cpu_utilization_peak is not None and cpu_utilization_peak >= _CPU_SATURATED
+        return "cpu" if saturated else "threads"
+    return None
+
+
+def failure_reasons(result: SimulationResult) -> tuple[Counter[str], Counter[str]]:
+    """Clients refused and clients dropped (or given up) in ``result``, by reason."""
+    refused: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    for event in result.records.connections:
+        if event.event is ConnectionEventKind.REFUSED:
+            refused[event.reason] += event.clients
+        elif event.event is ConnectionEventKind.DROPPED or (
+            event.event is ConnectionEventKind.GAVE_UP and event.reason == "retries_exhausted"
+        ):
+            dropped[event.reason] += event.clients
+    return refused, dropped
+
+
 _CPU_SATURATED = 0.9
 """A server whose highest CPU sample reaches this is taken as CPU-bound."""
 
@@ -98,17 +135,9 @@ def _busy_cause(scenario: Scenario, cpu_utilization_peak: float | None) -> str:
 
 def connection_warnings(result: SimulationResult) -> list[str]:
     """One ``warning: …`` line per kind of connection failure in ``result`` (empty when none failed)."""
-    refused: Counter[str] = Counter()
-    dropped: Counter[str] = Counter()
-    for event in result.records.connections:
-        if event.event is ConnectionEventKind.REFUSED:
-            refused[event.reason] += event.clients
-        elif event.event is ConnectionEventKind.DROPPED or (
-            event.event is ConnectionEventKind.GAVE_UP and event.reason == "retries_exhausted"
-        ):
-            dropped[event.reason] += event.clients
+    refused, dropped = failure_reasons(result)
     lines = []
-    peak = _peak_cpu(result)
+    peak = peak_cpu(result)
     never = result.summary.clients_never_connected or 0
     if refused:
         reason, _ = refused.most_common(1)[0]
@@ -133,7 +162,7 @@ def connection_warnings(result: SimulationResult) -> list[str]:
     return lines
 
 
-def _peak_cpu(result: SimulationResult) -> float | None:
+def peak_cpu(result: SimulationResult) -> float | None:
     """The highest CPU sample of any server over the whole run (a timeout can happen in the drain too)."""
     values = [sample.cpu_utilization for sample in result.records.resources if sample.cpu_utilization >= 0]
     return max(values) if values else None

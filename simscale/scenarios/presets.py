@@ -1,4 +1,4 @@
-"""Named scenarios: the three classic scale-out cases and the two ways connections run out.
+"""Named scenarios: the three classic scale-out cases, the two ways connections run out, and groups.
 
 Each preset is a set of overrides on :class:`~simscale.config.scenario.Scenario`'s defaults; the
 defaults themselves come from public sources, listed in docs/SOURCES.md (see
@@ -23,6 +23,15 @@ class Preset:
     summary: str
     overrides: dict[str, Any]
 
+
+_WEB_TRAFFIC: dict[str, Any] = {
+    "servers": 1,
+    "clients": 20_000,
+    "broadcast_rate_per_s": 30.0,
+    "duration_s": 30.0,
+    "web_request_rate_per_s": 100.0,
+}
+"""What the two web-traffic presets share: 20,000 clients, 30 broadcasts/s, 100 web requests/s."""
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -70,6 +79,62 @@ PRESETS: dict[str, Preset] = {
                 "broadcast_rate_per_s": 0.5,
                 "duration_s": 90.0,
                 "warmup_s": 5.0,
+            },
+        ),
+        # --- hosting and web traffic (docs/SOURCES.md#azure-signalr-service, #web-traffic-beside-signalr)
+        Preset(
+            "azure-signalr-service",
+            "One hub on Azure SignalR Service in the default mode, broadcasts only: two app servers hold 5 "
+            "server connections each, the service holds the 5,000 clients and fans out (billed per 2 KB).",
+            {
+                "servers": 2,
+                "clients": 5_000,
+                "broadcast_rate_per_s": 1.0,
+                "message_bytes": 2_048,
+                "duration_s": 60.0,
+                "hosting": "azure-signalr",
+            },
+        ),
+        Preset(
+            "web-traffic-shared",
+            "Web requests served by the SignalR server itself: they queue behind its fan-outs, p99 suffers.",
+            {**_WEB_TRAFFIC, "web_servers": 0},
+        ),
+        Preset(
+            "web-traffic-separate",
+            "The same web requests on a web server of their own: the SignalR load cannot touch them.",
+            {**_WEB_TRAFFIC, "web_servers": 1},
+        ),
+        Preset(
+            "small-groups",
+            "300 groups of 10 over three servers with Redis: a group's message goes on its own channel, and only "
+            "the servers holding a member (about 3·(1 − (2/3)^10) ≈ 2.95 of 3) receive and fan it out.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "backplane": "redis",
+                "send_target": "group",
+                "groups": 300,
+                "group_size": 10,
+                "groups_per_client": 1,
+                "broadcast_rate_per_s": 200.0,
+                "duration_s": 60.0,
+            },
+        ),
+        Preset(
+            "big-groups",
+            "Three groups of 2,000 over three servers with Redis (each client in two): every server holds "
+            "members of every group, so each send reaches all servers, as a broadcast does.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "backplane": "redis",
+                "send_target": "group",
+                "groups": 3,
+                "group_size": 2_000,
+                "groups_per_client": 2,
+                "broadcast_rate_per_s": 20.0,
+                "duration_s": 60.0,
             },
         ),
         Preset(
@@ -120,6 +185,8 @@ def preset_names() -> list[str]:
 
         >>> from simscale import preset_names
         >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
+        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation',
+         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate', 'small-groups', 'big-groups']
         ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'sticky-sessions',
          'reconnect-storm']
     """

@@ -146,6 +146,10 @@ def simulate(scenario: Scenario, *, progress: Callable[[float], None] | None = N
         events=run.events,
         memory_base_bytes=resolved.memory_base_bytes,
     )
+    # The hosting and web-traffic figures come from their components, not from the records.
+    for stats in (run.service, run.web):
+        if stats is not None:
+            summary = dataclasses.replace(summary, **dataclasses.asdict(stats))
     return SimulationResult(
         resolved, summary, run.records, run.topology, run.backplane_disconnects, run.backplane_lost_publishes
     )

@@ -40,17 +40,21 @@ def register(subparsers: Any) -> None:
         description=(
             "Run a preset for real (hub servers and the load generator on this machine) and in the model\n"
             "at several broadcast rates, then print both side by side with a verdict per metric\n"
-            "(delivered fraction, latency, throughput, CPU, memory)."
+            "(delivered fraction, latency, throughput, CPU, memory; for small-groups and big-groups also\n"
+            "the backplane messages each server received, against the hub's own counter)."
         ),
         epilog=(
             "Examples:\n"
             "  simscale validate single-server\n"
             "  simscale validate backplane --calibration calibration.json --broadcast-rates 5,10,20\n"
-            "  simscale validate no-backplane --json --out /tmp/validation"
+            "  simscale validate no-backplane --json --out /tmp/validation\n"
+            "  simscale validate small-groups --calibration calibration.json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    validate.add_argument("preset", help="single-server, no-backplane or backplane")
+    validate.add_argument(
+        "preset", help="single-server, no-backplane, backplane, small-groups, big-groups or web-traffic-shared"
+    )
     validate.add_argument(
         "--servers", type=int, metavar="N", help="hub servers, 1 or 2 (default: 1 for single-server, else 2)"
     )
@@ -108,6 +112,8 @@ def _validate(args: argparse.Namespace) -> int:
     from simscale.scenarios.calibration import load_calibration
     from simscale.validation.validate import VALIDATED_PRESETS, validate
 
+    if args.preset == "web-traffic-shared":
+        return _validate_web(args)
     if args.preset not in VALIDATED_PRESETS:
         raise ValueError(f"validate takes one of {', '.join(VALIDATED_PRESETS)}, got {args.preset!r}")
     if args.duration <= 0:
@@ -143,6 +149,22 @@ def _validate(args: argparse.Namespace) -> int:
             "are off by at least as much",
             file=sys.stderr,
         )
+    return 0
+
+
+def _validate_web(args: argparse.Namespace) -> int:
+    """Web-request latency on the real hub (one process, separate processes) beside the model's."""
+    from simscale.validation.web import WebLoad, validate_web_traffic
+
+    load = WebLoad(clients=args.clients or 200, duration_s=args.duration)
+    comparisons = validate_web_traffic(load, seed=args.seed)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        comparisons.to_csv(Path(args.out) / "comparisons.csv", index=False)
+    if args.json:
+        print(json.dumps({"scenario": "web-traffic-shared", "comparisons": comparisons.to_dict(orient="records")}))
+    else:
+        print(comparisons.to_string(index=False))
     return 0
 
 

@@ -57,6 +57,8 @@ class Side:
     memory_per_connection_kb: Mapping[int, float | None]
     """Per server."""
     saturation_broadcast_rate: float | None
+    backplane_messages_received: tuple[Mapping[int, float | None], ...] = ()
+    """Per rate: the messages each server took from the backplane and delivered (empty: not compared)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ class Metric:
     """Beyond saturation both sides mostly measure their queue and drain, so the rows are dropped."""
     calibrated_input: bool = False
     """The prediction is a calibrated cost itself, so agreement checks the measurement, not the model."""
+    optional: bool = False
+    """Rows only where a side has a value (a figure only some scenarios have, like backplane counts)."""
 
 
 def _summary(field: str) -> Callable[[Side, int, int], float | None]:
@@ -91,6 +95,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("deliveries_per_s", "deliveries/s", _summary("deliveries_per_s")),
     Metric(
         "cpu_utilization", "cores", lambda side, rate, server: side.cpu_utilization[rate].get(server), per_server=True
+    ),
+    Metric(
+        "backplane_messages_received_per_server",
+        "messages",
+        lambda side, rate, server: (
+            side.backplane_messages_received[rate].get(server) if side.backplane_messages_received else None
+        ),
+        per_server=True,
+        tolerance=0.10,
+        optional=True,
     ),
     Metric(
         "memory_per_connection_kb",
@@ -151,14 +165,11 @@ def comparison_frame(
     def add(metric: Metric, rate: int, load: float | None) -> None:
         for server in range(servers) if metric.per_server else (None,):
             at = -1 if server is None else server
+            values = metric.read(predicted, rate, at), metric.read(measured, rate, at)
+            if metric.optional and values == (None, None):
+                continue
             rows.append(
-                {
-                    "metric": metric.name,
-                    "load": load,
-                    "server": server,
-                    "predicted": metric.read(predicted, rate, at),
-                    "measured": metric.read(measured, rate, at),
-                }
+                {"metric": metric.name, "load": load, "server": server, "predicted": values[0], "measured": values[1]}
             )
 
     for index, rate in enumerate(rates_per_s):

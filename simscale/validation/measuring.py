@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
+from typing import Any
 
 from simscale.validation.processes import CpuSampler, HubProcess, HubProcesses, run_blocking
 from simscale.validation.records import BroadcastRun, CalibrationMeasurements, LoadRun, LoopbackMeasurements
@@ -194,16 +195,21 @@ def measure_loopback(
     warmup_s: float,
     drain_s: float,
     seed: int,
+    redis: bool | None = None,
+    load_fields: Mapping[str, Any] | None = None,
 ) -> LoopbackMeasurements:
-    """Run preset ``name`` for real: ``servers`` hubs (a ``redis-server`` too for ``backplane``) and the
-    load generator at each rate, the hubs' CPU and RSS sampled throughout."""
+    """Run preset ``name`` for real: ``servers`` hubs (a ``redis-server`` too for ``backplane``, or when
+    ``redis``) and the load generator at each rate, the hubs' CPU and RSS sampled throughout.
+
+    ``load_fields`` go to every :class:`~simscale.loadgen.LoadConfig` (the group sends' sizes); each run
+    also reads every hub's ``backplane_messages_received`` counter before and after."""
     from simscale.backplane.redis_server import RedisServer
     from simscale.loadgen import LoadConfig, run_load
 
     runs: list[LoadRun] = []
     with ExitStack() as stack:
         backplane = "memory"
-        if name == "backplane":
+        if redis or (redis is None and name == "backplane"):
             redis_server = stack.enter_context(RedisServer())
             backplane = redis_server.url
         hubs = stack.enter_context(HubProcesses(servers, backplane))
@@ -219,10 +225,16 @@ def measure_loopback(
                 drain_s=drain_s,
                 seed=seed,
                 scenario=name,
+                **dict(load_fields or {}),
             )
+            received_before = [hub.backplane_messages_received() for hub in hubs.servers]
             with CpuSampler(hubs.servers) as sampler:
                 called_at = time.perf_counter()
                 result = run_blocking(run_load(config))
+            received = tuple(
+                hub.backplane_messages_received() - before
+                for hub, before in zip(hubs.servers, received_before, strict=True)
+            )
             sends = [record.sent_at_s for record in result.records.broadcasts]
             if connected_rss is None:
                 # Memory per idle connection: RSS once everyone is connected, before messages pile up.
@@ -242,6 +254,7 @@ def measure_loopback(
                         else None
                         for server in range(servers)
                     ),
+                    backplane_messages_received=received,
                 )
             )
     return LoopbackMeasurements(runs=tuple(runs), base_rss_bytes=base_rss, connected_rss_bytes=connected_rss)

@@ -103,6 +103,14 @@ class HubProcess:
             times = self.handle.cpu_times()
             return float(times.user + times.system)
 
+    def backplane_messages_received(self) -> int:
+        """The hub's own counter of messages it took from the backplane and delivered (``GET /health``)."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.base_url.rstrip("/") + "/health", timeout=10) as response:
+            return int(json.loads(response.read())["backplane_messages_received"])
+
     def rss_bytes(self) -> float:
         """Resident memory now."""
         return float(self.handle.memory_info().rss)

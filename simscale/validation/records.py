@@ -81,6 +81,8 @@ class LoadRun:
     """Broadcasts counted after the warm-up (deliveries are counted over these only)."""
     hub_cpu_utilization: tuple[float | None, ...]
     """Each hub's CPU (fraction of a core) between the first and the last send; ``None`` below two sends."""
+    backplane_messages_received: tuple[int, ...] = ()
+    """Each hub's own ``backplane_messages_received`` counter over the run (empty: not read)."""
 
 
 @dataclass(frozen=True, slots=True)

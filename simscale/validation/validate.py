@@ -51,9 +51,9 @@ __all__ = [
     "validate",
 ]
 
-VALIDATED_PRESETS = ("single-server", "no-backplane", "backplane")
+VALIDATED_PRESETS = ("single-server", "no-backplane", "backplane", "small-groups", "big-groups")
 
-_DEFAULT_SERVERS = {"single-server": 1, "no-backplane": 2, "backplane": 2}
+_DEFAULT_SERVERS = {"single-server": 1, "no-backplane": 2, "backplane": 2, "small-groups": 2, "big-groups": 2}
 _LOOPBACK_LATENCY_S = 30e-6
 _LOOPBACK_JITTER_S = 20e-6
 _DRAIN_S = 2.0
@@ -109,12 +109,36 @@ class ValidationResult:
         }
 
 
+def group_fields(name: str, clients: int) -> dict[str, Any]:
+    """The group sizes of preset ``name`` scaled to ``clients`` (the model and the load generator both get
+    them, so both draw the same membership from the seed); empty for a broadcast preset.
+
+    ``small-groups`` keeps groups of 10, one per client; ``big-groups`` keeps three groups of two thirds
+    of the clients, two per client.
+
+    Example:
+
+        >>> from simscale.validation.validate import group_fields
+        >>> group_fields("small-groups", 600)
+        {'groups': 60, 'group_size': 10, 'groups_per_client': 1}
+        >>> group_fields("big-groups", 600), group_fields("backplane", 600)
+        ({'groups': 3, 'group_size': 400, 'groups_per_client': 2}, {})
+    """
+    if name == "small-groups":
+        size = min(10, clients)
+        return {"groups": max(1, clients // size), "group_size": size, "groups_per_client": 1}
+    if name == "big-groups":
+        return {"groups": 3, "group_size": max(1, 2 * clients // 3), "groups_per_client": 2}
+    return {}
+
+
 def model_scenario(
     name: str, servers: int, clients: int, calibration: Calibration, *, duration_s: float, warmup_s: float, seed: int
 ) -> Scenario:
     """The ``asyncio-hub`` scenario that predicts a loopback run of ``name``."""
     return preset(
         name,
+        **group_fields(name, clients),
         servers=servers,
         clients=clients,
         server_profile="asyncio-hub",
@@ -176,11 +200,11 @@ def validate(
 
         >>> from simscale.validation import VALIDATED_PRESETS, validate
         >>> VALIDATED_PRESETS
-        ('single-server', 'no-backplane', 'backplane')
-        >>> validate("port-exhaustion")
+        ('single-server', 'no-backplane', 'backplane', 'small-groups', 'big-groups')
+        >>> validate("port-exhaustion")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: validate takes one of single-server, no-backplane, backplane, got 'port-exhaustion'
+        ValueError: validate takes one of single-server, no-backplane, backplane, ..., got 'port-exhaustion'
     """
     from simscale.validation.calibrate import calibrate
 
@@ -208,11 +232,22 @@ def validate(
     if len(rates) < 1 or any(not math.isfinite(rate) or rate <= 0 for rate in rates):
         raise ValueError(f"broadcast rates must be positive numbers, got {list(rates_per_s)!r}")
 
+    groups = group_fields(name, clients)
     measurements = measure_loopback(
-        name, servers, clients, rates, duration_s=duration_s, warmup_s=warmup_s, drain_s=_DRAIN_S, seed=seed
+        name,
+        servers,
+        clients,
+        rates,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+        drain_s=_DRAIN_S,
+        seed=seed,
+        redis=scenario.backplane == "redis",
+        load_fields={"send_target": "group", **groups} if groups else None,
     )
     predicted: list[RunSummary] = []
     predicted_cpu: list[dict[int, float | None]] = []
+    predicted_received: list[dict[int, float | None]] = []
     loadgen_work_s: list[tuple[float, float, float]] = []
     """(rate, the load generator's CPU seconds, what the calibration's costs say its work should take)."""
     for run in measurements.runs:
@@ -227,8 +262,13 @@ def validate(
         )
         predicted.append(model.summary)
         predicted_cpu.append(dict(cpu_utilization_by_server(model.records, warmup_s, warmup_s + duration_s)))
+        predicted_received.append(dict(enumerate(map(float, model.records.backplane_messages_received_per_server))))
 
     measured = [run.summary for run in measurements.runs]
+    # Group sends pick the same group and sender on both sides (one stream, one rule), so each server's
+    # count is comparable exactly; a broadcast's sender comes from the model's main stream, so only the
+    # total would be, and the per-server split is not judged.
+    counts_compared = scenario.backplane == "redis" and scenario.send_target != "all"
     per_server_clients = clients / servers
     connected_rss = measurements.connected_rss_bytes
     model_side = Side(
@@ -236,6 +276,7 @@ def validate(
         cpu_utilization=tuple(predicted_cpu),
         memory_per_connection_kb={server: calibration.memory_per_connection_bytes / 1000 for server in range(servers)},
         saturation_broadcast_rate=predicted_saturation,
+        backplane_messages_received=tuple(predicted_received) if counts_compared else (),
     )
     hub_side = Side(
         summaries=tuple(measured),
@@ -247,6 +288,12 @@ def validate(
             for server in range(servers)
         },
         saturation_broadcast_rate=saturation_from_points(rates, [summary.latency_p99_ms for summary in measured]),
+        backplane_messages_received=tuple(
+            {server: float(count) for server, count in enumerate(run.backplane_messages_received)}
+            for run in measurements.runs
+        )
+        if counts_compared
+        else (),
     )
     # The machine's own drift between calibration and measurement (shared hosts speed up and slow
     # down by several per cent within minutes): the load generator's CPU for the work it counted, in

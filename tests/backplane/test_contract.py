@@ -459,3 +459,25 @@ async def test_stop_during_an_outage_ends_the_reconnecting(outage: Outage) -> No
     outage.come_back()
     await asyncio.sleep(0.5)  # time for a reconnection that must not happen
     assert backplane.state is BackplaneState.STOPPED
+
+
+async def test_an_outage_counts_one_gap_and_its_seconds(outage: Outage) -> None:
+    backplane, never_connected = outage.server(), outage.server()
+    await backplane.start()
+    assert backplane.gaps == 0 and backplane.gap_seconds == 0.0
+    outage.go_down()
+    await backplane.wait_for_state(BackplaneState.RECONNECTING, timeout_s=3.0)
+    assert backplane.gaps == 1
+    await never_connected.start(keep_trying=True)  # a transport never reached opens no gap
+    await asyncio.sleep(0.3)
+    assert backplane.gap_seconds >= 0.3  # a running gap counts up to now
+    outage.come_back()
+    await backplane.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+    await never_connected.wait_for_state(BackplaneState.CONNECTED, timeout_s=10.0)
+    closed_s = backplane.gap_seconds
+    assert backplane.gaps == 1 and closed_s >= 0.3
+    assert never_connected.gaps == 0 and never_connected.gap_seconds == 0.0
+    await asyncio.sleep(0.1)
+    assert backplane.gap_seconds == closed_s  # connected again: the total stands still
+    await backplane.stop()
+    assert backplane.gaps == 1  # a stop is not a gap

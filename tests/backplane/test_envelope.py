@@ -163,3 +163,31 @@ def test_ack_round_trip_layout_and_trailing_items() -> None:
         GroupAck.decode(msgpack.packb([]))
     with pytest.raises(EnvelopeError):
         GroupAck(2**31)
+
+
+def test_a_publish_sequence_rides_in_the_marker_which_aspnet_never_reads() -> None:
+    numbered = Envelope(ChannelKind.ALL, "", {"json": b"x"}, (), "srv", 7)
+    items = msgpack.unpackb(numbered.encode(), raw=False)
+    # Three items: ASP.NET Core's ReadInvocation reads items 2 and 3 only when there are more than three.
+    assert items == [[], {"json": b"x"}, ["srv", 7]]
+    assert Envelope.decode(numbered.encode()) == numbered
+    # An older simscale marker (a plain name) still reads, without a number.
+    assert Envelope.decode(msgpack.packb([[], {"json": b"x"}, "srv"])).sequence is None
+    # A number without a name is not sent, and a malformed one is ignored.
+    assert msgpack.unpackb(Envelope(ChannelKind.ALL, "", {}, (), "", 3).encode()) == [[], {}]
+    for odd in (["srv", "7"], ["srv", 0], ["srv", True], [5, 7]):
+        assert Envelope.decode(msgpack.packb([[], {}, odd])).sequence is None
+
+
+def test_sequence_gaps_count_the_skipped_numbers_per_origin() -> None:
+    from simscale.backplane.envelope import SequenceGaps
+
+    gaps = SequenceGaps(max_origins=2)
+    assert [gaps.observe("a", n) for n in (5, 6, 7, 11)] == [0, 0, 0, 3]  # the first number sets the start
+    assert gaps.observe("b", 1) == 0 and gaps.observe("b", 3) == 1
+    assert gaps.observe("a", 1) == 0  # a restarted origin counts anew
+    assert gaps.observe("a", 2) == 0
+    gaps.observe("c", 1)  # a third origin: the least recently heard one ("b") is forgotten
+    assert gaps.observe("b", 10) == 0
+    with pytest.raises(ValueError, match="max_origins"):
+        SequenceGaps(max_origins=0)

@@ -241,6 +241,29 @@ async def test_health_check_notices_a_silent_redis(own_server: RedisServer) -> N
         await backplane.stop()
 
 
+async def test_a_silent_redis_is_found_within_a_few_seconds_on_defaults_and_counted_as_a_gap(
+    own_server: RedisServer,
+) -> None:
+    backplane = RedisBackplane(own_server.url, reconnect_max_delay_s=0.2)
+    await backplane.start()
+    assert own_server.pid is not None
+    os.kill(own_server.pid, signal.SIGSTOP)  # alive but silent: no socket is closed
+    stopped_s = time.monotonic()
+    try:
+        await backplane.wait_for_state(BackplaneState.RECONNECTING, timeout_s=6.0)
+        detected_s = time.monotonic() - stopped_s
+        assert detected_s < 4.0, f"found after {detected_s:.1f} s"
+        assert backplane.gaps == 1
+    finally:
+        os.kill(own_server.pid, signal.SIGCONT)
+    try:
+        await backplane.wait_for_state(BackplaneState.CONNECTED, timeout_s=5.0)
+        # The gap runs from the link's last sign of life, not from when the silence was noticed.
+        assert backplane.gaps == 1 and backplane.gap_seconds >= detected_s
+    finally:
+        await backplane.stop()
+
+
 async def test_gives_up_after_max_reconnect_attempts(own_server: RedisServer) -> None:
     backplane = RedisBackplane(
         own_server.url, reconnect_base_delay_s=0.01, reconnect_max_delay_s=0.02, max_reconnect_attempts=2

@@ -23,6 +23,12 @@ from simscale.cli import main
         (["hub", "serve", "--backplane", "kafka://x"], "--backplane"),
         (["hub", "serve", "--port", "70000"], "--port"),
         (["hub", "serve", "--max-connections", "0"], "max_connections"),
+        (["hub", "serve", "--max-groups-per-connection", "0"], "max_groups_per_connection"),
+        (["hub", "serve", "--max-group-name-bytes", "0"], "max_group_name_bytes"),
+        (["hub", "serve", "--max-streams-per-connection", "0"], "max_streams_per_connection"),
+        (["hub", "serve", "--max-reservations", "0"], "max_reservations"),
+        (["hub", "cluster", "--servers", "1", "--max-reservations-per-address", "0"], "max_reservations_per_address"),
+        (["hub", "serve", "--negotiate-ttl-s", "0"], "negotiate_ttl_s"),
         (["hub", "serve", "--keepalive-interval-s", "40"], "client_timeout_s"),
         (["hub", "serve", "--tls-cert", "only-cert.pem"], "--tls-key"),
         (["hub", "serve", "--tls-cert", "missing.pem", "--tls-key", "missing.pem"], "TLS"),
@@ -112,3 +118,12 @@ def test_cluster_starts_its_own_redis_and_servers_that_share_it() -> None:
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+async def test_serve_applies_the_per_connection_bounds_given_as_flags(session: aiohttp.ClientSession) -> None:
+    async with ServerProcess("--max-groups-per-connection", "1", "--max-streams-per-connection", "1") as server:
+        client = await RawClient.connect(session, server.ws)
+        assert (await client.invoke("JoinGroup", "a")).error is None
+        refused = await client.invoke("JoinGroup", "b")
+        assert refused.error is not None and "max_groups_per_connection (1)" in refused.error
+        await client.close()

@@ -147,3 +147,53 @@ async def test_two_sockets_racing_for_one_token_get_one_connection(session: aioh
         assert {r.status for r in refused} <= {404, 409}
         for ws in sockets:
             await ws.close()
+
+
+async def negotiate_from(url: str, local_host: str) -> int:
+    """POST a negotiate from ``local_host`` (any 127.x address is loopback on Linux); the HTTP status."""
+    connector = aiohttp.TCPConnector(local_addr=(local_host, 0))
+    async with aiohttp.ClientSession(connector=connector) as other:
+        return (await other.post(f"{url}/chatHub/negotiate?negotiateVersion=1")).status
+
+
+async def test_negotiating_without_connecting_locks_nobody_out(session: aiohttp.ClientSession) -> None:
+    async with running_server(settings=HubSettings(max_connections=5)) as server:
+        tokens = []
+        for _ in range(20):  # four times max_connections, no WebSocket opened
+            response = await session.post(f"{server.url}/chatHub/negotiate?negotiateVersion=1")
+            assert response.status == 200
+            tokens.append((await response.json())["connectionToken"])
+        skipping = await RawClient.connect(session, ws_url(server))  # skipNegotiation
+        negotiated = await RawClient.connect(session, ws_url(server) + f"?id={tokens[0]}")
+        assert (await skipping.invoke("Echo", 1)).result == 1
+        assert (await negotiated.invoke("Echo", 2)).result == 2
+        assert server.health()["reservations"] == 19
+        for client in (skipping, negotiated):
+            await client.close()
+
+
+async def test_reservations_are_capped_overall_and_per_address(session: aiohttp.ClientSession) -> None:
+    settings = HubSettings(max_reservations=5, max_reservations_per_address=3)
+    async with running_server(settings=settings) as server:
+        url = server.url or ""
+        assert [await negotiate_from(url, "127.0.0.1") for _ in range(4)] == [200, 200, 200, 429]
+        assert [await negotiate_from(url, "127.0.0.2") for _ in range(2)] == [200, 200]
+        assert await negotiate_from(url, "127.0.0.3") == 503  # five held over all
+        # Neither cap keeps a WebSocket out.
+        skipping = await RawClient.connect(session, ws_url(server))
+        assert (await skipping.invoke("Echo", "in")).result == "in"
+        assert server.counters.reservation_refusals == 2
+        text = await (await session.get(f"{url}/metrics")).text()
+        assert "simscale_hub_reservation_refusals_total 2" in text.splitlines()
+        await skipping.close()
+
+
+async def test_an_expired_reservation_frees_its_place(session: aiohttp.ClientSession) -> None:
+    settings = HubSettings(max_reservations_per_address=1, negotiate_ttl_s=0.2, sweep_interval_s=0.05)
+    async with running_server(settings=settings) as server:
+        url = server.url or ""
+        assert await negotiate_from(url, "127.0.0.1") == 200
+        assert await negotiate_from(url, "127.0.0.1") == 429
+        await asyncio.sleep(0.4)
+        assert await negotiate_from(url, "127.0.0.1") == 200
+        assert server.health()["reservations"] == 1

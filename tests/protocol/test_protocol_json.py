@@ -181,3 +181,15 @@ def test_complete_record_over_the_limit_is_too_large() -> None:
 def test_parser_rejects_a_non_positive_limit() -> None:
     with pytest.raises(ValueError, match="max_message_bytes"):
         PROTOCOL.new_parser(0)
+
+
+def test_a_run_of_pings_is_one_ping_and_skipped_without_decoding() -> None:
+    from simscale.protocol import InvocationMessage, PingMessage
+    from simscale.protocol.json_protocol import JsonHubProtocol
+
+    parser = JsonHubProtocol().new_parser(32_768)
+    echo = b'{"type":1,"target":"Echo","arguments":[1]}\x1e'
+    data = b'{"type":6}\x1e' * 1_000 + echo + b'{"type":6}\x1e' * 3
+    assert parser.feed(data) == [PingMessage(), InvocationMessage("Echo", (1,)), PingMessage()]
+    assert parser.feed(b'{"type":6}\x1e{"type":6}\x1e{"typ') == [PingMessage()]
+    assert parser.feed(b'e":6}\x1e') == [PingMessage()]  # a record split across feeds still counts

@@ -194,3 +194,12 @@ def test_unencodable_values_raise_value_error() -> None:
         PROTOCOL.encode(InvocationMessage("T", (object(),)))
     with pytest.raises(ValueError, match="cannot encode"):
         PROTOCOL.encode(InvocationMessage("T", (2**70,)))
+
+
+def test_a_run_of_pings_is_one_ping() -> None:
+    from simscale.protocol import PingMessage
+    from simscale.protocol.msgpack_protocol import MessagePackHubProtocol
+
+    parser = MessagePackHubProtocol().new_parser(32_768)
+    assert parser.feed(b"\x02\x91\x06" * 1_000 + b"\x02\x91\x06\x02") == [PingMessage()]
+    assert parser.feed(b"\x91\x06") == [PingMessage()]

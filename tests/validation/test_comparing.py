@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -50,13 +51,26 @@ def test_the_frame_has_one_row_per_metric_rate_and_server_and_drops_latency_beyo
     assert frame[frame.metric == "memory_per_connection_kb"].calibrated_input.all()
     saturation = frame[frame.metric == "saturation_broadcast_rate"]
     assert saturation.relative_error.iloc[0] == pytest.approx(100 / 120 - 1)
-    assert {metric.name for metric in METRICS} == set(frame.metric)
+    # An optional figure (the backplane counts) has rows only when a side has it.
+    assert {metric.name for metric in METRICS if not metric.optional} == set(frame.metric)
+
+
+def test_backplane_counts_have_one_row_per_rate_and_server_when_measured() -> None:
+    counts = ({0: 100.0, 1: 90.0}, {0: 1_000.0, 1: 950.0})
+    predicted = dataclasses.replace(_side(5.0), backplane_messages_received=counts)
+    measured = dataclasses.replace(_side(5.0), backplane_messages_received=({0: 104.0, 1: 88.0}, {0: 990.0, 1: 1e3}))
+    frame = comparison_frame([10.0, 20.0], 2, predicted, measured)
+    rows = frame[frame.metric == "backplane_messages_received_per_server"]
+    assert rows.server.to_list() == [0, 1, 0, 1]
+    assert rows.relative_error.iloc[0] == pytest.approx(100 / 104 - 1)
+    assert agreement(SimpleNamespace(comparisons=frame))["backplane_messages_received_per_server"] is True  # type: ignore[arg-type]
 
 
 def test_agreement_and_verdict_come_from_the_tolerances_of_the_table() -> None:
-    judged = {metric.name for metric in METRICS if metric.tolerance is not None}
+    judged = {metric.name for metric in METRICS if metric.tolerance is not None and not metric.optional}
+    optional = {metric.name for metric in METRICS if metric.tolerance is not None and metric.optional}
     close = SimpleNamespace(comparisons=comparison_frame([10.0], 1, _side(5.0), _side(4.5, saturation=95.0)))
-    assert agreement(close) == dict.fromkeys(judged, True)  # type: ignore[arg-type]
+    assert agreement(close) == {**dict.fromkeys(judged, True), **dict.fromkeys(optional)}  # type: ignore[arg-type]
     assert verdict(close)["overall"] == "agree"  # type: ignore[arg-type]
     # p50 off by 50 %: that metric disagrees, and so does the whole.
     far = SimpleNamespace(comparisons=comparison_frame([10.0], 1, _side(7.5), _side(5.0, saturation=95.0)))

@@ -61,6 +61,8 @@ def test_small_validation_agrees_on_who_receives(calibration: Calibration, name:
     assert not frame[frame.metric != "memory_per_connection_kb"].calibrated_input.any()
     saturation = frame[frame.metric == "saturation_broadcast_rate"]
     assert len(saturation) == 1 and saturation.predicted.iloc[0] > 0
+    # A broadcast's sender is drawn differently on the two sides: its per-server counts are not judged.
+    assert frame[frame.metric == "backplane_messages_received_per_server"].empty
     payload = result.to_json_dict()
     assert payload["scenario"] == name
     assert set(payload["comparisons"][0]) == set(COLUMNS)
@@ -68,6 +70,24 @@ def test_small_validation_agrees_on_who_receives(calibration: Calibration, name:
     assert payload["machine_speed_drift"] is None
     json.dumps(payload)  # JSON-ready: no NaN objects that json cannot write
     assert all(row["relative_error"] is None or math.isfinite(row["relative_error"]) for row in payload["comparisons"])
+
+
+@pytest.mark.parametrize("name", ["small-groups", "big-groups"])
+def test_group_validation_counts_the_backplane_messages_each_server_receives(
+    calibration: Calibration, name: str
+) -> None:
+    result = validate(name, clients=120, rates_per_s=[6.0], calibration=calibration, duration_s=2.0)
+    frame = result.comparisons
+    delivered = frame[frame.metric == "delivered_fraction"]
+    assert delivered.predicted.to_list() == [1.0] and delivered.measured.to_list() == [1.0]
+    received = frame[frame.metric == "backplane_messages_received_per_server"]
+    assert sorted(received.server.unique()) == [0, 1]
+    assert (received.measured > 0).all() and (received.predicted > 0).all()
+    # Both sides pick the same group and sender for each send time: the counts agree (exactly, in practice).
+    assert agreement(result)["backplane_messages_received_per_server"] is True
+    # Each send is received by the other server when it holds a member: at most once per send.
+    sends = 6.0 * (1.0 + 2.0)
+    assert (received.predicted < 2 * sends).all() and (received.measured < 2 * sends).all()
 
 
 def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> None:
