@@ -186,9 +186,8 @@ def preset_names() -> list[str]:
         >>> from simscale import preset_names
         >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
         ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation',
-         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate', 'small-groups', 'big-groups']
-        ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation', 'sticky-sessions',
-         'reconnect-storm']
+         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate', 'small-groups', 'big-groups',
+         'sticky-sessions', 'reconnect-storm']
     """
     return list(PRESETS)
 
