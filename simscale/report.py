@@ -33,11 +33,14 @@ __all__ = [
     "delivered_fraction_frame",
     "diagram_figure",
     "diagram_scenario",
+    "failed_connects_frame",
     "group_fanout_frame",
     "latency_quantiles_frame",
     "latency_steps_frame",
     "message_volume_frame",
+    "misbehaviour_figures",
     "notebook_index",
+    "reconnect_timeline_frame",
     "register",
     "render_all",
     "write_notebook_index",
@@ -69,6 +72,8 @@ FIGURE_NAMES: tuple[str, ...] = (
     "azure-published-capacity",
     "self-hosted-vs-service",
     "group-fanout-vs-group-size",
+    "failed-connects-by-policy",
+    "reconnect-storm-timeline",
 )
 """Every documentation figure, in the order the README shows them."""
 
@@ -287,6 +292,52 @@ def group_fanout_frame(
     return pd.DataFrame(rows)
 
 
+def failed_connects_frame(
+    policies: tuple[str, ...] = ("round-robin", "random", "least-connections", "sticky-ip", "sticky-cookie"),
+) -> pd.DataFrame:
+    """``sticky-sessions`` (short) per balancer policy × transport: columns load_balancer, transport,
+    first_connect_failed_fraction and connections_refused. "websockets, skipNegotiation" is the one-request case."""
+    import pandas as pd
+
+    from simscale.scenarios import preset, simulate
+
+    transports: dict[str, dict[str, Any]] = {
+        "websockets, skipNegotiation": {"transport": "websockets", "skip_negotiation": True},
+        "websockets": {"transport": "websockets"},
+        "server-sent-events": {"transport": "server-sent-events"},
+        "long-polling": {"transport": "long-polling"},
+    }
+    rows = []
+    for label, fields in transports.items():
+        for policy in policies:
+            scenario = preset("sticky-sessions", load_balancer=policy, duration_s=15.0, **fields)
+            summary = simulate(scenario).summary
+            rows.append(
+                {
+                    "load_balancer": policy,
+                    "transport": label,
+                    "first_connect_failed_fraction": summary.first_connect_failed_fraction,
+                    "connections_refused": summary.connections_refused,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def reconnect_timeline_frame(jitter: float = 0.5) -> pd.DataFrame:
+    """``reconnect-storm`` without and with ``reconnect_jitter``: columns variant, time_s, server, connections."""
+    import pandas as pd
+
+    from simscale.scenarios import preset, simulate
+
+    parts = []
+    for variant, value in (("lockstep retries (no jitter)", 0.0), (f"reconnect_jitter={jitter}", jitter)):
+        resources = simulate(preset("reconnect-storm", reconnect_jitter=value)).frames()["resources"]
+        part = resources[["time_s", "server", "connections"]].copy()
+        part.insert(0, "variant", variant)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def build_figures() -> dict[str, go.Figure]:
     """Run every fixed-seed scenario and draw every documentation figure (name → figure)."""
     from simscale.figures import (
@@ -308,6 +359,7 @@ def build_figures() -> dict[str, go.Figure]:
     figures["scaling-criteria"] = scaling_criteria_figure(message_volume_frame(), connection_limits_frame())
     figures.update(_service_figures())
     figures["group-fanout-vs-group-size"] = group_fanout_figure(group_fanout_frame())
+    figures.update(misbehaviour_figures())
     assert tuple(figures) == FIGURE_NAMES
     return figures
 
@@ -324,6 +376,24 @@ def _service_figures() -> dict[str, go.Figure]:
         "azure-signalr-service": service_topology_figure(diagram.topology, title=title),
         "azure-published-capacity": published_capacity_figure(published_capacity_frame()),
         "self-hosted-vs-service": hosting_comparison_figure(hosting_comparison_frame()),
+    }
+
+
+def misbehaviour_figures() -> dict[str, go.Figure]:
+    """The figures of a misbehaving balancer or server: 404s by policy and transport, a reconnect storm."""
+    from simscale.figures.misbehaviour import connected_over_time_figure, failed_connects_figure
+    from simscale.scenarios import preset
+
+    storm = preset("reconnect-storm")
+    return {
+        "failed-connects-by-policy": failed_connects_figure(
+            failed_connects_frame(), servers=preset("sticky-sessions").servers
+        ),
+        "reconnect-storm-timeline": connected_over_time_figure(
+            reconnect_timeline_frame(),
+            down_from_s=storm.server_failure_at_s,
+            down_until_s=storm.server_failure_at_s + storm.server_failure_duration_s,
+        ),
     }
 
 

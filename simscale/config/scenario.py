@@ -23,19 +23,23 @@ __all__ = [
     "MethodKind",
     "Scenario",
     "SendTarget",
+    "ServerFailureKind",
     "ServerProfile",
+    "TransportName",
     "describe_fields",
     "parse_field_value",
 ]
 
 ServerProfile = Literal["aspnetcore", "asyncio-hub"]
-LoadBalancerPolicy = Literal["round-robin", "least-connections", "sticky-ip"]
+LoadBalancerPolicy = Literal["round-robin", "least-connections", "sticky-ip", "random", "sticky-cookie"]
 BackplaneKind = Literal["none", "redis"]
 MethodKind = Literal["async", "blocking", "sync-over-async"]
 RoutingModeName = Literal["direct-local", "via-backplane"]
 ClientHostKind = Literal["free", "one-loop"]
 WebRequestKind = Literal["async", "blocking"]
 SendTarget = Literal["all", "group", "user", "connection"]
+TransportName = Literal["websockets", "server-sent-events", "long-polling"]
+ServerFailureKind = Literal["none", "crash", "partition", "deploy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +296,7 @@ class Scenario:
         "round-robin",
         section="load balancer",
         source="docs/SOURCES.md#load-balancers-and-sticky-sessions",
-        help="round-robin, least-connections or sticky-ip (ip_hash).",
+        help="round-robin, least-connections, sticky-ip (ip_hash), random or sticky-cookie (affinity cookie).",
     )
     proxy_hop: bool = setting(
         True,
@@ -700,6 +704,53 @@ class Scenario:
         help="A request not answered by then counts as failed.",
     )  # fmt: skip
 
+    # --- transport: negotiate, then the transport request, each through the balancer
+    transport: TransportName = setting(
+        "websockets",
+        section="transport",
+        source="docs/SOURCES.md#load-balancers-and-sticky-sessions",
+        help="The clients' transport: websockets, server-sent-events or long-polling.",
+    )
+    skip_negotiation: bool = setting(
+        True, section="transport", source="docs/SOURCES.md#load-balancers-and-sticky-sessions (skipNegotiation)",
+        help="True: WebSockets straight away (one request). False: negotiate first; a transport request that a "
+        "non-sticky balancer sends to another server fails with 404. Only WebSockets can skip it.",
+    )  # fmt: skip
+
+    # --- server failure: a server lost, or all of them redeployed, during the run
+    server_failure_kind: ServerFailureKind = setting(
+        "none", section="server failure", source="user",
+        help="none; crash (its clients notice at once); partition (they notice after server_timeout_s); "
+        "deploy (every server restarted in turn, deploy_interval_s apart, each draining its clients first).",
+    )  # fmt: skip
+    server_failure_at_s: float = setting(
+        20.0, ge=0.0, le=86_400.0, section="server failure", source="user",
+        help="When the server fails (the first restart of a deploy); must be < duration_s.",
+    )  # fmt: skip
+    server_failure_server: int = setting(
+        0, unit="index", ge=0, le=10_000, section="server failure", source="user",
+        help="Which server fails (a deploy starts with it); must be < servers.",
+    )  # fmt: skip
+    server_failure_duration_s: float = setting(
+        20.0, gt=0.0, le=86_400.0, section="server failure", source="user",
+        help="How long a failed server stays down (for a deploy: each server's restart).",
+    )  # fmt: skip
+    deploy_interval_s: float = setting(
+        15.0, gt=0.0, le=86_400.0, section="server failure", source="user",
+        help="Deploy: time between one server's restart and the next one's.",
+    )  # fmt: skip
+    handshake_wait_s: float = setting(
+        0.0, ge=0.0, le=3_600.0, section="server failure", source="user",
+        help="0: a batch of handshakes is one work item. >0: each handshake is its own work item that blocks "
+        "its thread this long (OnConnectedAsync waiting on a database, say) and is done even for a client "
+        "that gave up meanwhile.",
+    )  # fmt: skip
+    max_concurrent_handshakes: int = setting(
+        0, unit="handshakes", ge=0, le=100_000_000, section="server failure", source="user",
+        help="0: no limit. N: a server admits at most N handshakes at once and refuses the rest at once "
+        "(an admission limit), so its queue never holds more than it can finish in time.",
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         validate_fields(self)
         if self.warmup_s >= self.duration_s:
@@ -714,6 +765,7 @@ class Scenario:
             raise ValueError("calibration_file applies only to server_profile 'asyncio-hub'")
         check_hosting(self)
         self._check_audience()
+        self._check_misbehaviour()
 
     def _check_audience(self) -> None:
         if self.send_target == "group":
@@ -733,6 +785,20 @@ class Scenario:
             raise ValueError(
                 f"connections_per_user must be an integer >= 1 and <= clients ({self.clients}) with send_target "
                 f"'user', got {self.connections_per_user}"
+            )
+
+    def _check_misbehaviour(self) -> None:
+        if self.skip_negotiation and self.transport != "websockets":
+            raise ValueError(
+                f"skip_negotiation applies only to transport 'websockets' (set it false), got {self.transport!r}"
+            )
+        if self.server_failure_server >= self.servers:
+            raise ValueError(
+                f"server_failure_server must be < servers ({self.servers}), got {self.server_failure_server}"
+            )
+        if self.server_failure_kind != "none" and self.server_failure_at_s >= self.duration_s:
+            raise ValueError(
+                f"server_failure_at_s must be < duration_s ({self.duration_s}), got {self.server_failure_at_s}"
             )
 
     # --- derived ---------------------------------------------------------------------------------
@@ -767,6 +833,8 @@ SECTIONS: tuple[str, ...] = (
     "client host",
     "hosting",
     "web traffic",
+    "transport",
+    "server failure",
 )
 """The Scenario's sections, in the order its fields are declared and listed."""
 

@@ -211,6 +211,10 @@ class RunRecords:
     backplane_messages_received_per_server: list[int] = field(default_factory=list)
     """Per server: publishes it received from the backplane and delivered (its own echoes not counted, as
     the hub's ``backplane_messages_received`` counter); empty when the run had no backplane counter."""
+    first_connects_attempted: int | None = None
+    """Clients that made the first connect attempt of their life during the run (``None``: not tracked)."""
+    first_connects_failed: int | None = None
+    """How many of those first attempts failed (refused for any reason)."""
 
     def __repr__(self) -> str:
         return f"RunRecords({self.describe()}, clients_ever_connected={self.clients_ever_connected})"
@@ -314,6 +318,9 @@ class RunSummary:
     backplane_messages_received: int | None = None
     """Publishes the servers received from the backplane and delivered, all servers together (own echoes not
     counted); 0 without a backplane, ``None`` when the source does not count them."""
+    first_connect_failed_fraction: float | None = None
+    """First connect attempts that failed / first connect attempts made (``None`` when none was made): with
+    negotiation behind a balancer that is not sticky, the share of clients whose very first connect got a 404."""
 
     def _repr_html_(self) -> str:
         """What Jupyter displays: every figure, formatted, in a two-column table."""

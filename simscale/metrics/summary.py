@@ -163,6 +163,11 @@ def summarize(
             if records.backplane_messages_received_per_server
             else None
         ),
+        first_connect_failed_fraction=(
+            records.first_connects_failed / records.first_connects_attempted
+            if records.first_connects_attempted and records.first_connects_failed is not None
+            else None
+        ),
     )
 
 

@@ -23,6 +23,7 @@ import simpy
 from simscale.metrics.records import NO_SERVER, ConnectionEventKind
 from simscale.model.balancer import LoadBalancer
 from simscale.model.keepalive import HEARTBEAT_S
+from simscale.model.negotiation import NOT_FOUND_REASON, route_connects
 from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
 from simscale.model.recorder import Recorder
@@ -59,6 +60,7 @@ class Connections:
         reconnect_jitter: float,
         connection_lifetime_s: float,
         service_room: Callable[[], int] | None = None,
+        negotiate: bool = False,
     ) -> None:
         self.env = env
         self.rng = rng
@@ -82,6 +84,12 @@ class Connections:
         """Called with (server index, client ids) after clients connected (e.g. they join their groups)."""
         self.on_detaching: list[Callable[[int, IntArray], None]] = []
         """Called with (server index, client ids) just before their connections close (they leave groups)."""
+        self.negotiate = negotiate
+        """Whether clients negotiate first (two requests through the balancer) or skip it."""
+        self.per_client_handshakes: Callable[[SimServer, IntArray, float], Generator[Any, Any, None]] | None = None
+        """When set (by :mod:`simscale.model.handshakes`), runs the handshakes instead of one batch work item."""
+        self.first_connects_attempted = 0
+        self.first_connects_failed = 0
 
     # --- getting connected -----------------------------------------------------------------------
     def start(self, connect_ramp_s: float) -> None:
@@ -116,11 +124,13 @@ class Connections:
         # Only clients still waiting to connect (not connected meanwhile, not given up).
         ids = ids[(self.population.server_of[ids] < 0) & ~self.population.gave_up[ids]]
         for server, batch in self._admit(ids):
-            self.env.process(self._handshake(server, batch, float(self.env.now)))
+            handshake = self.per_client_handshakes or self._handshake
+            self.env.process(handshake(server, batch, float(self.env.now)))
 
     def _admit(self, ids: IntArray) -> list[tuple[SimServer, IntArray]]:
         """Ports, balancer and connection limit for a batch; returns the batches per server that
         may start a handshake (the rest are refused here)."""
+        self.first_connects_attempted += self._first_attempts(ids)
         ids, refused = self._take_client_ports(ids)
         self._fail(refused, NO_SERVER, "ports_exhausted", ConnectionEventKind.REFUSED)
         if self.service_room is not None:  # the service's quota: client plus server connections
@@ -128,9 +138,18 @@ class Connections:
             self._release_to_pools(self.client_pools, self.population.address[ids[room:]])
             self._fail(ids[room:], NO_SERVER, "service_quota", ConnectionEventKind.REFUSED)
             ids = ids[:room]
+        if len(ids) and not any(server.up for server in self.servers):
+            self._release_to_pools(self.client_pools, self.population.address[ids])
+            self._fail(ids, NO_SERVER, "no_server_up", ConnectionEventKind.REFUSED)
+            return []
         if len(ids) == 0:
             return []
-        chosen = self.balancer.choose(ids)
+        chosen, not_found = route_connects(self.balancer, ids, negotiate=self.negotiate)
+        if not_found.any():
+            self._release_to_pools(self.client_pools, self.population.address[ids[not_found]])
+            for server in np.unique(chosen[not_found]).tolist():
+                self._fail(ids[not_found & (chosen == server)], server, NOT_FOUND_REASON, ConnectionEventKind.REFUSED)
+            ids, chosen = ids[~not_found], chosen[~not_found]
         admitted: list[tuple[SimServer, IntArray]] = []
         for server in self.servers:
             batch = ids[chosen == server.index]
@@ -163,6 +182,10 @@ class Connections:
             server.pool.release()
         finally:
             server.handshakes_in_progress -= len(ids)
+        if not server.up:  # it went down meanwhile
+            self._release_ports(server, ids)
+            self._fail(ids, server.index, "server_down", ConnectionEventKind.REFUSED)
+            return
         self._attach(server, ids)
 
     def _attach(self, server: SimServer, ids: IntArray) -> None:
@@ -229,6 +252,7 @@ class Connections:
             return
         self.recorder.connection_event(kind, server, reason, len(ids))
         population = self.population
+        self.first_connects_failed += self._first_attempts(ids)
         population.failed_attempts[ids] += 1
         attempts = len(self.reconnect_delays_s)
         exhausted = ids[(population.failed_attempts[ids] >= attempts) | (not self.reconnect)]
@@ -237,6 +261,10 @@ class Connections:
         if len(retry):
             delays = np.asarray(self.reconnect_delays_s, dtype=np.float64)[population.failed_attempts[retry]]
             self.schedule_attempts(retry, self._jitter(delays))
+
+    def _first_attempts(self, ids: IntArray) -> int:
+        """How many of ``ids`` are on the first connect attempt of their life."""
+        return int((~self.population.ever_connected[ids] & (self.population.failed_attempts[ids] == 0)).sum())
 
     def _give_up(self, ids: IntArray) -> None:
         if len(ids) == 0:

@@ -17,6 +17,9 @@ component                 what it models
                           recipient subscribe to its channel, receive and fan out
 ``client_host``           the clients' side of a send and a read: ``free`` or ``one-loop``
 ``invocations``           other hub-method calls (what starves a thread pool)
+``negotiation``           negotiate + transport as two requests through the balancer (404s)
+``handshakes``            handshakes one by one when they block; the admission limit
+``failures``              a server crash, partition or rolling deploy
 ``sampler``               resource samples of every part
 ``recorder``              the run's records
 ``service``               Azure SignalR Service: units, quota, fan-out, billing (``hosting``)
@@ -52,6 +55,7 @@ from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
 from simscale.model.kernel import CountingEnvironment
 from simscale.model.loadgen_loop import LoopCosts, OneLoopClientHost
+from simscale.model.misbehaviour import MISBEHAVIOUR_FIELDS, wire_misbehaviour
 from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
 from simscale.model.ports import PortPool
@@ -181,7 +185,7 @@ class Deployment:
             self.recorder,
             population,
             self.servers,
-            make_load_balancer(s.load_balancer, population, self.servers),
+            make_load_balancer(s.load_balancer, population, self.servers, rng),
             client_pools=client_pools,
             # On the service an app server's clients are logical connections: no socket limit applies.
             max_connections_per_server=s.max_connections_per_server if self.service is None else s.clients,
@@ -192,7 +196,10 @@ class Deployment:
             reconnect_jitter=s.reconnect_jitter,
             connection_lifetime_s=s.connection_lifetime_s,
             service_room=self.service.room if self.service else None,
+            negotiate=not s.skip_negotiation,
         )
+        misbehaviour = {name: getattr(s, name) for name in MISBEHAVIOUR_FIELDS}
+        self.failures = wire_misbehaviour(env, rng, population, self.servers, self.connections, **misbehaviour)
         self.keepalive = KeepAlive(
             env,
             population,
@@ -340,6 +347,8 @@ class Deployment:
             assert isinstance(self.broadcasts, ServiceBroadcasts)
             drop_at_s = s.service_drop_server_connection_at_s
             env.process(self.broadcasts.drop_server_connection(drop_at_s, self.connections.drop))
+        if self.failures is not None:
+            env.process(self.failures.run())
         self.client_host.start()
         if progress is None:
             env.run(until=self.horizon_s)
@@ -352,6 +361,7 @@ class Deployment:
         self.recorder.records.backplane_messages_received_per_server = (
             list(self.backplane.received) if self.backplane else [0] * s.servers
         )
+        self.recorder.first_connects(self.connections.first_connects_attempted, self.connections.first_connects_failed)
         return ModelRun(
             records=self.recorder.records,
             events=env.events_processed,

@@ -102,3 +102,8 @@ class Recorder:
     def clients_ever_connected(self, clients: int) -> None:
         """At the end of the run: how many distinct clients held a connection at some point."""
         self.records.clients_ever_connected = clients
+
+    def first_connects(self, attempted: int, failed: int) -> None:
+        """At the end of the run: first connect attempts made, and how many of them failed."""
+        self.records.first_connects_attempted = attempted
+        self.records.first_connects_failed = failed

@@ -67,6 +67,8 @@ class SimServer:
         self.last_message_at_s = 0.0
         self.last_ping_at_s = np.zeros(phases, dtype=np.float64)
         self.handshakes_in_progress = 0
+        self.up = True
+        """False while the server is down (crashed, partitioned, restarting): the balancer skips it."""
         self.buffered_bytes = 0.0
 
     def recent_cpu_utilization(self) -> float:

@@ -48,6 +48,23 @@ def failure_cause(reason: str, scenario: Scenario, cpu_utilization_peak: float |
             f"each server accepts at most {s.max_connections_per_server:,} connections "
             "(raise max_connections_per_server or add servers)"
         )
+    if reason == "negotiate_404":
+        return (
+            f"the transport request reached a server that did not negotiate it (404): load_balancer="
+            f"{s.load_balancer!r} is not sticky (use sticky-ip or sticky-cookie, or WebSockets with skip_negotiation)"
+        )
+    if reason in ("no_server_up", "server_down", "server_crash", "server_drain"):
+        return (
+            f"servers went down (server_failure_kind={s.server_failure_kind!r} at {s.server_failure_at_s:g} s, "
+            f"down {s.server_failure_duration_s:g} s)"
+        )
+    if reason == "handshake_limit":
+        return f"a server admits at most max_concurrent_handshakes={s.max_concurrent_handshakes:,} handshakes at once"
+    if reason in ("handshake_timeout", "server_timeout") and s.handshake_wait_s > 0:
+        return (
+            f"handshakes block a thread for handshake_wait_s={s.handshake_wait_s:g} s and retries queued them "
+            "(add reconnect_jitter, set max_concurrent_handshakes or raise min_threads)"
+        )
     if reason in ("handshake_timeout", "server_timeout"):
         what = (
             f"handshakes waited more than handshake_timeout_s={s.handshake_timeout_s:g} s"

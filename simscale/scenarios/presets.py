@@ -137,6 +137,43 @@ PRESETS: dict[str, Preset] = {
                 "duration_s": 60.0,
             },
         ),
+        Preset(
+            "sticky-sessions",
+            "Clients negotiate, then open the transport: a round-robin balancer sends the second request "
+            "to another server, which answers 404, for about 2 in 3 connects over three servers; a sticky "
+            "balancer or WebSockets with skipNegotiation connect every time.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "connect_ramp_s": 10.0,
+                "skip_negotiation": False,
+                "broadcast_rate_per_s": 5.0,
+                "duration_s": 60.0,
+                "warmup_s": 5.0,
+            },
+        ),
+        Preset(
+            "reconnect-storm",
+            "One of three servers crashes at 20 s and is back at 40 s; its clients retry in lockstep into the "
+            "survivors' thread pools, where handshakes block: late handshakes are done for clients that left, "
+            "pings starve, the survivors' own clients time out too, and at 120 s, 80 s after the server is "
+            "back, a third of the clients are still off. "
+            "reconnect_jitter=0.5, max_concurrent_handshakes=150 or min_threads=40 end it.",
+            {
+                "servers": 3,
+                "clients": 3_000,
+                "server_failure_kind": "crash",
+                "server_failure_at_s": 20.0,
+                "server_failure_duration_s": 20.0,
+                "handshake_wait_s": 1.0,
+                "reconnect_delays_s": (10.0, 10.0, 30.0, 30.0, 30.0),
+                "min_threads": 12,
+                "thread_injection_interval_s": 5.0,
+                "broadcast_rate_per_s": 1.0,
+                "duration_s": 120.0,
+                "warmup_s": 5.0,
+            },
+        ),
     )
 }
 
@@ -149,7 +186,8 @@ def preset_names() -> list[str]:
         >>> from simscale import preset_names
         >>> preset_names()  # doctest: +NORMALIZE_WHITESPACE
         ['single-server', 'no-backplane', 'backplane', 'port-exhaustion', 'thread-starvation',
-         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate', 'small-groups', 'big-groups']
+         'azure-signalr-service', 'web-traffic-shared', 'web-traffic-separate', 'small-groups', 'big-groups',
+         'sticky-sessions', 'reconnect-storm']
     """
     return list(PRESETS)
 

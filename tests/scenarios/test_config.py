@@ -23,7 +23,7 @@ from simscale.scenarios import PRESETS, Scenario, describe_fields, parse_field_v
         ("servers", "3", "integer"),
         ("servers", True, "integer"),
         ("message_bytes", 0, ">= 1"),
-        ("load_balancer", "random", "round-robin"),
+        ("load_balancer", "random-walk", "round-robin"),
         ("server_profile", "nodejs", "aspnetcore"),
         ("backplane", "kafka", "redis"),
         ("reconnect", "yes", "true or false"),
