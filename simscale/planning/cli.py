@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from simscale.planning.executors import default_workers
-from simscale.planning.planner import BASE_PRESET
+from simscale.planning.planner import AZURE_PRESET, BASE_PRESET
 from simscale.planning.request import NoDeploymentFits, PlanRequest
 
 __all__ = ["register"]
@@ -27,6 +27,8 @@ Examples:
   simscale plan --clients 60000 --broadcast-rate 30 --message-bytes 200 --latency-p99-ms 50 --cpu-headroom 0.6
   simscale plan --clients 100000 --broadcast-rate 10 --json --out plan/
   simscale plan --clients 5000 --broadcast-rate 20 --backplane none
+  simscale plan --clients 6000 --broadcast-rate 200 --send-target group --group-size 10
+  simscale plan --clients 5000 --broadcast-rate 1 --hosting azure-signalr
   simscale plan --clients 100000 --broadcast-rate 10 --scheduler tcp://127.0.0.1:8786
 
 The answer: every client connected (none refused or dropped), p99 at or under the target, the
@@ -197,7 +199,7 @@ def _base(args: argparse.Namespace) -> Any:
     if args.duration_s is not None:
         changes["duration_s"] = args.duration_s
         changes["warmup_s"] = min(5.0, args.duration_s / 10)
-    return preset(BASE_PRESET, **changes)
+    return preset(AZURE_PRESET if args.hosting == "azure-signalr" else BASE_PRESET, **changes)
 
 
 _FLAGS = {
@@ -301,4 +303,8 @@ def _print_table(answer: Any) -> None:
     for cells in rows:
         print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
     addresses = f", {answer.proxy_addresses} proxy address(es) per backend" if answer.proxy_addresses else ""
-    print(f"\nanswer: {answer.servers} server(s){addresses}; binding constraint: {answer.binding_constraint}")
+    units = f" behind {answer.service_units} Azure SignalR Service unit(s)" if answer.service_units else ""
+    cost = float(answer.chosen()["cost_per_day_usd"])
+    priced = "" if math.isnan(cost) else f"; {cost:,.2f} USD/day"
+    print(f"\nanswer: {answer.servers} server(s){units}{addresses}; binding constraint: {answer.binding_constraint}"
+          f"{priced}")  # fmt: skip

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
+from simscale.config.hosting import allowed_service_units
 from simscale.config.scenario import Scenario
 from simscale.planning.executors import CandidateRun, run_candidate
 from simscale.planning.request import (
@@ -23,7 +24,17 @@ from simscale.planning.request import (
     SendTarget,
 )
 from simscale.planning.result import CANDIDATE_COLUMNS, Plan
-from simscale.planning.search import Estimate, Measurement, Verdict, answer_of, estimate, judge, lower_bound
+from simscale.planning.search import (
+    Estimate,
+    Measurement,
+    Verdict,
+    answer_of,
+    candidate_scenario,
+    estimate,
+    judge,
+    lower_bound,
+    service_units_needed,
+)
 from simscale.planning.search import next_candidates as _next_candidates
 
 if TYPE_CHECKING:
@@ -33,14 +44,18 @@ __all__ = ["base_scenario", "plan"]
 
 BASE_PRESET = "backplane"
 """The preset whose values fill in what a plan request does not say."""
+AZURE_PRESET = "azure-signalr-service"
+"""The same, with ``hosting="azure-signalr"``."""
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (runs done, runs planned so far) after each simulation."""
 
 
 def base_scenario(request: PlanRequest, base: Scenario | None = None) -> Scenario:
-    """The scenario every candidate is a copy of: ``base`` (default: the ``backplane`` preset) with
-    the request's load, message size, cores and backplane.
+    """The scenario every candidate is a copy of: ``base`` (default: the ``backplane`` preset, or
+    ``azure-signalr-service`` with ``hosting="azure-signalr"``) with the request's load, message size,
+    cores, hosting and backplane; group sends split the clients into ``clients // group_size``
+    disjoint groups of ``group_size``.
 
     Example:
 
@@ -49,17 +64,30 @@ def base_scenario(request: PlanRequest, base: Scenario | None = None) -> Scenari
         >>> scenario = base_scenario(PlanRequest(clients=500, broadcast_rate_per_s=4.0, backplane="none"))
         >>> scenario.name, scenario.clients, scenario.backplane, scenario.servers
         ('plan', 500, 'none', 1)
+        >>> grouped = base_scenario(PlanRequest(clients=600, broadcast_rate_per_s=4.0, send_target="group",
+        ...                                     group_size=10))
+        >>> grouped.send_target, grouped.groups, grouped.group_size
+        ('group', 60, 10)
     """
     from simscale.scenarios import preset
 
-    scenario = base if base is not None else preset(BASE_PRESET)
+    azure = request.hosting == "azure-signalr"
+    scenario = base if base is not None else preset(AZURE_PRESET if azure else BASE_PRESET)
     changes: dict[str, object] = {
         "name": "plan",
         "clients": request.clients,
         "broadcast_rate_per_s": request.broadcast_rate_per_s,
-        "backplane": request.backplane,
+        "backplane": "none" if azure else request.backplane,
+        "hosting": request.hosting,
         "servers": 1,
     }
+    if request.send_target == "group" and request.group_size is not None:
+        changes.update(
+            send_target="group",
+            group_size=request.group_size,
+            groups=request.clients // request.group_size,
+            groups_per_client=1,
+        )
     if request.message_bytes is not None:
         changes["message_bytes"] = request.message_bytes
     if request.cores_per_server is not None:
@@ -114,6 +142,8 @@ def measure(servers: int, runs: Sequence[CandidateRun]) -> Measurement:
         connections_dropped=max(run.summary.connections_dropped or 0 for run in runs),
         clients_never_connected=max(run.summary.clients_never_connected or 0 for run in runs),
         failure_limit=max(set(limits), key=limits.count) if limits else None,  # type: ignore[arg-type]
+        service_units=max((run.summary.service_units or 0 for run in runs), default=0) or None,
+        service_cost_per_day_usd=_interval([_number(run.summary.service_cost_per_day_usd) for run in runs])[0],
     )
 
 
@@ -149,11 +179,15 @@ def plan(
     size that meets sits just above one that fails. What the arguments do not say comes from
     ``base`` (default: the ``backplane`` preset). ``backplane="none"`` plans one server at most.
     ``memory_per_server_bytes`` adds a memory limit (the model sets none); ``price_per_server_per_day``
-    fills the ``cost_per_day`` column (no price is known otherwise, and the column stays NaN).
+    (USD) prices the app servers in the ``cost_per_day_usd`` column, which on Azure SignalR Service
+    also holds the service's bill (units and messages, at the scenario's prices); with no price known
+    it stays NaN. ``send_target="group"`` splits the clients into groups of ``group_size``, one group
+    per send; ``hosting="azure-signalr"`` plans app servers behind the service and reports the
+    ``service_units`` the chosen deployment needs (``backplane`` is then ignored).
 
     Raises:
         ValueError: a bad argument (the message names it).
-        NotAvailableYet: groups or Azure SignalR Service (a later version).
+        NotAvailableYet: group sends on Azure SignalR Service (a later version).
         NoDeploymentFits: no deployment within ``max_servers`` meets everything (``reason`` says why).
 
     Example:
@@ -191,6 +225,10 @@ def plan(
     return _search(request, base_scenario(request, base), executor, batch_sizes, price_per_server_per_day, progress)
 
 
+Round = tuple[dict[int, Estimate], dict[int, Measurement], dict[int, Verdict]]
+"""One search over app-server counts: the closed forms, the measurements and the verdicts, by size."""
+
+
 def _search(
     request: PlanRequest,
     scenario: Scenario,
@@ -199,24 +237,85 @@ def _search(
     price: float | None,
     progress: ProgressCallback | None,
 ) -> Plan:
-    # Without a backplane a broadcast reaches only its sender's server's clients: one server at most.
-    limit = 1 if request.backplane == "none" else request.max_servers
+    # Without a backplane a broadcast reaches only its sender's server's clients: one server at most
+    # (on the service, the service joins the app servers).
+    azure = request.hosting == "azure-signalr"
+    limit = 1 if request.backplane == "none" and not azure else request.max_servers
     start = lower_bound(scenario, request, limit)
+    counter = [0, 0]  # runs done, runs planned
+    rounds: list[Round] = []
+    at_least_units = 0
+    while True:
+        closed, measured, verdicts = _search_servers(
+            request, scenario, executor, width, start, limit, at_least_units, counter, progress
+        )
+        rounds.append((closed, measured, verdicts))
+        answer = answer_of({n: v.meets for n, v in verdicts.items()})
+        if answer is not None or not azure or scenario.service_units:
+            break
+        if any(v.binding_constraint != "service_units" for v in verdicts.values()):
+            break
+        # The units, not the app servers, are short: the next allowed count, the search again.
+        used = max(m.service_units or 0 for m in measured.values())
+        larger = [u for u in allowed_service_units(scenario.service_tier) if u > used]
+        if not larger or service_units_needed(scenario, request, start, larger[0]) is None:
+            break
+        at_least_units = larger[0]
+    if answer is None:
+        largest = max(verdicts)
+        verdict = verdicts[largest]
+        where = "one server (no backplane to share the load)" if limit == 1 else f"{largest} servers"
+        if azure and verdict.binding_constraint == "service_units":
+            where = f"{largest} app servers on {measured[largest].service_units} units"
+        raise NoDeploymentFits(f"{verdict.binding_constraint}: even {where} fail{'s' if limit == 1 else ''} "
+                               f"({', '.join(verdict.failed)})")  # fmt: skip
+    binding: Constraint
+    if answer - 1 in verdicts:
+        binding = verdicts[answer - 1].binding_constraint
+    elif len(rounds) > 1:
+        binding = "service_units"  # fewer units failed: they, not the app servers, set the size
+    else:
+        binding = verdicts[answer].binding_constraint
+    candidates = _candidates_frame(rounds, price)
+    estimates = _estimates_frame(scenario, request, max(verdicts), at_least_units)
+    return Plan(
+        request=request,
+        servers=answer,
+        proxy_addresses=closed[answer].proxy_addresses_needed if scenario.proxy_hop and not azure else None,
+        service_units=measured[answer].service_units if azure else None,
+        binding_constraint=binding,
+        candidates=candidates,
+        estimates=estimates,
+    )
+
+
+def _search_servers(
+    request: PlanRequest,
+    scenario: Scenario,
+    executor: Executor | None,
+    width: int,
+    start: int,
+    limit: int,
+    at_least_units: int,
+    counter: list[int],
+    progress: ProgressCallback | None,
+) -> Round:
+    """Simulate rounds of app-server counts until the smallest that meets sits above one that fails."""
     seeds = _seeds(scenario, request.replications)
     closed: dict[int, Estimate] = {}
     measured: dict[int, Measurement] = {}
     verdicts: dict[int, Verdict] = {}
-    done = planned = 0
     while sizes := _next_candidates({n: v.meets for n, v in verdicts.items()}, start, width, limit):
-        scenarios = [scenario.replace(servers=n, seed=seed) for n in sizes for seed in seeds]
-        planned += len(scenarios)
+        candidates = {n: candidate_scenario(scenario, request, n, at_least_units) for n in sizes}
+        scenarios = [candidates[n].replace(seed=seed) for n in sizes for seed in seeds]
+        counter[1] += len(scenarios)
         results = executor.map(run_candidate, scenarios) if executor is not None else map(run_candidate, scenarios)
         by_size: dict[int, list[CandidateRun]] = {n: [] for n in sizes}
         for run in results:
             by_size[run.servers].append(run)
-            done += 1
+            counter[0] += 1
             if progress is not None:
-                progress(done, planned)
+                progress(counter[0], counter[1])
         for n, runs in by_size.items():
             if not any(run.summary.broadcasts for run in runs):
                 raise ValueError(
@@ -224,53 +323,52 @@ def _search(
                     f"{scenario.warmup_s:g} s warm-up at {scenario.broadcast_rate_per_s:g} broadcasts/s): "
                     "simulate longer or raise the rate"
                 )
-            closed[n] = estimate(scenario, n)
+            closed[n] = estimate(candidates[n], n)
             measured[n] = measure(n, runs)
             verdicts[n] = judge(request, closed[n], measured[n])
-    answer = answer_of({n: v.meets for n, v in verdicts.items()})
-    if answer is None:
-        largest = max(verdicts)
-        verdict = verdicts[largest]
-        where = "one server (no backplane to share the load)" if limit == 1 else f"{largest} servers"
-        raise NoDeploymentFits(f"{verdict.binding_constraint}: even {where} fail{'s' if limit == 1 else ''} "
-                               f"({', '.join(verdict.failed)})")  # fmt: skip
-    binding: Constraint = (verdicts[answer - 1] if answer - 1 in verdicts else verdicts[answer]).binding_constraint
-    candidates = _candidates_frame(closed, measured, verdicts, price)
-    estimates = _estimates_frame(scenario, max(verdicts))
-    return Plan(
-        request=request,
-        servers=answer,
-        proxy_addresses=closed[answer].proxy_addresses_needed if scenario.proxy_hop else None,
-        service_units=None,
-        binding_constraint=binding,
-        candidates=candidates,
-        estimates=estimates,
-    )
+        if scenario.hosting == "azure-signalr" and all(
+            verdicts[n].binding_constraint == "service_units" for n in sizes
+        ):
+            break  # more app servers do not give the service more units
+    return closed, measured, verdicts
 
 
-def _candidates_frame(
-    closed: dict[int, Estimate], measured: dict[int, Measurement], verdicts: dict[int, Verdict], price: float | None
-) -> pd.DataFrame:
+def _candidates_frame(rounds: Sequence[Round], price: float | None) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for n in sorted(verdicts):
-        c, m, v = closed[n], measured[n], verdicts[n]
-        row = {
-            **dataclasses.asdict(m),
-            **{name: getattr(c, name) for name in ("connections_per_server", "proxy_addresses_needed",
-                                                    "cpu_utilization_estimate", "memory_per_server_bytes",
-                                                    "backplane_utilization", "latency_floor_ms")},
-            "meets": v.meets,
-            "binding_constraint": v.binding_constraint,
-            "failed": ",".join(v.failed),
-            "cost_per_day": math.nan if price is None else n * price,
-        }  # fmt: skip
-        rows.append(row)
+    for closed, measured, verdicts in rounds:
+        for n in sorted(verdicts):
+            c, m, v = closed[n], measured[n], verdicts[n]
+            row = {
+                **dataclasses.asdict(m),
+                "servers_reached_per_send": c.servers_reached_per_send,
+                "service_utilization": c.service_utilization if c.service_units else math.nan,
+                **{name: getattr(c, name) for name in ("connections_per_server", "proxy_addresses_needed",
+                                                        "cpu_utilization_estimate", "memory_per_server_bytes",
+                                                        "backplane_utilization", "latency_floor_ms")},
+                "meets": v.meets,
+                "binding_constraint": v.binding_constraint,
+                "failed": ",".join(v.failed),
+                "cost_per_day_usd": _cost_per_day_usd(n, m, price),
+            }  # fmt: skip
+            rows.append(row)
     return pd.DataFrame(rows)[list(CANDIDATE_COLUMNS)]
 
 
-def _estimates_frame(scenario: Scenario, largest: int) -> pd.DataFrame:
+def _cost_per_day_usd(servers: int, measured: Measurement, price: float | None) -> float:
+    """The service's bill (when on the service) plus the app servers' (when a price is given); NaN: no price known."""
+    parts = [part for part in (measured.service_cost_per_day_usd, None if price is None else servers * price)
+             if part is not None and not math.isnan(part)]  # fmt: skip
+    return sum(parts) if parts else math.nan
+
+
+def _estimates_frame(scenario: Scenario, request: PlanRequest, largest: int, at_least_units: int) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame([dataclasses.asdict(estimate(scenario, n)) for n in range(1, largest + 1)])
+    return pd.DataFrame(
+        [
+            dataclasses.asdict(estimate(candidate_scenario(scenario, request, n, at_least_units), n))
+            for n in range(1, largest + 1)
+        ]
+    )

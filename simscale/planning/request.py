@@ -68,16 +68,18 @@ class NoDeploymentFits(Exception):
 
 
 class NotAvailableYet(ValueError):
-    """A flag whose model is not in this version (groups, Azure SignalR Service); a ``ValueError``.
+    """A combination the model cannot simulate in this version (group sends on Azure SignalR
+    Service, whose model fans out broadcasts only); a ``ValueError``.
 
     Example:
 
         >>> from simscale.planning import PlanRequest
-        >>> request = PlanRequest(clients=10, broadcast_rate_per_s=1.0, hosting="azure-signalr")
+        >>> request = PlanRequest(clients=10, broadcast_rate_per_s=1.0, hosting="azure-signalr",
+        ...                       send_target="group", group_size=5)
         >>> request.check_supported()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        simscale.planning.request.NotAvailableYet: --hosting azure-signalr needs the azure-signalr-service preset, ...
+        simscale.planning.request.NotAvailableYet: --send-target group with --hosting azure-signalr: ...
     """
 
 
@@ -125,7 +127,8 @@ class PlanRequest:
     hosting: Hosting = "self-hosted"
     """``self-hosted`` app servers, or ``azure-signalr`` (Azure SignalR Service units)."""
     backplane: BackplaneChoice = "redis"
-    """``redis`` joins the servers; ``none``: one server only (no backplane delivers to the others)."""
+    """``redis`` joins the servers; ``none``: one server only (no backplane delivers to the others).
+    Ignored with ``hosting="azure-signalr"`` (the service joins the app servers)."""
     cores_per_server: int | None = None
     """Cores of each server; ``None``: the base scenario's."""
     memory_per_server_bytes: float | None = None
@@ -165,14 +168,9 @@ class PlanRequest:
         _positive_int("max_servers", self.max_servers, 10_000)
 
     def check_supported(self) -> None:
-        """Raise :class:`NotAvailableYet` for what the model cannot simulate in this version.
-
-        Groups and Azure SignalR Service plug in here (and in :mod:`simscale.planning.search`) once
-        the model has them.
-        """
-        if self.hosting == "azure-signalr":
+        """Raise :class:`NotAvailableYet` for what the model cannot simulate in this version."""
+        if self.hosting == "azure-signalr" and self.send_target == "group":
             raise NotAvailableYet(
-                "--hosting azure-signalr needs the azure-signalr-service preset, not available in this version"
+                "--send-target group with --hosting azure-signalr: the service model fans out broadcasts only, "
+                "not available in this version"
             )
-        if self.send_target == "group":
-            raise NotAvailableYet("--send-target group needs group sends in the model, not available in this version")

@@ -38,14 +38,21 @@ CANDIDATE_COLUMNS = (
     "memory_per_server_bytes",
     "backplane_utilization",
     "latency_floor_ms",
-    "cost_per_day",
+    "servers_reached_per_send",
+    "service_units",
+    "service_utilization",
+    "service_cost_per_day_usd",
+    "cost_per_day_usd",
 )
 """The columns of :attr:`Plan.candidates`, one row per simulated size. Latency in ms; CPU and
 backplane utilisation as fractions 0-1 (CPU: the busiest server's mean over the busy period, the
 mean over replications with a 95 % Student-t interval); connection counts are the worst replication;
 ``clients_connected`` is the mean over replications; ``failed`` lists every requirement missed
 (comma-separated); the closed-form columns come from :func:`simscale.planning.search.estimate`;
-``cost_per_day`` is NaN unless a price per server was given."""
+``servers_reached_per_send`` is the closed form (all servers for a broadcast, fewer for a small group);
+``service_units`` (from the runs' summaries), ``service_utilization`` (closed form) and
+``service_cost_per_day_usd`` are NaN when self-hosted; ``cost_per_day_usd`` is the service's bill plus
+the app servers' at the given price, NaN when neither is known."""
 
 
 def _json_value(value: Any) -> Any:
@@ -61,7 +68,8 @@ class Plan:
     """The smallest deployment that meets every requirement, and how the search found it.
 
     ``servers`` app servers (with ``proxy_addresses`` source addresses per backend on the proxy);
-    ``service_units`` is ``None`` for self-hosting. ``binding_constraint`` is the limit that stops a
+    ``service_units``: the Azure SignalR Service units of the chosen deployment, ``None`` for
+    self-hosting. ``binding_constraint`` is the limit that stops a
     smaller deployment: what one server fewer fails on (at one server, the requirement closest to
     its limit). ``candidates`` has one row per simulated size (:data:`CANDIDATE_COLUMNS`),
     ``estimates`` the closed forms of every size up to the largest tried.
@@ -89,6 +97,11 @@ class Plan:
             f"binding_constraint={self.binding_constraint!r}, candidates={len(self.candidates)} sizes simulated)"
         )
 
+    def chosen(self) -> pd.Series:
+        """The candidates row of the answer (on the service, the one with the answer's units)."""
+        rows = self.candidates[(self.candidates["servers"] == self.servers) & self.candidates["meets"].astype(bool)]
+        return rows.iloc[-1]
+
     def figure(self) -> go.Figure:
         """The search drawn: closed forms as lines, simulated candidates as points, the targets."""
         from simscale.figures.planning import plan_search_figure
@@ -107,18 +120,20 @@ class Plan:
         ]
         for row in rows:
             row["failed"] = [name for name in str(row["failed"] or "").split(",") if name]
-        chosen = self.candidates.set_index("servers").loc[self.servers]
+        chosen = self.chosen()
         return {
             "servers": self.servers,
             "proxy_addresses": self.proxy_addresses,
             "service_units": self.service_units,
             "binding_constraint": self.binding_constraint,
             "hosting": self.request.hosting,
-            "backplane": self.request.backplane,
-            "cost_per_day": _json_value(chosen["cost_per_day"]),
+            "backplane": "none" if self.request.hosting == "azure-signalr" else self.request.backplane,
+            "cost_per_day_usd": _json_value(chosen["cost_per_day_usd"]),
             "requirements": {
                 "clients": self.request.clients,
                 "broadcast_rate_per_s": self.request.broadcast_rate_per_s,
+                "send_target": self.request.send_target,
+                "group_size": self.request.group_size,
                 "latency_p99_ms": self.request.latency_p99_ms,
                 "cpu_headroom": self.request.cpu_headroom,
                 "backplane_utilization_max": self.request.backplane_utilization_max,

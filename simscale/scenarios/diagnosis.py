@@ -86,8 +86,9 @@ def failure_limit(reason: str, cpu_utilization_peak: float | None = None) -> str
     """The name of the limit behind a refusal or drop ``reason``, as ``simscale plan`` names it.
 
     ``ports`` (a proxy's or a client address's ephemeral ports), ``connection_limit``, ``threads``
-    (work waited past a timeout while the CPU had room) or ``cpu`` (it waited because the CPU was
-    saturated); ``None`` for a reason no server limit explains (silent clients, a short run).
+    (work waited past a timeout while the CPU had room), ``cpu`` (it waited because the CPU was
+    saturated) or ``service_units`` (Azure SignalR Service's connection quota); ``None`` for a
+    reason no server limit explains (silent clients, a short run).
 
     Example:
 
@@ -99,6 +100,8 @@ def failure_limit(reason: str, cpu_utilization_peak: float | None = None) -> str
         return "ports"
     if reason == "connection_limit":
         return "connection_limit"
+    if reason == "service_quota":
+        return "service_units"
     if reason in ("handshake_timeout", "server_timeout"):
         saturated = cpu_utilization_peak is not None and cpu_utilization_peak >= _CPU_SATURATED
         return "cpu" if saturated else "threads"

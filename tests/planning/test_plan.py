@@ -38,6 +38,15 @@ LATENCY = {"clients": 2_000, "broadcast_rate_per_s": 2.0, "latency_p99_ms": 25.0
 """A fan-out to 2,000 local clients takes 40 ms at 20 µs each; the CPU stays under 5 %."""
 
 
+GROUPS = {"clients": 600, "broadcast_rate_per_s": 200.0, "send_target": "group", "group_size": 10,
+          "latency_p99_ms": 5000.0, "base": small(send_cpu_per_recipient_s=0.85e-3)}  # fmt: skip
+"""60 groups of 10: 2,000 deliveries a second at 0.85 ms, 85 % of one 2-core server (a broadcast to all
+600 would need 60,000)."""
+AZURE = {"clients": 1_000, "broadcast_rate_per_s": 2.0, "hosting": "azure-signalr", "replications": 1,
+         "base": simscale.preset("azure-signalr-service", duration_s=4.0, warmup_s=1.0)}  # fmt: skip
+"""1,000 clients on the service: 2 units hold them, but one unit's fan-out of 500 messages is too slow."""
+
+
 def brute_force(case: dict[str, Any], max_servers: int) -> int | None:
     """Simulate every size from 1, with the planner's seeds and verdicts; the smallest that meets."""
     options = {k: v for k, v in case.items() if k != "base"}
@@ -52,7 +61,7 @@ def brute_force(case: dict[str, Any], max_servers: int) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("case", [PORTS, CPU, LATENCY], ids=["ports", "cpu", "latency"])
+@pytest.mark.parametrize("case", [PORTS, CPU, LATENCY, GROUPS], ids=["ports", "cpu", "latency", "groups"])
 def test_the_answer_is_the_brute_force_sweeps(case: dict[str, Any]) -> None:
     answer = simscale.plan(**case)
     assert answer.servers == brute_force(case, answer.servers + 1)
@@ -60,8 +69,8 @@ def test_the_answer_is_the_brute_force_sweeps(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("case", "servers", "binding"),
-    [(PORTS, 3, "ports"), (CPU, 2, "cpu"), (LATENCY, 4, "latency")],
-    ids=["ports", "cpu", "latency"],
+    [(PORTS, 3, "ports"), (CPU, 2, "cpu"), (LATENCY, 4, "latency"), (GROUPS, 2, "cpu")],
+    ids=["ports", "cpu", "latency", "groups"],
 )
 def test_the_binding_constraint_is_named(case: dict[str, Any], servers: int, binding: str) -> None:
     answer = simscale.plan(**case)
@@ -86,6 +95,36 @@ def test_the_result_is_typed_and_draws_its_search() -> None:
     assert answer.candidates["latency_p99_ms_ci_low"].notna().all()  # two replications: an interval
     assert (answer.candidates["latency_p99_ms_ci_low"] <= answer.candidates["latency_p99_ms"]).all()
     assert [trace.name for trace in answer.figure().data][1] == "p99, simulated"
+
+
+def test_group_sends_cost_group_size_deliveries_not_clients() -> None:
+    rows = simscale.plan(**GROUPS).candidates.set_index("servers")
+    one, two = rows.loc[1], rows.loc[2]
+    assert 0.7 < one["cpu_utilization_max"] < 1.0 and two["cpu_utilization_max"] < 0.7
+    assert two["servers_reached_per_send"] == pytest.approx(2 * (1 - 0.5**10))
+
+
+def test_on_azure_signalr_the_answer_gives_units_app_servers_and_cost() -> None:
+    answer = simscale.plan(**AZURE)
+    assert answer.service_units is not None and answer.service_units > 2  # more than the connections need
+    assert answer.servers >= 1 and answer.proxy_addresses is None
+    assert answer.binding_constraint == "service_units"
+    rows = answer.candidates
+    assert (rows["cost_per_day_usd"] > 0).all() and rows["service_units"].notna().all()
+    fewer_units = rows[rows["service_units"] < answer.service_units]
+    assert len(fewer_units) and not fewer_units["meets"].any()
+    assert set(fewer_units["binding_constraint"]) == {"service_units"}
+    chosen = answer.to_json_dict()
+    assert chosen["service_units"] == answer.service_units and chosen["cost_per_day_usd"] > 0
+
+
+def test_the_service_quota_refusing_clients_binds_on_service_units() -> None:
+    base = simscale.preset("azure-signalr-service", duration_s=4.0, warmup_s=1.0, service_units=1)
+    with pytest.raises(NoDeploymentFits, match=r"^service_units: even 1 units hold 1,000 connections"):
+        simscale.plan(clients=1_200, broadcast_rate_per_s=2.0, hosting="azure-signalr", replications=1, base=base)
+    run = run_candidate(base_scenario(PlanRequest(clients=1_200, broadcast_rate_per_s=2.0,
+                                                  hosting="azure-signalr"), base))  # fmt: skip
+    assert run.summary.connections_refused and run.failure_limit == "service_units"
 
 
 def test_a_local_process_pool_gives_the_serial_answer() -> None:
@@ -136,6 +175,15 @@ def test_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> Non
     assert row["clients_connected"] == 200
 
 
+def test_json_on_azure_signalr_reports_units_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--clients", "1000", "--broadcast-rate", "2", "--hosting", "azure-signalr", "--json"]
+    code, out, _ = plan_cli(capsys, *flags)
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["service_units"] > 0 and answer["cost_per_day_usd"] > 0 and answer["backplane"] == "none"
+    assert all(row["cost_per_day_usd"] > 0 and row["service_units"] > 0 for row in answer["candidates"])
+
+
 def test_out_writes_the_table_and_the_figure(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = plan_cli(capsys, "--clients", "200", "--broadcast-rate", "2", "--out", str(tmp_path))
     assert code == 0 and "answer: 1 server(s)" in out and "binding constraint:" in out
@@ -170,10 +218,11 @@ def test_a_load_nothing_carries_exits_1_with_the_reason(
         (["--clients", "10", "--broadcast-rate", "-2"], "--broadcast-rate must be"),
         (["--clients", "10", "--broadcast-rate", "1", "--cpu-headroom", "0"], "--cpu-headroom must be within (0, 1]"),
         (["--clients", "10", "--broadcast-rate", "1", "--cpu-headroom", "1.5"], "--cpu-headroom must be within (0, 1]"),
-        (["--clients", "10", "--broadcast-rate", "1", "--hosting", "azure-signalr"],
-         "--hosting azure-signalr needs the azure-signalr-service preset, not available in this version"),
-        (["--clients", "10", "--broadcast-rate", "1", "--send-target", "group", "--group-size", "5"],
-         "--send-target group needs group sends"),
+        (["--clients", "10", "--broadcast-rate", "1", "--hosting", "azure-signalr", "--send-target", "group",
+          "--group-size", "5"],
+         "--send-target group with --hosting azure-signalr: the service model fans out broadcasts only"),
+        (["--clients", "10", "--broadcast-rate", "1", "--send-target", "group", "--group-size", "11"],
+         "--group-size must be an integer >= 1 and <= 10"),
         (["--clients", "ten", "--broadcast-rate", "1"], "argument --clients: invalid int value"),
     ],
 )  # fmt: skip

@@ -7,7 +7,15 @@ import math
 import pytest
 
 from simscale.planning import CONSTRAINTS, NoDeploymentFits, PlanRequest
-from simscale.planning.search import Measurement, estimate, judge, lower_bound, next_candidates
+from simscale.planning.search import (
+    Measurement,
+    candidate_scenario,
+    estimate,
+    judge,
+    lower_bound,
+    next_candidates,
+    service_units_needed,
+)
 from simscale.scenarios import preset
 
 
@@ -73,3 +81,41 @@ def test_next_candidates_walks_to_the_smallest_size_above_a_failure(
     meets: dict[int, bool], expected: list[int]
 ) -> None:
     assert next_candidates(meets, start=3, width=3, max_servers=10) == expected
+
+
+def test_a_group_send_reaches_fewer_servers_and_costs_its_members_only() -> None:
+    # 6,000 clients in groups of 10 over 3 servers: each send reaches 3·(1 − (2/3)^10) ≈ 2.95 servers,
+    # 10 deliveries in all, so 200 sends/s are 2,000 deliveries, not 1,200,000.
+    grouped = preset("small-groups", clients=6_000, groups=600, send_cpu_per_recipient_s=1e-3)
+    everyone = grouped.replace(send_target="all")
+    closed, broadcast = estimate(grouped, 3), estimate(everyone, 3)
+    assert closed.servers_reached_per_send == pytest.approx(3 * (1 - (2 / 3) ** 10))
+    deliveries_cpu = 200 * 10 / 3 * grouped.send_cpu_per_recipient_s / grouped.cores_per_server
+    assert closed.cpu_utilization_estimate == pytest.approx(deliveries_cpu, rel=0.05)
+    assert broadcast.cpu_utilization_estimate > 100 * closed.cpu_utilization_estimate
+    assert closed.backplane_utilization < broadcast.backplane_utilization
+    assert closed.latency_floor_ms < broadcast.latency_floor_ms
+
+
+def test_service_units_hold_the_connections_and_a_fast_enough_fan_out() -> None:
+    scenario = preset("azure-signalr-service", clients=5_000, broadcast_rate_per_s=1.0)
+    request = PlanRequest(clients=5_000, broadcast_rate_per_s=1.0, hosting="azure-signalr")
+    loose = PlanRequest(clients=5_000, broadcast_rate_per_s=1.0, hosting="azure-signalr", latency_p99_ms=10_000.0)
+    assert service_units_needed(scenario, loose, 2) == 6  # 5,010 connections, 1,000 a unit
+    units = service_units_needed(scenario, request, 2)
+    assert units is not None and units > 6  # one unit's fan-out of 834 would pass the 250 ms target
+    closed = estimate(candidate_scenario(scenario, request, 2), 2)
+    assert closed.service_units == units and closed.latency_floor_ms <= 250.0
+    assert "service_units" not in closed.failures(request) and closed.ports_per_backend_needed == 0
+    short = estimate(scenario.replace(service_units=5), 2)
+    assert short.failures(loose) == ["service_units"]  # 5,000 connections a quota, 5,010 needed
+
+
+def test_a_late_p99_on_the_service_binds_on_its_units() -> None:
+    scenario = preset("azure-signalr-service", clients=1_000, broadcast_rate_per_s=2.0)
+    request = PlanRequest(clients=1_000, broadcast_rate_per_s=2.0, hosting="azure-signalr")
+    closed = estimate(scenario, 1)
+    late = judge(request, closed, _measured(p99=800.0, cpu=0.01))
+    assert (late.meets, late.binding_constraint) == (False, "service_units")
+    refused = judge(request, closed, _measured(p99=100.0, refused=3, limit="service_units"))
+    assert refused.failed == ("service_units",)
