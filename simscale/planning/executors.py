@@ -31,12 +31,18 @@ def default_workers() -> int:
 
 @dataclass(frozen=True, slots=True)
 class CandidateRun:
-    """One simulation of one candidate: its summary and the limit behind its connection failures."""
+    """One simulation of one candidate: its summary and the limit behind its connection failures.
+
+    ``clients_connected`` is the mean number of clients connected when the counted sends went out;
+    for group sends (whose summary counts the connected members of each send's group) it is that
+    fraction of the group times all the clients.
+    """
 
     servers: int
     seed: int
     summary: RunSummary
     failure_limit: str | None
+    clients_connected: float | None = None
 
 
 def run_candidate(scenario: Scenario) -> CandidateRun:
@@ -54,7 +60,10 @@ def run_candidate(scenario: Scenario) -> CandidateRun:
             limit = failure_limit(reason, peak)
             if limit is not None:
                 break
-    return CandidateRun(scenario.servers, scenario.seed, result.summary, limit)
+    connected = result.summary.clients_connected
+    if connected is not None and scenario.send_target == "group":
+        connected = connected / scenario.group_size * scenario.clients
+    return CandidateRun(scenario.servers, scenario.seed, result.summary, limit, connected)
 
 
 @contextlib.contextmanager

@@ -126,7 +126,7 @@ def measure(servers: int, runs: Sequence[CandidateRun]) -> Measurement:
     """Aggregate one candidate's replications (worst run for connection failures)."""
     latency = _interval([_number(run.summary.latency_p99_ms) for run in runs])
     cpu = _interval([_number(run.summary.cpu_utilization_max) for run in runs])
-    connected = [_number(run.summary.clients_connected) for run in runs]
+    connected = [_number(run.clients_connected) for run in runs]
     limits = [run.failure_limit for run in runs if run.failure_limit is not None]
     return Measurement(
         servers=servers,

@@ -102,6 +102,7 @@ def test_group_sends_cost_group_size_deliveries_not_clients() -> None:
     one, two = rows.loc[1], rows.loc[2]
     assert 0.7 < one["cpu_utilization_max"] < 1.0 and two["cpu_utilization_max"] < 0.7
     assert two["servers_reached_per_send"] == pytest.approx(2 * (1 - 0.5**10))
+    assert (rows["clients_connected"] == 600).all()  # all the clients, not one group's members
 
 
 def test_on_azure_signalr_the_answer_gives_units_app_servers_and_cost() -> None:
