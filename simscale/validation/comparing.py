@@ -221,9 +221,12 @@ def agreement(result: _Compared, metrics: Sequence[Metric] = METRICS) -> dict[st
     frame = result.comparisons
     outcome: dict[str, bool | None] = {}
     for metric in metrics:
-        if metric.tolerance is None:
+        rows = frame[frame.metric == metric.name]
+        # An optional metric with no row does not apply to this scenario (the backplane counts of a
+        # broadcast run): it is left out rather than shown as "not measured".
+        if metric.tolerance is None or (metric.optional and rows.empty):
             continue
-        errors = frame[frame.metric == metric.name].relative_error.dropna()
+        errors = rows.relative_error.dropna()
         outcome[metric.name] = None if errors.empty else bool((errors.abs() <= metric.tolerance).all())
     return outcome
 
@@ -268,10 +271,14 @@ def machine_speed_drift(
     """Median of the load generator's CPU over what the calibration says its work takes, minus 1.
 
     ``work`` holds ``(rate, CPU seconds spent, CPU seconds expected)``; only runs below saturation
-    that were busy enough (``expected >= busy_enough_s``, so that fixed overheads do not dominate)
-    count. ``None`` when none does.
+    that kept the load generator busy enough (``spent >= busy_enough_s``, so that fixed overheads do
+    not dominate) count. It is the CPU actually spent that must be large enough: judged by what the
+    calibration expects, a calibration from a faster machine would expect too little and hide the very
+    drift it is meant to reveal. ``None`` when no run counts.
     """
     ratios = [
-        spent_s / expected_s for rate, spent_s, expected_s in work if rate < limit_per_s and expected_s >= busy_enough_s
+        spent_s / expected_s
+        for rate, spent_s, expected_s in work
+        if rate < limit_per_s and spent_s >= busy_enough_s and expected_s > 0
     ]
     return float(np.median(ratios)) - 1.0 if ratios else None
