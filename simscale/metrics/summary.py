@@ -67,11 +67,22 @@ def servers_reached_per_send(records: RunRecords) -> float | None:
     return len(reached) / len(counted)
 
 
-def clients_connected_mean(records: RunRecords) -> float | None:
-    """Mean number of clients connected anywhere when the counted broadcasts were sent."""
+def clients_connected_mean(records: RunRecords, start_s: float = 0.0, end_s: float = math.inf) -> float | None:
+    """Mean number of clients connected anywhere when the counted broadcasts were sent.
+
+    A broadcast to everyone records that number itself. A send to a group, a user or a connection
+    records only its audience's connected members, so then the connections the servers held, summed
+    at each resource sample in (``start_s``, ``end_s``], are averaged instead.
+    """
     if not records.broadcasts:
         return None
-    return sum(record.connected_clients for record in records.broadcasts) / len(records.broadcasts)
+    if all(record.audience == "all" for record in records.broadcasts):
+        return sum(record.connected_clients for record in records.broadcasts) / len(records.broadcasts)
+    held: dict[float, int] = {}
+    for sample in records.resources:
+        if sample.server != NO_SERVER and start_s < sample.time_s <= end_s:
+            held[sample.time_s] = held.get(sample.time_s, 0) + sample.connections
+    return sum(held.values()) / len(held) if held else None
 
 
 def cpu_utilization_by_server(records: RunRecords, start_s: float, end_s: float) -> dict[int, float]:
@@ -149,7 +160,7 @@ def summarize(
         memory_per_connection_kb=memory_per_connection_kb,
         clients_gave_up=gave_up,
         source=source,
-        clients_connected=clients_connected_mean(records),
+        clients_connected=clients_connected_mean(records, warmup_s, duration_s if duration_s is not None else math.inf),
         clients_never_connected=(
             clients - records.clients_ever_connected
             if clients is not None and records.clients_ever_connected is not None

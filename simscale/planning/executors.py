@@ -60,10 +60,7 @@ def run_candidate(scenario: Scenario) -> CandidateRun:
             limit = failure_limit(reason, peak)
             if limit is not None:
                 break
-    connected = result.summary.clients_connected
-    if connected is not None and scenario.send_target == "group":
-        connected = connected / scenario.group_size * scenario.clients
-    return CandidateRun(scenario.servers, scenario.seed, result.summary, limit, connected)
+    return CandidateRun(scenario.servers, scenario.seed, result.summary, limit, result.summary.clients_connected)
 
 
 @contextlib.contextmanager

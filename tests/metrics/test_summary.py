@@ -54,3 +54,14 @@ def test_no_broadcasts_leaves_the_per_broadcast_figures_unknown() -> None:
     assert summary.clients_connected is None
     assert summary.delivered_fraction_all_clients is None
     assert summary.cpu_utilization_peak is None
+
+
+def test_clients_connected_counts_every_client_for_group_sends_too() -> None:
+    # A group send records only its audience's connected members; the summary's figure is still every
+    # client connected anywhere (here all 600 stay connected).
+    from simscale import preset, simulate
+
+    scenario = preset("small-groups", clients=600, groups=60, duration_s=6.0, warmup_s=2.0, seed=3)
+    summary = simulate(scenario).summary
+    assert summary.clients_connected == 600
+    assert summary.delivered_fraction == 1.0
