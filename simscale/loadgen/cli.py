@@ -107,12 +107,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--send-target",
         default=defaults["send_target"],
-        help=f"all (SendMessage) or group (JoinGroup, then SendToGroup) {default('send_target')}",
+        help="all (SendMessage), group (JoinGroup, then SendToGroup) or user (each client connects as its user,"
+        f" SendToUser; the hubs need --users-from-tokens) {default('send_target')}",
     )
     for flag, name, what in (
         ("--groups", "groups", "groups"),
         ("--group-size", "group_size", "members of each group"),
         ("--groups-per-client", "groups_per_client", "the most groups one client is in"),
+        ("--connections-per-user", "connections_per_user", "connections of one user (with --send-target user)"),
     ):
         parser.add_argument(flag, default=str(defaults[name]), metavar="N", help=f"{what} {default(name)}")
     parser.add_argument(
@@ -158,6 +160,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         group_size=_parse(int, args.group_size, "--group-size"),
         groups_per_client=_parse(int, args.groups_per_client, "--groups-per-client"),
         join_settle_s=_parse(float, args.join_settle, "--join-settle"),
+        connections_per_user=_parse(int, args.connections_per_user, "--connections-per-user"),
     )
 
 

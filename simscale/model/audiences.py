@@ -30,6 +30,7 @@ import simpy
 
 from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
+from simscale.config.membership import connections_of_user, draw_user_send
 from simscale.model.backplane import SimBackplane
 from simscale.model.broadcasts import BACKPLANE_ENVELOPE_OVERHEAD_BYTES
 from simscale.model.client_host import ClientHost
@@ -206,12 +207,11 @@ class Audiences:
         if self.kind is ChannelKind.GROUP:
             group, sender = self.pick_group_send(self.population.server_of >= 0)
             return self.group_members[group], sender
-        sender = self.population.random_connected(rng)
         if self.kind is ChannelKind.USER:
-            # User u's connections are clients u·k .. u·k + k - 1 (k = connections_per_user).
-            first = int(rng.integers(self.users)) * self.connections_per_user
-            last = min(first + self.connections_per_user, self.population.size)
-            return np.arange(first, last, dtype=np.int64), sender
+            # The load generator's rule too: same stream, same sends (simscale.config.membership).
+            user, sender = draw_user_send(rng, self.users, self.population.server_of >= 0)
+            return connections_of_user(user, self.connections_per_user, self.population.size), sender
+        sender = self.population.random_connected(rng)
         return np.array([int(rng.integers(self.population.size))], dtype=np.int64), sender
 
     def local_recipients(self, send_id: int, server_index: int) -> int:
