@@ -94,6 +94,18 @@ def test_describe_lists_every_field_with_unit_default_range_and_source() -> None
         (("simulate", "single-server", "--set", "noequals"), "FIELD=VALUE"),
         (("simulate", "single-server", "--servers", "x"), "invalid int"),
         (("simulate", "single-server", "--replications", "0"), "replications"),
+        (("simulate", "small-groups", "--set", "send_target=room"), "send_target must be one of 'all', 'group'"),
+        (("simulate", "small-groups", "--set", "group_size=0"), "group_size must be an integer >= 1"),
+        (
+            ("simulate", "small-groups", "--set", "group_size=100000"),
+            "group_size must be an integer >= 1 and <= clients",
+        ),
+        (("simulate", "small-groups", "--set", "groups=0"), "groups must be an integer >= 1"),
+        (("simulate", "small-groups", "--set", "groups=100000"), "must not exceed clients × groups_per_client"),
+        (
+            ("simulate", "backplane", "--set", "send_target=user", "--set", "connections_per_user=100000"),
+            "connections_per_user must be an integer >= 1 and <= clients",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
