@@ -24,6 +24,7 @@ __all__ = [
     "Membership",
     "connections_of_user",
     "draw_connected",
+    "draw_connection_send",
     "draw_group_send",
     "draw_membership",
     "draw_user_send",
@@ -160,6 +161,24 @@ def draw_user_send(rng: np.random.Generator, users: int, connected: npt.NDArray[
     """
     sender = draw_connected(rng, connected)
     return int(rng.integers(users)), sender
+
+
+def draw_connection_send(rng: np.random.Generator, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:
+    """A uniformly random connected sender, then a uniformly random client to send to (connected or not).
+
+    Returns ``(target, sender)``; the sender is ``-1`` when nobody is connected. A target that is not
+    connected has no recipient: the send is counted with none, as the hub delivers it to nobody.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale.config.membership import draw_connection_send, sends_rng
+        >>> connected = np.array([True, False, True])
+        >>> draw_connection_send(sends_rng(2), connected) == draw_connection_send(sends_rng(2), connected)
+        True
+    """
+    sender = draw_connected(rng, connected)
+    return int(rng.integers(len(connected))), sender
 
 
 def draw_group_send(rng: np.random.Generator, members: IntArray, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:

@@ -107,8 +107,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--send-target",
         default=defaults["send_target"],
-        help="all (SendMessage), group (JoinGroup, then SendToGroup) or user (each client connects as its user,"
-        f" SendToUser; the hubs need --users-from-tokens) {default('send_target')}",
+        help="all (SendMessage), group (JoinGroup, then SendToGroup), user (each client connects as its user,"
+        " SendToUser; the hubs need --users-from-tokens) or connection (SendToConnection to a random client)"
+        f" {default('send_target')}",
     )
     for flag, name, what in (
         ("--groups", "groups", "groups"),

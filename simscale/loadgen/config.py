@@ -14,7 +14,7 @@ from simscale.config.fields import setting, validate_fields
 __all__ = ["LoadConfig"]
 
 ProtocolName = Literal["json", "messagepack"]
-LoadTarget = Literal["all", "group", "user"]
+LoadTarget = Literal["all", "group", "user", "connection"]
 
 _URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
 
@@ -48,7 +48,8 @@ class LoadConfig:
             through ``JoinGroup`` before the sends, and each send is a ``SendToGroup`` from a member) or
             ``user`` (client ``c`` connects as user ``c // connections_per_user`` and each send is a
             ``SendToUser`` from a random client to a random user; the hub must take a bearer token as
-            its user id, as ``simscale hub serve --users-from-tokens`` does).
+            its user id, as ``simscale hub serve --users-from-tokens`` does) or ``connection`` (each send
+            is a ``SendToConnection`` from a random client to a random client's connection).
         groups, group_size, groups_per_client: the groups, drawn by
             :func:`simscale.config.membership.draw_membership` from ``seed``, exactly as the model draws
             them for a Scenario with the same seed and sizes.
@@ -125,7 +126,8 @@ class LoadConfig:
     send_target: LoadTarget = setting(
         "all", flag="--send-target", section="load", source="user",
         help="all: SendMessage broadcasts; group: clients JoinGroup first, each send is a SendToGroup from a member; "
-        "user: each client connects as its user, each send is a SendToUser.",
+        "user: each client connects as its user, each send is a SendToUser; connection: each send is a "
+        "SendToConnection to a random client.",
     )  # fmt: skip
     groups: int = setting(
         1, ge=1, le=10_000_000, unit="groups", flag="--groups", section="load", source="user",

@@ -37,6 +37,7 @@ from simscale.client.lean import LeanHubClient
 from simscale.client.websocket import HandshakeError, ReadCounter
 from simscale.config.membership import (
     connections_of_user,
+    draw_connection_send,
     draw_group_send,
     draw_membership,
     draw_user_send,
@@ -527,6 +528,39 @@ class _Run:
         assert chosen is not None
         return user, chosen, connected
 
+    def _pick_connection_send(self) -> tuple[str, _Member, list[_Member]] | None:
+        """A random connected sender, a random client, and that client's connection if it is connected."""
+        target, sender = draw_connection_send(self.pick_rng, self.connected_mask)
+        if sender < 0:
+            return None
+        member = self.by_client[target]
+        client = None if member is None or member.position < 0 else member.client
+        # A client that is not connected has no connection: the send goes to an id nobody holds.
+        connection_id = None if client is None else client.connection_id
+        chosen = self.by_client[sender]
+        assert chosen is not None
+        audience = [] if member is None or connection_id is None else [member]
+        return connection_id or f"{self.prefix}c{target}", chosen, audience
+
+    def _pick_audience(self) -> tuple[str, str, _Member, list[_Member]] | None:
+        """A targeted send: the hub method, its audience's key, the sender and the connected recipients."""
+        if self.group_members is not None:
+            group_pick = self._pick_group_sender()
+            if group_pick is None:
+                return None
+            group, member, audience = group_pick
+            return "SendToGroup", self.group_name(group), member, audience
+        if self.user_of is not None:
+            user_pick = self._pick_user_send()
+            if user_pick is None:
+                return None
+            user, member, audience = user_pick
+            return "SendToUser", self.user_name(user), member, audience
+        connection_pick = self._pick_connection_send()
+        if connection_pick is None:
+            return None
+        return ("SendToConnection", *connection_pick)
+
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally
         padding = config.message_bytes
@@ -542,20 +576,15 @@ class _Run:
                 continue
             group_args: tuple[str, ...] = ()
             method = "SendMessage"
-            if self.group_members is None and self.user_of is None:
+            if config.send_target == "all":
                 member = self.connected[int(self.rng.integers(len(self.connected)))]
                 recipients, per_server = len(self.connected), self.per_server
             else:
-                if self.user_of is None:
-                    picked = self._pick_group_sender()
-                    method = "SendToGroup"
-                else:
-                    picked = self._pick_user_send()
-                    method = "SendToUser"
+                picked = self._pick_audience()
                 if picked is None:
                     continue
-                key, member, audience = picked
-                group_args = (self.group_name(key) if method == "SendToGroup" else self.user_name(key),)
+                method, key, member, audience = picked
+                group_args = (key,)
                 recipients = len(audience)
                 per_server = np.bincount([m.server for m in audience], minlength=config.servers).astype(np.int64)
             sent_s = time.perf_counter()

@@ -30,7 +30,7 @@ import simpy
 
 from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
-from simscale.config.membership import connections_of_user, draw_user_send
+from simscale.config.membership import connections_of_user, draw_connection_send, draw_user_send
 from simscale.model.backplane import SimBackplane
 from simscale.model.broadcasts import BACKPLANE_ENVELOPE_OVERHEAD_BYTES
 from simscale.model.client_host import ClientHost
@@ -211,8 +211,8 @@ class Audiences:
             # The load generator's rule too: same stream, same sends (simscale.config.membership).
             user, sender = draw_user_send(rng, self.users, self.population.server_of >= 0)
             return connections_of_user(user, self.connections_per_user, self.population.size), sender
-        sender = self.population.random_connected(rng)
-        return np.array([int(rng.integers(self.population.size))], dtype=np.int64), sender
+        target, sender = draw_connection_send(rng, self.population.server_of >= 0)
+        return np.array([target], dtype=np.int64), sender
 
     def local_recipients(self, send_id: int, server_index: int) -> int:
         """Recipients of send ``send_id`` connected to ``server_index`` now."""

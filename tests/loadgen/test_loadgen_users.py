@@ -1,4 +1,5 @@
-"""The load generator's user sends: the model's users, identity from the bearer token, SendToUser over Redis."""
+"""The load generator's user and connection sends: the model's users and picks, identity from the bearer token,
+SendToUser and SendToConnection over Redis."""
 
 from __future__ import annotations
 
@@ -57,7 +58,31 @@ async def test_a_users_connections_on_both_servers_all_receive_its_user_sends(re
     assert sum(received) >= len(records.broadcasts)
 
 
-async def test_user_sends_pick_the_models_users_for_the_same_seed() -> None:
+async def test_connection_sends_reach_their_one_connection_on_either_server(redis_url: str) -> None:
+    hubs = [HubServer(backplane=RedisBackplane(redis_url, server_name=f"s{i}")) for i in range(2)]
+    urls = tuple([f"{await hub.listen()}/chatHub" for hub in hubs])
+    config = LoadConfig(
+        urls=urls, clients=20, send_target="connection", broadcast_rate_per_s=40.0, duration_s=1.0, warmup_s=0.3,
+        seed=9,
+    )  # fmt: skip
+    try:
+        result = await run_load(config)
+        received = [hub.counters.backplane_messages_received for hub in hubs]
+    finally:
+        for hub in hubs:
+            await hub.close()
+    records = result.records
+    assert records.broadcasts and {b.audience for b in records.broadcasts} == {"connection"}
+    assert result.summary.delivered_fraction == 1.0 and result.send_failures == 0
+    assert all(b.connected_clients == 1 for b in records.broadcasts)
+    assert result.summary.servers_reached_per_send == 1.0
+    # A connection on the sender's server is written directly; one on the other server goes over Redis.
+    crossing = sum(1 for d in records.deliveries if d.recipients and d.server != d.origin_server)
+    assert 0 < crossing < len(records.broadcasts) and sum(received) >= crossing
+
+
+@pytest.mark.parametrize("target", ["user", "connection"])
+async def test_targeted_sends_pick_the_models_audiences_for_the_same_seed(target: str) -> None:
     bus = MemoryBus()
     authenticator = TokenIsUserAuthenticator()
     hubs = [
@@ -68,7 +93,7 @@ async def test_user_sends_pick_the_models_users_for_the_same_seed() -> None:
     # straddle the two servers differently, so each send's split tells which user it went to.
     rate_per_s, warmup_s, duration_s, seed = 30.0, 0.5, 1.5, 11
     config = LoadConfig(
-        urls=urls, clients=31, send_target="user", connections_per_user=3, broadcast_rate_per_s=rate_per_s,
+        urls=urls, clients=31, send_target=target, connections_per_user=3, broadcast_rate_per_s=rate_per_s,
         duration_s=duration_s, warmup_s=warmup_s, seed=seed,
     )  # fmt: skip
     try:
@@ -79,15 +104,19 @@ async def test_user_sends_pick_the_models_users_for_the_same_seed() -> None:
     measured = _per_send(result.records)
     offsets = poisson_offsets_s(rate_per_s, warmup_s + duration_s, np.random.default_rng(seed))
     scenario = preset(
-        "backplane", servers=2, clients=31, send_target="user", connections_per_user=3, seed=seed,
+        "backplane", servers=2, clients=31, send_target=target, connections_per_user=3, seed=seed,
         duration_s=warmup_s + duration_s, warmup_s=warmup_s, broadcast_rate_per_s=rate_per_s,
         broadcast_offsets_s=tuple(offsets.tolist()),
     )  # fmt: skip
     predicted = _per_send(simulate(scenario).records)
     assert len(measured) > 20
     assert measured == predicted
-    sizes = {len(connections_of_user(user, 3, 31)) for user in range(config.users)}
-    assert sizes == {1, 3} and {count for count, _ in measured.values()} <= sizes
+    if target == "user":
+        sizes = {len(connections_of_user(user, 3, 31)) for user in range(config.users)}
+        assert sizes == {1, 3} and {count for count, _ in measured.values()} <= sizes
+    else:  # one connection, on either server: the split says which
+        assert {count for count, _ in measured.values()} == {1}
+        assert {server for _, split in measured.values() for server in split} == {0, 1}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +124,7 @@ async def test_user_sends_pick_the_models_users_for_the_same_seed() -> None:
     [({"send_target": "user", "connections_per_user": 101}, "--connections-per-user"),
      ({"connections_per_user": 0}, "--connections-per-user"),
      ({"send_target": "user", "access_token": "t"}, "--access-token"),
-     ({"send_target": "connection"}, "--send-target")],
+     ({"send_target": "room"}, "--send-target")],
 )  # fmt: skip
 def test_bad_user_settings_name_the_flag(change: dict[str, object], flag: str) -> None:
     with pytest.raises(ValueError, match=flag):
