@@ -116,11 +116,6 @@ def register(subparsers: Any) -> None:
         help="accept bearer TOKEN as user USER, repeatable; anonymous clients stay allowed (default: none)",
     )
     serve.add_argument(
-        "--users-from-tokens",
-        action="store_true",
-        help="a bearer token names its user: its text is the user id (load tests; checks nothing) (default: off)",
-    )
-    serve.add_argument(
         "--log-level",
         default="warning",
         choices=["debug", "info", "warning", "error"],
@@ -203,6 +198,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="transports negotiate offers and requests may use: all, or a comma-separated list of "
         "WebSockets, ServerSentEvents, LongPolling; another gets 404 (default: all)",
+    )
+    parser.add_argument(
+        "--users-from-tokens",
+        action="store_true",
+        help="a bearer token names its user: its text is the user id (load tests; checks nothing) (default: off)",
     )
     defaults = HubSettings()
     for flag, field_name, kind, help_text in _LIMIT_FLAGS:
@@ -405,6 +405,7 @@ def cluster_command(args: argparse.Namespace) -> int:
                     "--transports",
                     args.transports,
                     *_limit_arguments(args),
+                    *(["--users-from-tokens"] if args.users_from_tokens else []),
                 ]
                 process, url = await _start_server_process(argv)
                 processes.append(process)
