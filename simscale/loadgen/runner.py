@@ -572,14 +572,16 @@ class _Run:
             delay_s = start + offset_s - time.perf_counter()
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
-            if not self.connected:
-                continue
             group_args: tuple[str, ...] = ()
             method = "SendMessage"
             if config.send_target == "all":
+                if not self.connected:
+                    continue
                 member = self.connected[int(self.rng.integers(len(self.connected)))]
                 recipients, per_server = len(self.connected), self.per_server
             else:
+                # Drawn even with nobody connected (then nothing is sent), as the model draws it: the
+                # picks of later sends stay in step.
                 picked = self._pick_audience()
                 if picked is None:
                     continue
