@@ -23,7 +23,12 @@ from simscale.backplane.base import Backplane
 from simscale.backplane.factory import create_backplane
 from simscale.backplane.memory import MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
-from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
+from simscale.hub.auth import (
+    AnonymousAuthenticator,
+    Authenticator,
+    StaticTokenAuthenticator,
+    TokenIsUserAuthenticator,
+)
 from simscale.hub.nginx import STICKY_POLICIES
 from simscale.hub.settings import HubSettings
 from simscale.hub.transports.types import TransportSettings, parse_transports
@@ -109,6 +114,11 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="TOKEN=USER",
         help="accept bearer TOKEN as user USER, repeatable; anonymous clients stay allowed (default: none)",
+    )
+    serve.add_argument(
+        "--users-from-tokens",
+        action="store_true",
+        help="a bearer token names its user: its text is the user id (load tests; checks nothing) (default: off)",
     )
     serve.add_argument(
         "--log-level",
@@ -228,7 +238,11 @@ def make_backplane(spec: str, server_name: str | None) -> Backplane:
     return create_backplane(spec, server_name=server_name, bus=MemoryBus() if spec == "memory" else None)
 
 
-def _authenticator(pairs: Sequence[str]) -> Authenticator:
+def _authenticator(pairs: Sequence[str], users_from_tokens: bool = False) -> Authenticator:
+    if users_from_tokens:
+        if pairs:
+            raise ValueError("--users-from-tokens and --token do not go together")
+        return TokenIsUserAuthenticator()
     if not pairs:
         return AnonymousAuthenticator()
     table: dict[str, str] = {}
@@ -287,7 +301,7 @@ def serve_command(args: argparse.Namespace) -> int:
     _check_port(args.port, "--port")
     settings = _settings(args)
     transport_settings = TransportSettings(enabled=parse_transports(args.transports))
-    authenticator = _authenticator(args.token)
+    authenticator = _authenticator(args.token, args.users_from_tokens)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     backplane = make_backplane(args.backplane, args.name)
     raise_open_file_limit()

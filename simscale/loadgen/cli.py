@@ -110,12 +110,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--send-target",
         default=defaults["send_target"],
-        help=f"all (SendMessage) or group (JoinGroup, then SendToGroup) {default('send_target')}",
+        help="all (SendMessage), group (JoinGroup, then SendToGroup) or user (each client connects as its user,"
+        f" SendToUser; the hubs need --users-from-tokens) {default('send_target')}",
     )
     for flag, name, what in (
         ("--groups", "groups", "groups"),
         ("--group-size", "group_size", "members of each group"),
         ("--groups-per-client", "groups_per_client", "the most groups one client is in"),
+        ("--connections-per-user", "connections_per_user", "connections of one user (with --send-target user)"),
     ):
         parser.add_argument(flag, default=str(defaults[name]), metavar="N", help=f"{what} {default(name)}")
     parser.add_argument(
@@ -200,6 +202,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         join_settle_s=_parse(float, args.join_settle, "--join-settle"),
         reconnect_delays_s=parse_delays(args.reconnect_delays),
         reconnect_jitter=_parse(float, args.reconnect_jitter, "--reconnect-jitter"),
+        connections_per_user=_parse(int, args.connections_per_user, "--connections-per-user"),
     )
 
 

@@ -44,7 +44,14 @@ from simscale._version import __version__
 from simscale.client.hub_client import HubConnectionError
 from simscale.client.lean import LeanHubClient
 from simscale.client.websocket import HandshakeError, ReadCounter
-from simscale.config.membership import draw_group_send, draw_membership, sends_rng
+from simscale.config.membership import (
+    connections_of_user,
+    draw_group_send,
+    draw_membership,
+    draw_user_send,
+    sends_rng,
+    user_of_clients,
+)
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
@@ -398,11 +405,25 @@ class _Run:
         """Per server: no reconnect attempt goes there before this time (it refused a TCP connection)."""
         self.session: aiohttp.ClientSession | None = None
         self.gate: asyncio.Semaphore | None = None
+        self.user_of = (
+            user_of_clients(config.clients, config.connections_per_user) if config.send_target == "user" else None
+        )
+        """Each client's user (the model's mapping), or ``None`` when nobody sends to users."""
         self.t0 = time.perf_counter()
 
     def group_name(self, group: int) -> str:
         """The hub group of group ``group`` (prefixed by the run, so runs on one hub do not mix)."""
         return f"{self.prefix}g{group}"
+
+    def user_name(self, user: int) -> str:
+        """User ``user``'s id, which is also its bearer token (prefixed by the run, like the groups)."""
+        return f"{self.prefix}u{user}"
+
+    def access_token(self, index: int) -> str | None:
+        """The bearer token client ``index`` connects with: its user's own with user sends."""
+        if self.user_of is None:
+            return self.config.access_token
+        return self.user_name(int(self.user_of[index]))
 
     def now_s(self) -> float:
         return time.perf_counter() - self.t0
@@ -565,7 +586,7 @@ class _Run:
                 config.urls[server],
                 member.on_invocation,
                 protocol=config.protocol,
-                access_token=config.access_token,
+                access_token=self.access_token(index),
                 session=session,
                 handshake_timeout_s=config.connect_timeout_s,
                 read_counter=self.read_counter,
@@ -639,6 +660,21 @@ class _Run:
         assert chosen is not None
         return group, chosen, connected
 
+    def _pick_user_send(self) -> tuple[int, _Member, list[_Member]] | None:
+        """A random connected sender, a random user, and that user's connected connections."""
+        config = self.config
+        user, sender = draw_user_send(self.pick_rng, config.users, self.connected_mask)
+        if sender < 0:
+            return None
+        connected = [
+            member
+            for client_index in connections_of_user(user, config.connections_per_user, config.clients).tolist()
+            if (member := self.by_client[client_index]) is not None and member.position >= 0
+        ]
+        chosen = self.by_client[sender]
+        assert chosen is not None
+        return user, chosen, connected
+
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally
         padding = config.message_bytes
@@ -653,15 +689,21 @@ class _Run:
             if not self.connected:
                 continue
             group_args: tuple[str, ...] = ()
-            if self.group_members is None:
+            method = "SendMessage"
+            if self.group_members is None and self.user_of is None:
                 member = self.connected[int(self.rng.integers(len(self.connected)))]
                 recipients, per_server = len(self.connected), self.per_server
             else:
-                picked = self._pick_group_sender()
+                if self.user_of is None:
+                    picked = self._pick_group_sender()
+                    method = "SendToGroup"
+                else:
+                    picked = self._pick_user_send()
+                    method = "SendToUser"
                 if picked is None:
                     continue
-                group, member, audience = picked
-                group_args = (self.group_name(group),)
+                key, member, audience = picked
+                group_args = (self.group_name(key) if method == "SendToGroup" else self.user_name(key),)
                 recipients = len(audience)
                 per_server = np.bincount([m.server for m in audience], minlength=config.servers).astype(np.int64)
             sent_s = time.perf_counter()
@@ -670,7 +712,6 @@ class _Run:
             tally.note_send(index, sent_s - self.t0, member.server, recipients, per_server)
             try:
                 assert member.client is not None
-                method = "SendToGroup" if group_args else "SendMessage"
                 member.client.send(method, *group_args, f"{self.prefix}{index}", message)
             except HubConnectionError:
                 tally.forget_send(index)

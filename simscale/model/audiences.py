@@ -121,8 +121,7 @@ class Audiences:
         pick_rng: np.random.Generator,
         pick_group_send: Callable[[npt.NDArray[np.bool_]], tuple[int, int]],
         group_members: IntArray,
-        users: int,
-        connections_per_user: int,
+        pick_user_send: Callable[[npt.NDArray[np.bool_]], tuple[IntArray, int]],
         routing: RoutingMode,
         rate_per_s: float,
         offsets_s: tuple[float, ...],
@@ -152,8 +151,9 @@ class Audiences:
         rule on the same stream, so the same seed picks the same sends."""
         self.group_members = group_members
         """``group_members[g]``: the clients of group ``g`` (drawn by the deployment from the seed)."""
-        self.users = users
-        self.connections_per_user = connections_per_user
+        self.pick_user_send = pick_user_send
+        """Given who is connected, a user's connections and a sender (-1: none connected): the load
+        generator's rule on the same stream, as for groups."""
         self.routing = routing
         self.rate_per_s = rate_per_s
         self.offsets_s = offsets_s
@@ -212,12 +212,9 @@ class Audiences:
         if self.kind is ChannelKind.GROUP:
             group, sender = self.pick_group_send(self.population.server_of >= 0)
             return self.group_members[group], sender
-        sender = self.population.random_connected(rng)
         if self.kind is ChannelKind.USER:
-            # User u's connections are clients u·k .. u·k + k - 1 (k = connections_per_user).
-            first = int(rng.integers(self.users)) * self.connections_per_user
-            last = min(first + self.connections_per_user, self.population.size)
-            return np.arange(first, last, dtype=np.int64), sender
+            return self.pick_user_send(self.population.server_of >= 0)
+        sender = self.population.random_connected(rng)
         return np.array([int(rng.integers(self.population.size))], dtype=np.int64), sender
 
     def local_recipients(self, send_id: int, server_index: int) -> int:
