@@ -27,6 +27,7 @@ __all__ = [
     "draw_connection_send",
     "draw_group_send",
     "draw_membership",
+    "draw_user_audience",
     "draw_user_send",
     "sends_rng",
     "user_of_clients",
@@ -177,8 +178,8 @@ def draw_connection_send(rng: np.random.Generator, connected: npt.NDArray[np.boo
         >>> draw_connection_send(sends_rng(2), connected) == draw_connection_send(sends_rng(2), connected)
         True
     """
-    sender = draw_connected(rng, connected)
-    return int(rng.integers(len(connected))), sender
+    # A user send where every client is its own user: one rule, so the model's draws are these too.
+    return draw_user_send(rng, len(connected), connected)
 
 
 def draw_group_send(rng: np.random.Generator, members: IntArray, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:
@@ -205,3 +206,11 @@ def draw_group_send(rng: np.random.Generator, members: IntArray, connected: npt.
     if len(online) == 0:
         return group, -1
     return group, int(online[rng.integers(len(online))])
+
+
+def draw_user_audience(
+    rng: np.random.Generator, users: int, connections_per_user: int, clients: int, connected: npt.NDArray[np.bool_]
+) -> tuple[IntArray, int]:
+    """:func:`draw_user_send`, with the user's clients (:func:`connections_of_user`) in place of the user."""
+    user, sender = draw_user_send(rng, users, connected)
+    return connections_of_user(user, connections_per_user, clients), sender

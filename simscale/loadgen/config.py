@@ -54,6 +54,13 @@ class LoadConfig:
             :func:`simscale.config.membership.draw_membership` from ``seed``, exactly as the model draws
             them for a Scenario with the same seed and sizes.
         join_settle_s: after the joins are sent, wait this long for the servers' subscriptions.
+        reconnect_delays_s: a client whose connection dropped tries again after each of these delays in
+            turn (the first attempt after the first delay, the next after a failed attempt, …) and gives up
+            after the last: the model's ``reconnect_delays_s`` and the official clients'
+            ``withAutomaticReconnect()`` (0, 2, 10, 30 s). A first connect that fails is not retried, as
+            the official clients' ``start()``.
+        reconnect_jitter: 0: the delays as they are; f: each delay × U(1 - f, 1 + f), drawn from a
+            stream of its own (the model's ``reconnect_jitter``; the send schedule does not change).
         connections_per_user: with ``send_target="user"``, the connections of one user (several tabs),
             mapped by :func:`simscale.config.membership.user_of_clients` as the model maps them.
 
@@ -146,6 +153,16 @@ class LoadConfig:
         help="After the JoinGroup calls are sent, wait this long for the servers to subscribe.",
     )  # fmt: skip
 
+    reconnect_delays_s: tuple[float, ...] = setting(
+        (0.0, 2.0, 10.0, 30.0), ge=0.0, le=86_400.0, flag="--reconnect-delays", section="load",
+        source="docs/SOURCES.md#client-reconnect-policy (DefaultReconnectPolicy)",
+        help="Delays before reconnect attempts 1..n after a drop; after the last, the client gives up.",
+    )  # fmt: skip
+    reconnect_jitter: float = setting(
+        0.0, unit="fraction", ge=0.0, le=1.0, flag="--reconnect-jitter", section="load",
+        source="docs/SOURCES.md#client-reconnect-policy",
+        help="0: no jitter (the default policy); f: each delay × U(1-f, 1+f).",
+    )  # fmt: skip
     connections_per_user: int = setting(
         1, ge=1, le=1_000_000, unit="connections", flag="--connections-per-user", section="load", source="user",
         help="With --send-target user: the connections of one user (client c is a connection of user c // N).",
@@ -153,6 +170,8 @@ class LoadConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        if not self.reconnect_delays_s:
+            raise ValueError("reconnect_delays_s (--reconnect-delays) must hold at least one delay, got ()")
         if self.send_target == "user":
             if self.connections_per_user > self.clients:
                 raise ValueError(

@@ -11,12 +11,21 @@ include the reading of every other socket that was ready at the same moment.
 The generator must stay lighter than the server it measures, so nothing is kept per delivery:
 deliveries are tallied per (broadcast, server) in numpy arrays and latencies go into a
 :class:`~simscale.metrics.histogram.LatencyHistogram` in chunks.
+
+A client whose connection drops reconnects as the model's clients do (``reconnect_delays_s``,
+``reconnect_jitter``): an attempt after each delay in turn, every failed attempt a REFUSED record with
+its reason, a GAVE_UP record after the last. With several URLs the generator stands in for the load
+balancer the model puts in front: the first attempt goes to another server than the one that dropped
+the client (a balancer's health check takes a dead server out), the attempts round-robin over the
+URLs, and one that refused a TCP connection is skipped for ``_DOWN_FOR_S`` (nginx's passive health
+check, ``max_fails=1 fail_timeout=10s``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import resource
 import secrets
@@ -47,6 +56,7 @@ from simscale.config.membership import (
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
+    NO_SERVER,
     BroadcastRecord,
     ConnectionEvent,
     ConnectionEventKind,
@@ -66,6 +76,11 @@ _MAX_SCHEDULE_ROUNDS = 100
 _KEEPALIVE_INTERVAL_S = 15.0
 """Every client pings this often, as the official clients do (servers drop one silent for 30 s)."""
 _KEEPALIVE_SLICES = 15
+_RECONNECT_STREAM = 0x52454E
+"""Second seed word of the reconnect jitter's own random stream (the send schedule's stream stays as it was)."""
+_DOWN_FOR_S = 10.0
+"""A server that refused a TCP connection gets no reconnect attempts for this long: nginx's defaults
+``max_fails=1 fail_timeout=10s`` (https://nginx.org/en/docs/http/ngx_http_upstream_module.html#server)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +138,12 @@ class LoadResult:
             falls behind reads many sockets per pass, and its cost per message falls).
         loop_passes: with ``trace_loop_passes``, each of those passes as ``(first read, end, reads)``,
             in seconds on the clock of the records' ``sent_at_s``.
-        connection_failures: the failed connection attempts, one entry per (server, reason).
+        connection_failures: the failed connection attempts (first connects and reconnects), one entry
+            per (server, reason).
+        started_at_s: ``time.perf_counter()`` at the records' time 0 (to place an outside event, such as
+            a server killed, on the records' clock).
+        reconnected: reconnect attempts that succeeded (each also a CONNECTED record).
+        gave_up: clients that used up their reconnect delays (each also a GAVE_UP record).
 
     Example (five clients on a real hub for half a second; :func:`run_load` returns this):
 
@@ -158,6 +178,9 @@ class LoadResult:
     loop_wakeups: int = 0
     loop_passes: tuple[tuple[float, float, int], ...] = ()
     connection_failures: tuple[ConnectionFailure, ...] = ()
+    started_at_s: float = 0.0
+    reconnected: int = 0
+    gave_up: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary's fields plus the load generator's own figures (``--json`` output)."""
@@ -174,6 +197,8 @@ class LoadResult:
         document["socket_reads"] = self.socket_reads
         document["loop_wakeups"] = self.loop_wakeups
         document["connection_failures"] = [asdict(failure) for failure in self.connection_failures]
+        document["reconnected"] = self.reconnected
+        document["gave_up"] = self.gave_up
         document["simscale_version"] = __version__
         return document
 
@@ -368,6 +393,19 @@ class _Run:
             else None
         )
         """The groups' client indices: the membership the model draws for the same seed and sizes."""
+        self.reconnect_rng = np.random.default_rng([config.seed, _RECONNECT_STREAM])
+        """Draws the reconnect jitter (a stream of its own: the sends stay those of the same seed without it)."""
+        self.reconnect_refused: Counter[tuple[int, str]] = Counter()
+        self.reconnect_details: dict[tuple[int, str], str] = {}
+        self.reconnect_tasks: set[asyncio.Task[None]] = set()
+        self.reconnected = 0
+        self.gave_up = 0
+        self.next_server = 0
+        """Round-robin cursor of the reconnect attempts over the URLs."""
+        self.down_until_s = np.zeros(config.servers)
+        """Per server: no reconnect attempt goes there before this time (it refused a TCP connection)."""
+        self.session: aiohttp.ClientSession | None = None
+        self.gate: asyncio.Semaphore | None = None
         self.user_of = (
             user_of_clients(config.clients, config.connections_per_user) if config.send_target == "user" else None
         )
@@ -425,10 +463,120 @@ class _Run:
                     reason or "server_closed",
                 )
             )
+            task = asyncio.get_running_loop().create_task(self.reconnect(member, member.server))
+            self.reconnect_tasks.add(task)
+            task.add_done_callback(self.reconnect_tasks.discard)
+
+    def new_client(self, member: _Member, session: aiohttp.ClientSession) -> LeanHubClient:
+        config = self.config
+        client = member.client = LeanHubClient(
+            config.urls[member.server],
+            member.on_invocation,
+            protocol=config.protocol,
+            access_token=config.access_token,
+            session=session,
+            handshake_timeout_s=config.connect_timeout_s,
+            read_counter=self.read_counter,
+        )
+        return client
+
+    def pick_server(self, avoid: int) -> int:
+        """The next URL round-robin, skipping ``avoid`` and servers marked down (unless nothing else is left)."""
+        servers = self.config.servers
+        now_s = self.now_s()
+        candidates = [
+            (self.next_server + step) % servers
+            for step in range(servers)
+            if (self.next_server + step) % servers != avoid or servers == 1
+        ]
+        up = [server for server in candidates if self.down_until_s[server] <= now_s]
+        server = (up or candidates)[0]
+        self.next_server = (server + 1) % servers
+        return server
+
+    def jittered(self, delay_s: float) -> float:
+        """``delay_s`` × U(1 - jitter, 1 + jitter), as the model's clients draw it (no draw without jitter)."""
+        spread = self.config.reconnect_jitter
+        if spread <= 0:
+            return delay_s
+        return delay_s * float(self.reconnect_rng.uniform(1.0 - spread, 1.0 + spread))
+
+    async def reconnect(self, member: _Member, dropped_from: int) -> None:
+        """Attempt after each reconnect delay in turn until one succeeds; give up after the last."""
+        config = self.config
+        assert self.session is not None and self.gate is not None
+        for attempt, delay_s in enumerate(config.reconnect_delays_s):
+            wait_s = self.jittered(delay_s)
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            async with self.gate:
+                if self.stopping:
+                    return
+                member.server = self.pick_server(dropped_from if attempt == 0 else -1)
+                client = self.new_client(member, self.session)
+                try:
+                    await client.start()
+                except HubConnectionError as error:
+                    self.note_reconnect_failure(member.server, error)
+                    continue
+                except asyncio.CancelledError:
+                    client.abort()
+                    raise
+            self.reconnected += 1
+            self.records.connections.append(
+                ConnectionEvent(
+                    "hub", config.scenario, self.now_s(), member.server, ConnectionEventKind.CONNECTED, "ok"
+                )
+            )
+            client.on_close(lambda reason: self.on_close(member, reason))
+            self.attach(member)
+            if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
+                self.on_close(member, client.close_reason)
+            return
+        self.gave_up += 1
+        self.records.connections.append(
+            ConnectionEvent(
+                "hub", config.scenario, self.now_s(), NO_SERVER, ConnectionEventKind.GAVE_UP,
+                "retries_exhausted_after_drop",
+            )
+        )  # fmt: skip
+
+    def note_reconnect_failure(self, server: int, error: HubConnectionError) -> None:
+        config, now_s = self.config, self.now_s()
+        self.refused += 1
+        key = (server, error.reason)
+        self.reconnect_refused[key] += 1
+        self.reconnect_details.setdefault(key, describe_failure(error, config.urls[server], config.connect_timeout_s))
+        if error.reason == "connection_refused":
+            self.down_until_s[server] = now_s + _DOWN_FOR_S
+        self.records.connections.append(
+            ConnectionEvent("hub", config.scenario, now_s, server, ConnectionEventKind.REFUSED, error.reason)
+        )
+
+    async def cancel_reconnects(self) -> None:
+        tasks = list(self.reconnect_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def all_failures(self) -> tuple[ConnectionFailure, ...]:
+        """First-connect failures and reconnect failures, one entry per (server, reason)."""
+        merged = {(failure.server, failure.reason): failure for failure in self.failures}
+        for (server, reason), count in sorted(self.reconnect_refused.items()):
+            known = merged.get((server, reason))
+            merged[(server, reason)] = (
+                dataclasses.replace(known, clients=known.clients + count)
+                if known is not None
+                else ConnectionFailure(
+                    server, self.config.urls[server], reason, self.reconnect_details[(server, reason)], count
+                )
+            )
+        return tuple(merged[key] for key in sorted(merged))
 
     async def connect(self, session: aiohttp.ClientSession) -> list[_Member]:
         config = self.config
-        gate = asyncio.Semaphore(config.connect_concurrency)
+        gate = self.gate = asyncio.Semaphore(config.connect_concurrency)
+        self.session = session
         refused: Counter[tuple[int, str]] = Counter()
         details: dict[tuple[int, str], str] = {}
 
@@ -625,6 +773,7 @@ class _Run:
 
     async def stop(self, members: list[_Member]) -> None:
         self.stopping = True
+        await self.cancel_reconnects()
         gate = asyncio.Semaphore(self.config.connect_concurrency)
         closed: Counter[int] = Counter()
 
@@ -784,5 +933,8 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         loop_passes=tuple(
             (started_s - run.t0, ended_s - run.t0, reads) for started_s, ended_s, reads in run.read_counter.passes
         ),
-        connection_failures=tuple(run.failures),
+        connection_failures=run.all_failures(),
+        started_at_s=run.t0,
+        reconnected=run.reconnected,
+        gave_up=run.gave_up,
     )

@@ -41,7 +41,7 @@ import numpy as np
 from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode
 from simscale.config.hosting import service_units_for
-from simscale.config.membership import draw_group_send, draw_membership, sends_rng
+from simscale.config.membership import draw_group_send, draw_membership, draw_user_audience, sends_rng
 from simscale.config.scenario import Scenario
 from simscale.model.audiences import Audiences
 from simscale.model.backplane import SimBackplane
@@ -49,7 +49,7 @@ from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
-from simscale.model.cpu import Cpu
+from simscale.model.cpu import Cpu, own_machine
 from simscale.model.fanout import FanOutTiming
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
@@ -97,13 +97,16 @@ class Deployment:
         self.horizon_s = s.duration_s + s.drain_s
         self.recorder = Recorder(env, s.name)
         phases = keepalive_phases(s.keepalive_interval_s)
-        shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s) if s.shared_host_cores else None
+        own_host = partial(own_machine, parallel_speed=s.cpu_parallel_speed)  # a server's own machine
+        # One machine when servers share a host: the hubs' cores and the load generator's own (pinned apart).
+        machine = own_machine(s.shared_host_cores + s.loadgen_own_cores, parallel_speed=s.cpu_parallel_speed)
+        shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s, machine) if s.shared_host_cores else None
         self.servers = [
             SimServer(
                 env,
                 index,
                 profile=s.server_profile,
-                cpu=shared or Cpu(env, s.cores_per_server, s.cpu_time_slice_s),
+                cpu=shared or Cpu(env, s.cores_per_server, s.cpu_time_slice_s, own_host(s.cores_per_server)),
                 cores=s.cores_per_server,
                 min_threads=s.threads_min,
                 max_threads=s.max_threads,
@@ -158,11 +161,14 @@ class Deployment:
         )
         network = Network(rng, latency_s=s.network_latency_s, jitter_s=s.network_jitter_s)
         timing = FanOutTiming(rng, network, s.latency_samples_per_fanout)
+        # The load generator: pinned to cores of its own, or on the shared host's cores, or a core of its own.
+        own = Cpu(env, s.loadgen_own_cores, s.cpu_time_slice_s, machine) if s.loadgen_own_cores else None
+        loadgen_cpu = own or shared or Cpu(env, 1)
         self.client_host: ClientHost = (
             OneLoopClientHost(
                 env,
                 rng,
-                shared or Cpu(env, 1),  # the load generator: the shared host's cores or a core of its own
+                loadgen_cpu,
                 self.recorder,
                 population,
                 timing,
@@ -171,7 +177,7 @@ class Deployment:
                     per_read_s=s.loadgen_cpu_per_read_s,
                     per_wakeup_s=s.loadgen_cpu_per_wakeup_s,
                     per_send_s=s.loadgen_cpu_per_send_s,
-                    stall_mean_s=s.loadgen_stall_mean_s,
+                    stall_mean_s=0.0 if s.loadgen_own_cores else s.loadgen_stall_mean_s,  # never on a hub's core
                     stall_busy_scale=s.loadgen_stall_busy_scale,
                     drain_s=s.drain_s,
                 ),
@@ -247,7 +253,8 @@ class Deployment:
         # --- web traffic: on the SignalR servers (web_servers = 0) or on a tier of their own
         web_tier = [
             SimServer(
-                env, 1_000 + index, profile=s.server_profile, cpu=Cpu(env, s.cores_per_server, s.cpu_time_slice_s),
+                env, 1_000 + index, profile=s.server_profile,
+                cpu=Cpu(env, s.cores_per_server, s.cpu_time_slice_s, own_host(s.cores_per_server)),
                 cores=s.cores_per_server, min_threads=s.threads_min, max_threads=s.max_threads,
                 injection_interval_s=s.thread_injection_interval_s, horizon_s=self.horizon_s,
                 sample_interval_s=s.sample_interval_s, phases=phases, proxy_pools=[],
@@ -284,6 +291,7 @@ class Deployment:
             connections_per_user=s.connections_per_user,
         )
         pick_rng = sends_rng(s.seed)
+        users, per_user = (membership.users, s.connections_per_user) if s.send_target == "user" else (s.clients, 1)
         audiences = Audiences(
             self.env,
             self.rng,
@@ -297,8 +305,7 @@ class Deployment:
             pick_rng=pick_rng,
             pick_group_send=lambda connected: draw_group_send(pick_rng, membership.members, connected),
             group_members=membership.members,
-            users=membership.users,
-            connections_per_user=s.connections_per_user,
+            pick_user_send=partial(draw_user_audience, pick_rng, users, per_user, s.clients),
             routing=RoutingMode(s.backplane_routing),
             rate_per_s=s.broadcast_rate_per_s,
             offsets_s=s.broadcast_offsets_s,

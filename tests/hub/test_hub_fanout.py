@@ -160,6 +160,7 @@ def test_public_api_is_pinned() -> None:
         "HubServer",
         "HubSettings",
         "StaticTokenAuthenticator",
+        "TokenIsUserAuthenticator",
         "TransportSettings",
         "TransportType",
     ]
