@@ -8,7 +8,6 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from simscale.backplane.memory import MemoryBackplane, MemoryBus
 from simscale.backplane.redis_backplane import RedisBackplane
 from simscale.config.membership import connections_of_user
 from simscale.hub import HubServer, TokenIsUserAuthenticator
@@ -82,11 +81,11 @@ async def test_connection_sends_reach_their_one_connection_on_either_server(redi
 
 
 @pytest.mark.parametrize("target", ["user", "connection"])
-async def test_targeted_sends_pick_the_models_audiences_for_the_same_seed(target: str) -> None:
-    bus = MemoryBus()
+async def test_targeted_sends_pick_the_models_audiences_for_the_same_seed(target: str, redis_url: str) -> None:
     authenticator = TokenIsUserAuthenticator()
     hubs = [
-        HubServer(backplane=MemoryBackplane(bus), server_name=f"s{i}", authenticator=authenticator) for i in range(2)
+        HubServer(backplane=RedisBackplane(redis_url, server_name=f"s{i}"), authenticator=authenticator)
+        for i in range(2)
     ]
     urls = tuple([f"{await hub.listen()}/chatHub" for hub in hubs])
     # Three connections per user over 31 clients: users 0-9 have three, user 10 has one, and they
