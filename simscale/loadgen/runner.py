@@ -510,6 +510,8 @@ class _Run:
             self.attach(member)
             if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
                 self.on_close(member, client.close_reason)
+            else:
+                self.rejoin_groups(member, client)
             return
         self.gave_up += 1
         self.records.connections.append(
@@ -518,6 +520,14 @@ class _Run:
                 "retries_exhausted_after_drop",
             )
         )  # fmt: skip
+
+    def rejoin_groups(self, member: _Member, client: LeanHubClient) -> None:
+        """A new connection is in no group: join the client's groups again (what an app's onreconnected does)."""
+        if self.group_members is None:
+            return
+        for group in np.flatnonzero((self.group_members == member.index).any(axis=1)).tolist():
+            with contextlib.suppress(HubConnectionError):
+                client.send("JoinGroup", self.group_name(group))
 
     def note_reconnect_failure(self, server: int, error: HubConnectionError) -> None:
         config, now_s = self.config, self.now_s()
