@@ -355,7 +355,7 @@ def run_command(args: Any) -> int:
     from pathlib import Path
 
     from simscale.loadgen.cli import parse_delays
-    from simscale.scenarios.calibration import load_calibration
+    from simscale.scenarios.calibration import load_calibration, save_calibration
 
     delays = None if args.reconnect_delays is None else parse_delays(args.reconnect_delays)
     jitter: float | None = None
@@ -401,6 +401,8 @@ def run_command(args: Any) -> int:
         directory.mkdir(parents=True, exist_ok=True)
         result.comparisons.to_csv(directory / "comparisons.csv", index=False)
         pd.DataFrame(result.timeline).to_csv(directory / "timeline.csv", index=False)
+        if result.calibration is not None:
+            save_calibration(result.calibration, directory / "calibration.json")
     if args.json:
         print(json.dumps(result.to_json_dict()))
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from simscale.cli import main
 from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.reconnects import RECOVERED_FRACTION
 from simscale.scenarios import Calibration
+from simscale.scenarios.calibration import save_calibration
 from simscale.validation.reconnect import RECONNECT_METRICS, validate_reconnect_storm
 
 pytestmark = pytest.mark.redis
@@ -65,6 +67,24 @@ def test_a_killed_hub_s_clients_come_back_on_the_delays_in_both_worlds() -> None
     for source in ("model", "hub"):
         counts = [point["connected"] for point in result.timeline if point["source"] == source]
         assert min(counts) <= clients / 2 and max(counts) == clients
+
+
+def test_the_command_prints_the_json_of_every_validation_and_writes_the_timeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_calibration(CALIBRATION, tmp_path / "in.json")
+    flags = ["--servers", "2", "--clients", "40", "--duration", "8", "--broadcast-rates", "3"]
+    flags += ["--reconnect-delays", "1,1,5", "--reconnect-jitter", "0.2", "--calibration", str(tmp_path / "in.json")]
+    assert main(["validate", "reconnect-storm", *flags, "--json", "--out", str(tmp_path / "out")]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["scenario"] == "reconnect-storm" and payload["rates_per_s"] == [3.0]
+    measured = {row["metric"]: row["measured"] for row in payload["comparisons"]}
+    # Jitter 0.2 on a 1 s delay: the clients are back between 0.8 and about 1.2 s (plus their handshakes).
+    assert 0.8 <= measured["recovery_s"] < 2.0 and measured["connections_dropped"] == 20
+    assert set(payload["verdict"]["metrics"]) >= {"recovery_s", "peak_handshakes_per_s", "broadcasts_lost"}
+    timeline = (tmp_path / "out" / "timeline.csv").read_text().splitlines()
+    assert timeline[0] == "source,time_s,connected" and len(timeline) > 3
+    assert (tmp_path / "out" / "comparisons.csv").exists() and (tmp_path / "out" / "calibration.json").exists()
 
 
 @pytest.mark.parametrize(
