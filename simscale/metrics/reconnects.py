@@ -177,7 +177,15 @@ def broadcasts_lost(records: RunRecords, start_s: float, end_s: float, audience:
 
 @dataclass(frozen=True, slots=True)
 class StormFigures:
-    """The three figures of one reconnect storm, plus what they were counted against."""
+    """The three figures of one reconnect storm, plus what they were counted against.
+
+    Example (what :func:`storm_figures` returns; these numbers are made up):
+
+        >>> from simscale.metrics import StormFigures
+        >>> figures = StormFigures(recovery_s=10.2, peak_handshakes_per_s=200.0, broadcasts_lost=15, clients_before=600)
+        >>> figures.broadcasts_lost, figures.recovery_s is not None
+        (15, True)
+    """
 
     recovery_s: float | None
     """``None``: fewer than 99 % were back by the end of the run."""
