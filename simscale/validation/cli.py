@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
             "at several broadcast rates, then print both side by side with a verdict per metric\n"
             "(delivered fraction, latency, throughput, CPU, memory; for small-groups and big-groups also\n"
             "the backplane messages each server received, against the hub's own counter).\n"
+            "web-traffic-shared instead measures GET /busy latency with and without a broadcast load, in one\n"
+            "hub process and in separate processes, beside the model's (verdict on web_latency_p50_ms).\n"
             "reconnect-storm: hub servers joined by Redis under a broadcast load; one hub process is killed\n"
             "(SIGKILL) and its clients reconnect to the survivors on the reconnect delays; compares recovery_s\n"
             "(until 99 % are back), peak_handshakes_per_s on the survivors and broadcasts_lost in the gap."
@@ -52,6 +54,7 @@ def register(subparsers: Any) -> None:
             "  simscale validate backplane --calibration calibration.json --broadcast-rates 5,10,20\n"
             "  simscale validate no-backplane --json --out /tmp/validation\n"
             "  simscale validate small-groups --calibration calibration.json\n"
+            "  simscale validate web-traffic-shared --broadcast-rates 20 --out /tmp/web\n"
             "  simscale validate reconnect-storm --calibration calibration.json --reconnect-jitter 0.5 --json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -184,18 +187,45 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _validate_web(args: argparse.Namespace) -> int:
     """Web-request latency on the real hub (one process, separate processes) beside the model's."""
+    from simscale.scenarios.calibration import load_calibration
     from simscale.validation.web import WebLoad, validate_web_traffic
 
-    load = WebLoad(clients=args.clients or 200, duration_s=args.duration)
-    comparisons = validate_web_traffic(load, seed=args.seed)
+    if args.servers is not None:
+        raise ValueError("--servers does not apply to web-traffic-shared (its layouts fix the processes)")
+    rates = _rates(args.broadcast_rates)
+    if rates is not None and len(rates) != 1:
+        raise ValueError(f"web-traffic-shared takes one broadcast rate, got {args.broadcast_rates!r}")
+    load = WebLoad(
+        clients=args.clients or 200,
+        duration_s=args.duration,
+        **({"broadcast_rate_per_s": rates[0]} if rates else {}),
+    )
+    calibration = load_calibration(args.calibration) if args.calibration else None
+    result = validate_web_traffic(load, seed=args.seed, calibration=calibration)
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        comparisons.to_csv(Path(args.out) / "comparisons.csv", index=False)
+        _write_web(Path(args.out), result)
     if args.json:
-        print(json.dumps({"scenario": "web-traffic-shared", "comparisons": comparisons.to_dict(orient="records")}))
+        print(json.dumps(result.to_json_dict()))
     else:
-        print(comparisons.to_string(index=False))
+        import pandas as pd
+
+        with pd.option_context("display.width", 140):
+            print(result.comparisons.to_string(index=False))
+        judged = result.to_json_dict()["verdict"]
+        words = ", ".join(f"{name} {entry['verdict']}" for name, entry in judged["metrics"].items())
+        print(f"\nweb-traffic-shared: validated in {result.wall_s:.0f} s; {judged['overall']} ({words})")
     return 0
+
+
+def _write_web(directory: Path, result: Any) -> None:
+    from simscale.figures.export import export_figures
+    from simscale.figures.validation import web_validation_figure
+
+    directory.mkdir(parents=True, exist_ok=True)
+    result.comparisons.to_csv(directory / "comparisons.csv", index=False)
+    report = export_figures({f"validation-{result.scenario}": web_validation_figure(result.comparisons)}, directory)
+    if report.message:
+        print(report.message, file=sys.stderr)  # stdout may be the one JSON document
 
 
 def _write(directory: Path, result: Any) -> None:
