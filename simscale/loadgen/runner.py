@@ -281,6 +281,8 @@ class _Tally:
         """Deliveries of any sent broadcast (warm-up included): what the drain waits for."""
         self.expected_total = 0
         self.foreign = 0
+        self.uncounted = 0
+        """Deliveries to a client that reconnected after the send (it was not among the recipients)."""
 
     def note_send(
         self, index: int, sent_at_s: float, origin: int, connected: int, per_server: npt.NDArray[np.int64]
@@ -321,7 +323,7 @@ class _Tally:
 class _Member:
     """One client of the run: which server it is on and how it tallies what it receives."""
 
-    __slots__ = ("client", "index", "position", "prefix", "server", "tally")
+    __slots__ = ("client", "connected_since_s", "index", "position", "prefix", "server", "tally")
 
     def __init__(self, server: int, tally: _Tally, prefix: str, index: int = -1) -> None:
         self.client: LeanHubClient | None = None
@@ -332,6 +334,8 @@ class _Member:
         self.prefix = prefix
         self.position = -1
         """Index in the run's list of connected members (-1 when not connected)."""
+        self.connected_since_s = 0.0
+        """``time.perf_counter()`` when its current connection was counted as connected."""
 
     def on_invocation(self, invocation: InvocationMessage, received_s: float) -> None:
         if invocation.target != "ReceiveMessage":
@@ -345,6 +349,11 @@ class _Member:
             sent_s = float(message[: message.index("|")])
         except (AttributeError, ValueError, TypeError):
             self.tally.foreign += 1
+            return
+        if sent_s < self.connected_since_s:
+            # Sent before this (re)connection was counted, so not among the send's recipients: counting it
+            # would push the delivered fraction past 1 in a reconnect storm.
+            self.tally.uncounted += 1
             return
         self.tally.record(index, self.server, received_s - sent_s)
 
@@ -430,6 +439,7 @@ class _Run:
         return time.perf_counter() - self.t0
 
     def attach(self, member: _Member) -> None:
+        member.connected_since_s = time.perf_counter()
         member.position = len(self.connected)
         self.connected.append(member)
         self.per_server[member.server] += 1
@@ -532,6 +542,8 @@ class _Run:
             self.attach(member)
             if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
                 self.on_close(member, client.close_reason)
+            else:
+                self.rejoin_groups(member, client)
             return
         self.gave_up += 1
         self.records.connections.append(
@@ -540,6 +552,14 @@ class _Run:
                 "retries_exhausted_after_drop",
             )
         )  # fmt: skip
+
+    def rejoin_groups(self, member: _Member, client: LeanHubClient) -> None:
+        """A new connection is in no group: join the client's groups again (what an app's onreconnected does)."""
+        if self.group_members is None:
+            return
+        for group in np.flatnonzero((self.group_members == member.index).any(axis=1)).tolist():
+            with contextlib.suppress(HubConnectionError):
+                client.send("JoinGroup", self.group_name(group))
 
     def note_reconnect_failure(self, server: int, error: HubConnectionError) -> None:
         config, now_s = self.config, self.now_s()

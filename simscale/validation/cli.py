@@ -43,7 +43,10 @@ def register(subparsers: Any) -> None:
             "(delivered fraction, latency, throughput, CPU, memory; for small-groups and big-groups also\n"
             "the backplane messages each server received, against the hub's own counter).\n"
             "web-traffic-shared instead measures GET /busy latency with and without a broadcast load, in one\n"
-            "hub process and in separate processes, beside the model's (verdict on web_latency_p50_ms)."
+            "hub process and in separate processes, beside the model's (verdict on web_latency_p50_ms).\n"
+            "reconnect-storm: hub servers joined by Redis under a broadcast load; one hub process is killed\n"
+            "(SIGKILL) and its clients reconnect to the survivors on the reconnect delays; compares recovery_s\n"
+            "(until 99 % are back), peak_handshakes_per_s on the survivors and broadcasts_lost in the gap."
         ),
         epilog=(
             "Examples:\n"
@@ -51,27 +54,40 @@ def register(subparsers: Any) -> None:
             "  simscale validate backplane --calibration calibration.json --broadcast-rates 5,10,20\n"
             "  simscale validate no-backplane --json --out /tmp/validation\n"
             "  simscale validate small-groups --calibration calibration.json\n"
-            "  simscale validate web-traffic-shared --broadcast-rates 20 --out /tmp/web"
+            "  simscale validate web-traffic-shared --broadcast-rates 20 --out /tmp/web\n"
+            "  simscale validate reconnect-storm --calibration calibration.json --reconnect-jitter 0.5 --json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument(
-        "preset", help="single-server, no-backplane, backplane, small-groups, big-groups or web-traffic-shared"
+        "preset",
+        help="single-server, no-backplane, backplane, small-groups, big-groups, web-traffic-shared or reconnect-storm",
     )
     validate.add_argument(
-        "--servers", type=int, metavar="N", help="hub servers, 1 or 2 (default: 1 for single-server, else 2)"
+        "--servers",
+        type=int,
+        metavar="N",
+        help="hub servers, 1 or 2 (default: 1 for single-server, else 2; reconnect-storm: 2 to 4, default 3)",
     )
     validate.add_argument(
-        "--clients", type=int, metavar="N", help="clients (default: 3 x the calibration's connections, e.g. 900)"
+        "--clients",
+        type=int,
+        metavar="N",
+        help="clients (default: 3 x the calibration's connections, e.g. 900; reconnect-storm: 600)",
     )
     validate.add_argument(
         "--broadcast-rates",
         metavar="R1,R2,…",
-        help="broadcasts per second to measure at (default: 0.25, 0.5, 0.8, 1.2 and 1.8 x the model's saturation rate)",
+        help="broadcasts per second to measure at (default: 0.25, 0.5, 0.8, 1.2 and 1.8 x the model's saturation rate; "
+        "reconnect-storm: one rate, default 2)",
     )
     validate.add_argument("--calibration", metavar="FILE", help="a calibration file (default: none, calibrate first)")
     validate.add_argument(
-        "--duration", type=float, default=8.0, metavar="S", help="measured seconds per rate (default: 8 s)"
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="measured seconds per rate (default: 8 s; 30 s for reconnect-storm)",
     )
     validate.add_argument("--seed", type=int, default=0, help="random seed of both runs (default: 0)")
     validate.add_argument("--json", action="store_true", help="print one JSON object on stdout (default: off, a table)")
@@ -79,6 +95,14 @@ def register(subparsers: Any) -> None:
         "--out",
         metavar="DIR",
         help="write comparisons.csv, calibration.json and the comparison figure (default: none, write nothing)",
+    )
+    validate.add_argument(
+        "--reconnect-delays",
+        metavar="S1,S2,…",
+        help="reconnect-storm: seconds before each reconnect attempt (default: the preset's 10,10,30,30,30)",
+    )
+    validate.add_argument(
+        "--reconnect-jitter", metavar="F", help="reconnect-storm: each delay x U(1-F, 1+F) (default: the preset's 0)"
     )
     validate.set_defaults(handler=_validate)
 
@@ -115,8 +139,14 @@ def _validate(args: argparse.Namespace) -> int:
     from simscale.scenarios.calibration import load_calibration
     from simscale.validation.validate import VALIDATED_PRESETS, validate
 
+    if args.duration is None and args.preset != "reconnect-storm":
+        args.duration = 8.0  # the storm's default is its own (it must outlast the reconnect delays)
     if args.preset == "web-traffic-shared":
         return _validate_web(args)
+    if args.preset == "reconnect-storm":
+        from simscale.validation.reconnect import run_command
+
+        return run_command(args)
     if args.preset not in VALIDATED_PRESETS:
         raise ValueError(f"validate takes one of {', '.join(VALIDATED_PRESETS)}, got {args.preset!r}")
     if args.duration <= 0:

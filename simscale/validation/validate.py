@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -133,12 +133,22 @@ def group_fields(name: str, clients: int) -> dict[str, Any]:
 
 
 def model_scenario(
-    name: str, servers: int, clients: int, calibration: Calibration, *, duration_s: float, warmup_s: float, seed: int
+    name: str,
+    servers: int,
+    clients: int,
+    calibration: Calibration,
+    *,
+    duration_s: float,
+    warmup_s: float,
+    seed: int,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
-    """The ``asyncio-hub`` scenario that predicts a loopback run of ``name``."""
+    """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` (``overrides``: more fields
+    of that run, such as a reconnect storm's failure, validated together with the rest)."""
     return preset(
         name,
         **group_fields(name, clients),
+        **dict(overrides or {}),
         servers=servers,
         clients=clients,
         server_profile="asyncio-hub",

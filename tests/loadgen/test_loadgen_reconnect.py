@@ -101,11 +101,29 @@ def test_clients_reconnect_on_the_delays_once_a_hub_is_back_on_the_same_port() -
     assert all(up_s <= time_s and 1.55 <= time_s - drop_s < 1.6 + 0.6 for time_s, _, _ in reconnected)
     assert result.gave_up == 0 and result.summary.connections_refused == 2 * CLIENTS
     assert result.summary.connections_dropped == CLIENTS
+    # A send is counted for the clients connected when it left; nobody else's delivery is counted in it.
+    assert result.summary.delivered_fraction is not None and result.summary.delivered_fraction <= 1.0
     # Broadcasts after the comeback reach everyone again: the last one was delivered to all clients.
     last = max(result.records.broadcasts, key=lambda record: record.sent_at_s)
     assert last.sent_at_s > up_s + 1.0 and last.connected_clients == CLIENTS
     failures = {(failure.reason, failure.clients) for failure in result.connection_failures}
     assert failures == {("connection_refused", 2 * CLIENTS)}
+
+
+def test_reconnected_clients_join_their_groups_again() -> None:
+    config = _config(
+        reconnect_delays_s=(0.0, 0.6, 1.0, 5.0), send_target="group", groups=2, group_size=CLIENTS // 2,
+        groups_per_client=1, join_settle_s=0.2,
+    )  # fmt: skip
+    result, _, up_s = asyncio.run(_outage(config, down_after_s=0.8, down_for_s=1.0))
+    assert up_s is not None and result.reconnected == CLIENTS
+    delivered: dict[int, int] = {}
+    for delivery in result.records.deliveries:
+        delivered[delivery.broadcast_id] = delivered.get(delivery.broadcast_id, 0) + delivery.delivered
+    late = [record for record in result.records.broadcasts if record.sent_at_s > up_s + 1.5]
+    assert late, "no group send after the comeback"
+    # Every member of the group gets it: the new connections are in their groups again.
+    assert all(delivered.get(record.broadcast_id, 0) == record.connected_clients == CLIENTS // 2 for record in late)
 
 
 def test_clients_give_up_after_the_last_delay_and_jitter_spreads_the_attempts() -> None:
