@@ -3,7 +3,9 @@
 Thin orchestration: :func:`~simscale.validation.measuring.measure_calibration` runs a hub process,
 idle clients, eight broadcast runs and a redis-server and returns the raw readings;
 :func:`~simscale.validation.fitting.fit_calibration` turns them into the costs (how each one is
-derived is told there); this module stamps where and when.
+derived is told there); this module repeats that ``replicates`` times, each replicate with a fresh
+hub, combines them into means with 95 % intervals
+(:func:`~simscale.validation.fitting.combine_replicates`) and stamps where and when.
 """
 
 from __future__ import annotations
@@ -13,19 +15,45 @@ import platform
 
 from simscale._version import __version__
 from simscale.scenarios.calibration import Calibration
-from simscale.validation.fitting import fit_calibration
-from simscale.validation.measuring import measure_calibration
+from simscale.validation.fitting import combine_replicates, fit_calibration
+from simscale.validation.measuring import RUN_S, measure_calibration
 
-__all__ = ["calibrate"]
+__all__ = ["DEFAULT_REPLICATES", "calibrate", "calibrate_once"]
 
 _MAX_CONNECTIONS = 1_000
+DEFAULT_REPLICATES = 3
+"""Calibration replicates by default: the fewest that give a Student-t interval with some power."""
 
 
-def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration:
-    """Measure the real hub on this machine with ``connections`` clients (at most 1,000).
+def _check(connections: int, replicates: int, run_s: float) -> None:
+    if not isinstance(connections, int) or isinstance(connections, bool) or not 10 <= connections <= _MAX_CONNECTIONS:
+        raise ValueError(f"connections must be an integer from 10 to {_MAX_CONNECTIONS}, got {connections!r}")
+    if not isinstance(replicates, int) or isinstance(replicates, bool) or not 1 <= replicates <= 20:
+        raise ValueError(f"replicates must be an integer from 1 to 20, got {replicates!r}")
+    if not 0.5 <= run_s <= 30:
+        raise ValueError(f"run_s must be from 0.5 to 30 s, got {run_s!r}")
 
-    A real calibration runs the hub under load, too long for an example (``simscale calibrate``
-    from a shell); the arguments are checked before anything starts.
+
+def calibrate_once(connections: int = 300, *, message_bytes: int = 64, run_s: float = RUN_S) -> Calibration:
+    """One calibration replicate: a fresh hub, its eight broadcast runs of ``run_s`` each, fitted."""
+    _check(connections, 1, run_s)
+    measurements = measure_calibration(connections, message_bytes=message_bytes, run_s=run_s)
+    return fit_calibration(
+        measurements,
+        host=platform.node(),
+        created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        simscale_version=__version__,
+    )
+
+
+def calibrate(
+    connections: int = 300, *, message_bytes: int = 64, replicates: int = DEFAULT_REPLICATES, run_s: float = RUN_S
+) -> Calibration:
+    """Measure the real hub on this machine with ``connections`` clients (at most 1,000), ``replicates`` times.
+
+    Each cost is the replicates' mean with its 95 % interval (:meth:`Calibration.interval`). A real
+    calibration runs the hub under load, too long for an example (``simscale calibrate`` from a
+    shell); the arguments are checked before anything starts.
 
     Example:
 
@@ -34,13 +62,12 @@ def calibrate(connections: int = 300, *, message_bytes: int = 64) -> Calibration
         Traceback (most recent call last):
         ...
         ValueError: connections must be an integer from 10 to 1000, got 5
+        >>> calibrate(300, replicates=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: replicates must be an integer from 1 to 20, got 0
     """
-    if not isinstance(connections, int) or isinstance(connections, bool) or not 10 <= connections <= _MAX_CONNECTIONS:
-        raise ValueError(f"connections must be an integer from 10 to {_MAX_CONNECTIONS}, got {connections!r}")
-    measurements = measure_calibration(connections, message_bytes=message_bytes)
-    return fit_calibration(
-        measurements,
-        host=platform.node(),
-        created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        simscale_version=__version__,
+    _check(connections, replicates, run_s)
+    return combine_replicates(
+        [calibrate_once(connections, message_bytes=message_bytes, run_s=run_s) for _ in range(replicates)]
     )

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Run the real asyncio hub on this machine under a short load and fit the model's costs to it\n"
             "(CPU per invocation, per recipient and per handshake, memory per connection, the backplane's\n"
-            "latency, the load generator's own costs), write them to a file and print them.\n"
+            "latency, the load generator's own costs), write them to a file and print them. It repeats the\n"
+            "whole calibration (--replicates, each with a fresh hub) and prints each cost as the mean with\n"
+            "its 95 % Student-t confidence interval over the replicates.\n"
             "`simscale simulate --calibration FILE` and `simscale validate --calibration FILE` read it."
         ),
         epilog=("Examples:\n  simscale calibrate\n  simscale calibrate --connections 600 --out /tmp/calibration.json"),
@@ -31,6 +34,13 @@ def register(subparsers: Any) -> None:
     )
     calibrate.add_argument(
         "--connections", type=int, default=300, metavar="N", help="clients to measure with, 10 to 1,000 (default: 300)"
+    )
+    calibrate.add_argument(
+        "--replicates",
+        type=int,
+        default=3,
+        metavar="N",
+        help="independent calibrations to average, each cost with its 95 %% interval, 1 to 20 (default: 3)",
     )
     calibrate.set_defaults(handler=_calibrate)
 
@@ -88,11 +98,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     from simscale.scenarios.calibration import calibrated_fields, save_calibration
     from simscale.validation.calibrate import calibrate
 
-    calibration = calibrate(args.connections)
+    started = time.perf_counter()
+    calibration = calibrate(args.connections, replicates=args.replicates)
     digest = save_calibration(calibration, args.out)
-    print(f"calibration written to {args.out} (sha256 {digest[:12]}…)")
+    print(
+        f"calibration written to {args.out} (sha256 {digest[:12]}…): {calibration.replicates} replicates "
+        f"in {time.perf_counter() - started:.0f} s; mean [95 % interval]"
+    )
     for name in calibrated_fields(include_loadgen=True):
-        print(f"  {name:<36} {getattr(calibration, name):.4g}")
+        low, high = calibration.interval(name)
+        print(f"  {name:<36} {getattr(calibration, name):.4g} [{low:.4g}, {high:.4g}]")
     return 0
 
 

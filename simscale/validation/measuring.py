@@ -18,6 +18,7 @@ from simscale.validation.processes import CpuSampler, HubProcess, HubProcesses, 
 from simscale.validation.records import BroadcastRun, CalibrationMeasurements, LoadRun, LoopbackMeasurements
 
 __all__ = [
+    "RUN_S",
     "broadcast_run",
     "hold_idle",
     "measure_calibration",
@@ -30,7 +31,8 @@ _BUSY_DELIVERIES_PER_S = (60_000, 110_000, 180_000)
 """The busy runs' offered deliveries per second: messages share socket reads more and more, up to
 the load generator's own saturation (which is what a loopback validation runs into first)."""
 _BUSY_MAX_RATE_PER_S = 800.0
-_RUN_S = 3.0
+RUN_S = 2.0
+"""Seconds of each calibration broadcast run (three replicates of eight runs must fit a validation's budget)."""
 _MODERATE_RATES_PER_S = (100.0, 160.0)
 _EMPTY_IDLE_S = 2.0
 _HOLD_S = 3.0
@@ -137,7 +139,7 @@ def publish_timing_s() -> tuple[float, float]:
     return service_s, statistics.median(round_trips)
 
 
-def measure_calibration(connections: int, *, message_bytes: int) -> CalibrationMeasurements:
+def measure_calibration(connections: int, *, message_bytes: int, run_s: float = RUN_S) -> CalibrationMeasurements:
     """Everything a calibration needs, from one hub process (keep-alive every second) and a redis-server."""
     hub = HubProcess(
         "--backplane", "memory", "--keepalive-interval-s", f"{_KEEPALIVE_INTERVAL_S:g}", name="calibration"
@@ -150,16 +152,16 @@ def measure_calibration(connections: int, *, message_bytes: int) -> CalibrationM
         connect_close_cpu, rss_delta, idle_cpu = run_blocking(hold_idle(hub.url, connections, _HOLD_S, hub))
         small, large = max(10, connections // 4), connections
         quiet = (
-            broadcast_run(hub.url, large, 20.0, _RUN_S, hub),
-            broadcast_run(hub.url, large, 40.0, _RUN_S, hub),
-            broadcast_run(hub.url, small, 40.0, _RUN_S, hub),
+            broadcast_run(hub.url, large, 20.0, run_s, hub),
+            broadcast_run(hub.url, large, 40.0, run_s, hub),
+            broadcast_run(hub.url, small, 40.0, run_s, hub),
         )
         # Busier, still mostly one fan-out at a time: how the loop's stalls shrink as it gets busier.
-        moderate = tuple(broadcast_run(hub.url, large, rate, _RUN_S, hub) for rate in _MODERATE_RATES_PER_S)
+        moderate = tuple(broadcast_run(hub.url, large, rate, run_s, hub) for rate in _MODERATE_RATES_PER_S)
         # Busy runs: the hub then writes several frames per socket at once, and the load generator
         # finds several messages per socket read.
         busy = tuple(
-            broadcast_run(hub.url, large, min(rate / large, _BUSY_MAX_RATE_PER_S), _RUN_S, hub)
+            broadcast_run(hub.url, large, min(rate / large, _BUSY_MAX_RATE_PER_S), run_s, hub)
             for rate in _BUSY_DELIVERIES_PER_S
         )
     finally:
