@@ -350,6 +350,12 @@ class Scenario:
         "does, so work that has run this long while others wait goes to the back of the queue (matters "
         "when a host's processes outnumber its cores, as in a loopback validation).",
     )
+    cpu_parallel_speed: float = setting(
+        1.0, unit="fraction", gt=0.0, le=1.0, section="servers", source="simscale validate (measured on the host)",
+        help="Work per second of all of a host's cores busy together over cores x that of one alone (1: independent "
+        "cores). Below 1, a core runs at 1 - (1 - this) x (k - 1) / (cores - 1) of full speed while k of the host's "
+        "cores are busy (a shared or throttled host, hyper-threads, noisy neighbours).",
+    )  # fmt: skip
     invocation_cpu_s: float = setting(
         4.7e-6,
         ge=0.0,
@@ -606,6 +612,13 @@ class Scenario:
         0.0, ge=0.0, le=1.0, section="client host", source="simscale calibrate",
         help="CPU per pass of the load generator's event loop that reads something (select, the loop's own "
         "work): a loop that keeps up makes many small passes per fan-out, one that falls behind a few big ones.",
+    )  # fmt: skip
+    loadgen_own_cores: int = setting(
+        0, unit="cores", ge=0, le=1_024, section="client host",
+        source="simscale validate (pinned apart when the host has 2+ cores)",
+        help="With client_host one-loop: 0: the load generator runs on the shared host's cores (shared_host_cores) "
+        "or, without one, on a core of its own; N: it is pinned to N cores of its own beside the shared ones, so "
+        "it takes no turns with the hubs and its loop never waits on a hub's core (no stall).",
     )  # fmt: skip
     loadgen_stall_mean_s: float = setting(
         0.0, ge=0.0, le=1.0, section="client host", source="simscale calibrate",

@@ -14,7 +14,7 @@ import numpy as np
 import simpy
 from simpy.resources.resource import Request
 
-__all__ = ["BusyMeter", "Cpu", "linux_time_slice_s"]
+__all__ = ["BusyMeter", "Cpu", "HostCores", "linux_time_slice_s"]
 
 
 class BusyMeter:
@@ -47,18 +47,83 @@ class BusyMeter:
         return float(self._bins[bin_index]) if 0 <= bin_index < len(self._bins) else 0.0
 
 
+class HostCores:
+    """The cores of one machine, whose speed falls as more of them are busy at once.
+
+    ``parallel_speed`` is the work per second of all ``cores`` busy together over ``cores`` times that
+    of one alone (as :func:`simscale.validation.host.probe_host` measures it). With ``k`` of them busy
+    each runs at ``1 - (1 - parallel_speed) * (k - 1) / (cores - 1)`` of full speed: 1 alone, and
+    ``parallel_speed`` with all busy, so the total is ``k`` times that. Several :class:`Cpu` (the hubs'
+    shared cores, the load generator's own) may sit on one machine and count toward the same ``k``.
+
+    >>> host = HostCores(cores=2, parallel_speed=0.6)
+    >>> host.busy = 2
+    >>> host.speed()
+    0.6
+    """
+
+    def __init__(self, cores: int, parallel_speed: float) -> None:
+        if cores < 1:
+            raise ValueError(f"cores must be at least 1, got {cores!r}")
+        if not 0 < parallel_speed <= 1:
+            raise ValueError(f"parallel_speed must be in (0, 1], got {parallel_speed!r}")
+        self.cores = cores
+        self.parallel_speed = parallel_speed
+        self.busy = 0
+        """Cores of this machine running a slice now."""
+        self._changed: simpy.Event | None = None
+        """Succeeds when ``busy`` next changes (what running work waits for beside its own end)."""
+
+    def speed(self) -> float:
+        """Each busy core's speed (fraction of full) with ``busy`` cores running."""
+        busy = min(self.busy, self.cores)
+        if busy <= 1:
+            return 1.0
+        return 1.0 - (1.0 - self.parallel_speed) * (busy - 1) / (self.cores - 1)
+
+    def run(self, env: simpy.Environment, cpu_s: float) -> Generator[Any, Any, None]:
+        """Run ``cpu_s`` of work on one of these cores, at the speed of the moment: each time a core of
+        the machine starts or stops, every running piece of work goes on at the new speed."""
+        self._change(env, +1)
+        remaining_s = cpu_s
+        try:
+            while remaining_s > 0:
+                speed, since_s, changed = self.speed(), float(env.now), self._changed
+                assert changed is not None
+                done = env.timeout(remaining_s / speed)
+                fired = yield done | changed
+                if done in fired:
+                    break
+                remaining_s -= (float(env.now) - since_s) * speed
+        finally:
+            self._change(env, -1)
+
+    def _change(self, env: simpy.Environment, delta: int) -> None:
+        """One more or one fewer busy core: wake the running work so that it re-times itself."""
+        self.busy += delta
+        changed, self._changed = self._changed, env.event()
+        if changed is not None:
+            changed.succeed()
+
+
 class Cpu:
     """Cores shared by the work of one or more servers (several servers may share one host).
 
     ``time_slice_s`` > 0 makes the cores time-shared, as an operating system's scheduler does: a work
     item that has run for a slice while others wait for a core goes to the back of the queue. 0: a
     work item holds its core until it is done.
+
+    ``host``: the machine these cores belong to, when its cores slow each other down
+    (:class:`HostCores`).
     """
 
-    def __init__(self, env: simpy.Environment, cores: int, time_slice_s: float = 0.0) -> None:
+    def __init__(
+        self, env: simpy.Environment, cores: int, time_slice_s: float = 0.0, host: HostCores | None = None
+    ) -> None:
         self.env = env
         self.cores = cores
         self.time_slice_s = time_slice_s
+        self.host = host if host is not None and host.parallel_speed < 1.0 else None
         self.lanes = simpy.Resource(env, capacity=cores)
 
     def others_waiting(self) -> bool:
@@ -79,6 +144,8 @@ class Cpu:
         again; ``on_pause(cpu_done_s, paused_s)`` is called when it resumes. ``on_run(start_s, ran_s)``
         is called for each stretch it ran (what a utilisation meter counts). The caller releases the lane.
         """
+        if self.host is not None:
+            return (yield from self._hold_on_host(self.host, lane, cpu_s, on_pause=on_pause, on_run=on_run))
         run_from_s = float(self.env.now)
         done_s = run_done_s = 0.0
         slices = self.slices(cpu_s)
@@ -97,6 +164,44 @@ class Cpu:
                     on_pause(done_s, run_from_s - paused_at_s)
         if on_run is not None:
             on_run(run_from_s, cpu_s - run_done_s)
+        return lane
+
+    def _hold_on_host(
+        self,
+        host: HostCores,
+        lane: Request,
+        cpu_s: float,
+        *,
+        on_pause: Callable[[float, float], None] | None,
+        on_run: Callable[[float, float], None] | None,
+    ) -> Generator[Any, Any, Request]:
+        """:meth:`hold` on cores that slow down while others of the machine are busy (:meth:`HostCores.run`).
+
+        The extra time of a slow slice is reported to ``on_pause`` at the CPU done when it began (what
+        the work writes in that slice and later comes that much later); ``on_run`` counts wall time.
+        """
+        run_from_s = float(self.env.now)
+        done_s = 0.0
+        slices = self.slices(cpu_s)
+        for index, slice_s in enumerate(slices):
+            began_s = float(self.env.now)
+            yield from host.run(self.env, slice_s)
+            wall_s = float(self.env.now) - began_s
+            if wall_s > slice_s and on_pause is not None:
+                on_pause(done_s, wall_s - slice_s)
+            done_s += slice_s
+            if index + 1 < len(slices) and self.others_waiting():
+                if on_run is not None:
+                    on_run(run_from_s, float(self.env.now) - run_from_s)
+                self.lanes.release(lane)
+                paused_at_s = float(self.env.now)
+                lane = self.lanes.request()
+                yield lane
+                run_from_s = float(self.env.now)
+                if on_pause is not None:
+                    on_pause(done_s, run_from_s - paused_at_s)
+        if on_run is not None:
+            on_run(run_from_s, float(self.env.now) - run_from_s)
         return lane
 
     def slices(self, cpu_s: float) -> list[float]:

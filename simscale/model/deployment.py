@@ -49,7 +49,7 @@ from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
-from simscale.model.cpu import Cpu
+from simscale.model.cpu import Cpu, HostCores
 from simscale.model.fanout import FanOutTiming
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
@@ -97,13 +97,22 @@ class Deployment:
         self.horizon_s = s.duration_s + s.drain_s
         self.recorder = Recorder(env, s.name)
         phases = keepalive_phases(s.keepalive_interval_s)
-        shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s) if s.shared_host_cores else None
+
+        def own_host(cores: int) -> HostCores | None:
+            """A server's own machine, whose cores slow each other down when cpu_parallel_speed < 1."""
+            return HostCores(cores, s.cpu_parallel_speed) if s.cpu_parallel_speed < 1.0 else None
+
+        # One machine when servers share a host: the hubs' cores and the load generator's own (pinned apart).
+        machine = (
+            HostCores(s.shared_host_cores + s.loadgen_own_cores, s.cpu_parallel_speed) if s.shared_host_cores else None
+        )
+        shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s, machine) if s.shared_host_cores else None
         self.servers = [
             SimServer(
                 env,
                 index,
                 profile=s.server_profile,
-                cpu=shared or Cpu(env, s.cores_per_server, s.cpu_time_slice_s),
+                cpu=shared or Cpu(env, s.cores_per_server, s.cpu_time_slice_s, own_host(s.cores_per_server)),
                 cores=s.cores_per_server,
                 min_threads=s.threads_min,
                 max_threads=s.max_threads,
@@ -158,11 +167,15 @@ class Deployment:
         )
         network = Network(rng, latency_s=s.network_latency_s, jitter_s=s.network_jitter_s)
         timing = FanOutTiming(rng, network, s.latency_samples_per_fanout)
+        # The load generator: pinned to cores of its own, or on the shared host's cores, or a core of its own.
+        loadgen_cpu = (
+            Cpu(env, s.loadgen_own_cores, s.cpu_time_slice_s, machine) if s.loadgen_own_cores else shared or Cpu(env, 1)
+        )
         self.client_host: ClientHost = (
             OneLoopClientHost(
                 env,
                 rng,
-                shared or Cpu(env, 1),  # the load generator: the shared host's cores or a core of its own
+                loadgen_cpu,
                 self.recorder,
                 population,
                 timing,
@@ -171,7 +184,7 @@ class Deployment:
                     per_read_s=s.loadgen_cpu_per_read_s,
                     per_wakeup_s=s.loadgen_cpu_per_wakeup_s,
                     per_send_s=s.loadgen_cpu_per_send_s,
-                    stall_mean_s=s.loadgen_stall_mean_s,
+                    stall_mean_s=0.0 if s.loadgen_own_cores else s.loadgen_stall_mean_s,  # never on a hub's core
                     stall_busy_scale=s.loadgen_stall_busy_scale,
                     drain_s=s.drain_s,
                 ),
@@ -247,7 +260,8 @@ class Deployment:
         # --- web traffic: on the SignalR servers (web_servers = 0) or on a tier of their own
         web_tier = [
             SimServer(
-                env, 1_000 + index, profile=s.server_profile, cpu=Cpu(env, s.cores_per_server, s.cpu_time_slice_s),
+                env, 1_000 + index, profile=s.server_profile,
+                cpu=Cpu(env, s.cores_per_server, s.cpu_time_slice_s, own_host(s.cores_per_server)),
                 cores=s.cores_per_server, min_threads=s.threads_min, max_threads=s.max_threads,
                 injection_interval_s=s.thread_injection_interval_s, horizon_s=self.horizon_s,
                 sample_interval_s=s.sample_interval_s, phases=phases, proxy_pools=[],
