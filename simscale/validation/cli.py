@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["UNTRUSTED_EXIT", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +51,12 @@ def register(subparsers: Any) -> None:
             "Run a preset for real (hub servers and the load generator on this machine) and in the model\n"
             "at several broadcast rates, then print both side by side with a verdict per metric\n"
             "(delivered fraction, latency, throughput, CPU, memory; for small-groups and big-groups also\n"
-            "the backplane messages each server received, against the hub's own counter)."
+            "the backplane messages each server received, against the hub's own counter). Without\n"
+            "--calibration it calibrates three times, before, between and after the rates; each value\n"
+            "comes with predicted_low/high (costs drawn from their 95 % intervals) and measured_low/high\n"
+            "(the replicates' spread). A run it cannot stand behind prints one line `untrusted: REASON`\n"
+            "and exits 3: the calibration replicates disagree beyond their intervals (the machine's\n"
+            "speed drifted), or a prediction interval is wider than its tolerance band."
         ),
         epilog=(
             "Examples:\n"
@@ -78,7 +83,18 @@ def register(subparsers: Any) -> None:
     )
     validate.add_argument("--calibration", metavar="FILE", help="a calibration file (default: none, calibrate first)")
     validate.add_argument(
-        "--duration", type=float, default=8.0, metavar="S", help="measured seconds per rate (default: 8 s)"
+        "--duration",
+        type=float,
+        default=4.0,
+        metavar="S",
+        help="measured seconds per rate and replicate (default: 4 s)",
+    )
+    validate.add_argument(
+        "--replicates",
+        type=int,
+        default=2,
+        metavar="N",
+        help="measurements of each rate, 1 to 20 (default: 2; measured is their median, with their spread)",
     )
     validate.add_argument("--seed", type=int, default=0, help="random seed of both runs (default: 0)")
     validate.add_argument("--json", action="store_true", help="print one JSON object on stdout (default: off, a table)")
@@ -89,6 +105,9 @@ def register(subparsers: Any) -> None:
     )
     validate.set_defaults(handler=_validate)
 
+
+UNTRUSTED_EXIT = 3
+"""Exit status of a validation that cannot be trusted (2 is a usage error)."""
 
 _DRIFT_WARNING = 0.10
 """Tell the user when the machine ran this much faster or slower than at calibration."""
@@ -142,15 +161,20 @@ def _validate(args: argparse.Namespace) -> int:
         calibration=calibration,
         duration_s=args.duration,
         seed=args.seed,
+        replicates=args.replicates,
     )
     if args.out:
         _write(Path(args.out), result)
+    if result.untrusted_reason is not None:
+        # One line (or the JSON), nothing else: agreement or disagreement it cannot stand behind is not shown.
+        print(json.dumps(result.to_json_dict()) if args.json else f"untrusted: {result.untrusted_reason}")
+        return UNTRUSTED_EXIT
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:
         import pandas as pd
 
-        with pd.option_context("display.width", 140, "display.max_rows", 200):
+        with pd.option_context("display.width", 220, "display.max_rows", 200):
             print(result.comparisons.to_string(index=False))
         judged = result.to_json_dict()["verdict"]
         words = ", ".join(f"{name} {entry['verdict']}" for name, entry in judged["metrics"].items())

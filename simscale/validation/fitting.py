@@ -49,6 +49,7 @@ __all__ = [
     "fit_loadgen_costs",
     "fit_publish_costs",
     "fit_stall_counts",
+    "replicate_speed",
     "t_interval",
 ]
 
@@ -314,3 +315,36 @@ def combine_replicates(replicates: Sequence[Calibration]) -> Calibration:
         ],
     }
     return dataclasses.replace(first, **values, intervals=intervals, replicates=len(replicates), notes=notes)
+
+
+_SPEED_RUNS = 5
+"""The quiet and moderate runs come first in a calibration's notes (the busy ones after): the speed
+index reads those of them at full size, which one fan-out at a time keeps comparable."""
+
+
+def replicate_speed(calibration: Calibration) -> tuple[float, float, float] | None:
+    """(mean, low, high): one replicate's CPU per delivery, the hub's and the load generator's together,
+    with its 95 % interval over that replicate's full-size quiet and moderate runs; a machine-speed index
+    to compare replicates taken at different times. ``None`` without at least two such runs in its notes.
+
+    Example (made-up runs; the slower machine needs more CPU per delivery):
+
+        >>> from simscale.scenarios import Calibration
+        >>> from simscale.validation.fitting import replicate_speed
+        >>> def run(cpu_s): return dict(clients=300, deliveries=100_000, hub_cpu_s=cpu_s, loadgen_cpu_s=cpu_s)
+        >>> costs = dict(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...              keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6,
+        ...              memory_per_connection_bytes=12e3, backplane_publish_base_s=1.5e-5,
+        ...              backplane_latency_s=2e-4, connections=300)
+        >>> calibration = Calibration(**costs, notes={"runs": [run(0.5), run(0.55), run(0.45)]})
+        >>> [round(value * 1e6, 2) for value in replicate_speed(calibration)]
+        [10.0, 7.52, 12.48]
+    """
+    runs = [
+        run
+        for run in calibration.notes.get("runs", [])[:_SPEED_RUNS]
+        if run.get("clients") == calibration.connections and run.get("deliveries", 0) > 0
+    ]
+    if len(runs) < 2:
+        return None
+    return t_interval([(run["hub_cpu_s"] + run["loadgen_cpu_s"]) / run["deliveries"] for run in runs])

@@ -11,6 +11,7 @@ orchestrates: measure → simulate → compare.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -26,18 +27,26 @@ from simscale.metrics.summary import cpu_utilization_by_server
 from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import Scenario, preset, simulate
 from simscale.scenarios.calibration import Calibration, calibrated_costs
+from simscale.validation.calibrate import DEFAULT_REPLICATES
 from simscale.validation.comparing import (
+    COLUMNS,
     SATURATION_P99_MS,
     Side,
     agreement,
     calibrated_loadgen_cpu_s,
     comparison_frame,
+    drift_reason,
     latency_limit_per_s,
     machine_speed_drift,
+    median_side,
     saturation_from_points,
     verdict,
+    width_reason,
+    with_intervals,
 )
+from simscale.validation.fitting import combine_replicates, replicate_speed
 from simscale.validation.measuring import measure_loopback
+from simscale.validation.records import LoadRun
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,6 +99,9 @@ class ValidationResult:
     predicted: list[RunSummary]
     rates_per_s: list[float]
     wall_s: float
+    untrusted_reason: str | None = None
+    """Why the run cannot be trusted (the machine's speed drifted beyond the calibration replicates'
+    intervals, or the prediction interval is wider than a tolerance band); ``None``: it can."""
     machine_speed_drift: float | None = None
     """How much more CPU the load generator needed for its work during the measurement than the
     calibration's costs say (0.1: 10 % slower); ``None`` when no run below saturation kept it busy
@@ -99,13 +111,17 @@ class ValidationResult:
         """``{"scenario": …, "comparisons": [{metric, load, server, predicted, measured, …}, …], …,
         "verdict": {"overall": …, "metrics": {…}}}``."""
         rows = self.comparisons.astype(object).where(self.comparisons.notna(), None).to_dict(orient="records")
+        judged = verdict(self)
         return {
             "scenario": self.scenario,
             "comparisons": rows,
             "rates_per_s": self.rates_per_s,
             "wall_s": self.wall_s,
             "machine_speed_drift": self.machine_speed_drift,
-            "verdict": verdict(self),
+            "calibration_replicates": self.calibration.replicates,
+            "overall": judged["overall"],
+            "reason": self.untrusted_reason,
+            "verdict": judged,
         }
 
 
@@ -159,8 +175,9 @@ def model_scenario(
     )
 
 
-def _predicted_saturation(scenario: Scenario, high_per_s: float) -> float:
-    """Bisect the model's broadcast rate for p99 = threshold (the model is cheap to run)."""
+def _predicted_saturation(scenario: Scenario, high_per_s: float, *, precision: float = 1.02) -> float:
+    """Bisect the model's broadcast rate for p99 = threshold (the model is cheap to run), to within
+    a factor ``precision``."""
 
     def p99(rate: float) -> float:
         value = simulate(scenario.replace(broadcast_rate_per_s=rate)).summary.latency_p99_ms
@@ -175,8 +192,81 @@ def _predicted_saturation(scenario: Scenario, high_per_s: float) -> float:
             high = middle
         else:
             low = middle
-        if high / low < 1.02:
+        if high / low < precision:
             break
+    return math.sqrt(low * high)
+
+
+def _drawn(calibration: Calibration, rng: np.random.Generator) -> Calibration:
+    """The calibration with every cost drawn uniformly from its 95 % interval (kept above zero where
+    the cost must be positive)."""
+    drawn: dict[str, Any] = {}
+    for name, (low, high) in calibration.intervals.items():
+        value = float(rng.uniform(low, high)) if high > low else low
+        drawn[name] = (
+            max(value, 1e-3 * float(getattr(calibration, name))) if name == "loadgen_stall_busy_scale" else value
+        )
+    return dataclasses.replace(calibration, **drawn)
+
+
+def _model_side(
+    scenario: Scenario,
+    rates: Sequence[float],
+    *,
+    warmup_s: float,
+    duration_s: float,
+    seed: int,
+    saturation: float,
+    counts_compared: bool,
+    memory_per_connection_kb: float,
+) -> Side:
+    """The model's side at ``rates``, each run replaying the load generator's own Poisson schedule
+    (same function, same seed): the two sides then differ in how they serve the broadcasts, not in
+    how many there were."""
+    summaries: list[RunSummary] = []
+    cpu: list[dict[int, float | None]] = []
+    received: list[dict[int, float | None]] = []
+    for rate in rates:
+        offsets = poisson_offsets_s(rate, warmup_s + duration_s, np.random.default_rng(seed))
+        model = simulate(scenario.replace(broadcast_rate_per_s=rate, broadcast_offsets_s=tuple(offsets.tolist())))
+        summaries.append(model.summary)
+        cpu.append(dict(cpu_utilization_by_server(model.records, warmup_s, warmup_s + duration_s)))
+        received.append(dict(enumerate(map(float, model.records.backplane_messages_received_per_server))))
+    return Side(
+        summaries=tuple(summaries),
+        cpu_utilization=tuple(cpu),
+        memory_per_connection_kb={server: memory_per_connection_kb for server in range(scenario.servers)},
+        saturation_broadcast_rate=saturation,
+        backplane_messages_received=tuple(received) if counts_compared else (),
+    )
+
+
+def _rate_groups(rates: Sequence[float], groups: int) -> list[list[float]]:
+    """``rates`` in ``groups`` consecutive groups, as even as they split (none empty)."""
+    groups = max(1, min(groups, len(rates)))
+    return [list(map(float, part)) for part in np.array_split(np.asarray(rates, dtype=np.float64), groups)]
+
+
+_DRAW_SPAN = 1.25
+"""A draw's saturation is bisected within the means' own ÷/× this: a prediction interval reaching either
+end is wider than saturation's ±15 % band anyway (untrusted), and far-off rates are slow to simulate."""
+
+
+def _saturation_within(scenario: Scenario, low_per_s: float, high_per_s: float, *, precision: float = 1.05) -> float:
+    """The model's saturation rate bisected between ``low_per_s`` and ``high_per_s`` (an end if beyond it)."""
+
+    def saturated(rate: float) -> bool:
+        value = simulate(scenario.replace(broadcast_rate_per_s=rate)).summary.latency_p99_ms
+        return value is None or value > SATURATION_P99_MS
+
+    if not saturated(high_per_s):
+        return high_per_s
+    if saturated(low_per_s):
+        return low_per_s
+    low, high = low_per_s, high_per_s
+    while high / low >= precision:
+        middle = math.sqrt(low * high)
+        low, high = (low, middle) if saturated(middle) else (middle, high)
     return math.sqrt(low * high)
 
 
@@ -187,11 +277,23 @@ def validate(
     clients: int | None = None,
     rates_per_s: Sequence[float] | None = None,
     calibration: Calibration | None = None,
-    duration_s: float = 8.0,
+    duration_s: float = 4.0,
     warmup_s: float = 1.0,
     seed: int = 0,
+    replicates: int = 2,
+    calibration_replicates: int = DEFAULT_REPLICATES,
+    prediction_draws: int = 4,
 ) -> ValidationResult:
     """Run ``name`` for real and simulated; compare delivered fraction, latency, throughput, CPU, memory.
+
+    Without a ``calibration``, it calibrates ``calibration_replicates`` times, interleaved with the
+    measured rates (one replicate before the first rate, one between each group of rates, one after
+    the last), so that a machine whose speed drifts during the validation shows it; the prediction
+    uses all replicates. Every rate is measured ``replicates`` times (``measured`` is the median,
+    ``measured_low``/``measured_high`` the spread); the prediction interval comes from
+    ``prediction_draws`` model runs with costs drawn from their intervals (seeded). A run that cannot
+    be trusted (:func:`~simscale.validation.comparing.drift_reason`,
+    :func:`~simscale.validation.comparing.width_reason`) has an ``untrusted_reason``.
 
     A real run starts hub processes and a load generator on this machine and takes minutes
     (``simscale validate NAME`` from a shell); the arguments are checked before anything starts.
@@ -206,7 +308,7 @@ def validate(
         ...
         ValueError: validate takes one of single-server, no-backplane, backplane, ..., got 'port-exhaustion'
     """
-    from simscale.validation.calibrate import calibrate
+    from simscale.validation.calibrate import calibrate_once
 
     started = time.perf_counter()
     if name not in VALIDATED_PRESETS:
@@ -218,96 +320,185 @@ def validate(
         raise ValueError(f"{name} needs servers = 2, got {servers}")
     if name == "single-server" and servers != 1:
         raise ValueError(f"single-server needs servers = 1, got {servers}")
+    for label, value, least in (
+        ("replicates", replicates, 1),
+        ("calibration_replicates", calibration_replicates, 2),
+        ("prediction_draws", prediction_draws, 0),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= 20:
+            raise ValueError(f"{label} must be an integer from {least} to 20, got {value!r}")
+    interleaved: list[Calibration] = []
     if calibration is None:
-        calibration = calibrate()
-    clients = 3 * calibration.connections if clients is None else clients
+        interleaved.append(calibrate_once())
+    reference = calibration if calibration is not None else interleaved[0]
+    clients = 3 * reference.connections if clients is None else clients
     if not isinstance(clients, int) or clients < 1:
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
-    scenario = model_scenario(name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
+
+    def scenario_of(costs: Calibration) -> Scenario:
+        return model_scenario(name, servers, clients, costs, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
+
     # The model's saturation rate is needed twice: to place the default rates around it, and as a result.
-    predicted_saturation = _predicted_saturation(scenario, 20.0)
+    predicted_saturation = _predicted_saturation(scenario_of(reference), 20.0)
     if rates_per_s is None:
         rates_per_s = [round(predicted_saturation * factor, 2) for factor in (0.25, 0.5, 0.8, 1.2, 1.8)]
     rates = sorted(float(rate) for rate in rates_per_s)
     if len(rates) < 1 or any(not math.isfinite(rate) or rate <= 0 for rate in rates):
         raise ValueError(f"broadcast rates must be positive numbers, got {list(rates_per_s)!r}")
+    rng = np.random.default_rng(seed)
+    draws: list[Calibration] = []
+    draw_saturations: list[float] = []
+
+    def draw_predictions(costs: Calibration, point_saturation: float) -> None:
+        """Draw the costs and bisect each draw's saturation (near the means' own)."""
+        draws.clear()
+        draw_saturations.clear()
+        if not costs.intervals:
+            return
+        for _ in range(prediction_draws):
+            drawn = _drawn(costs, rng)
+            draws.append(drawn)
+            draw_saturations.append(
+                _saturation_within(scenario_of(drawn), point_saturation / _DRAW_SPAN, point_saturation * _DRAW_SPAN)
+            )
+
+    def saturation_span() -> tuple[float, float]:
+        values = [predicted_saturation, *draw_saturations]
+        return min(values), max(values)
 
     groups = group_fields(name, clients)
-    measurements = measure_loopback(
-        name,
-        servers,
-        clients,
-        rates,
-        duration_s=duration_s,
-        warmup_s=warmup_s,
-        drain_s=_DRAIN_S,
-        seed=seed,
-        redis=scenario.backplane == "redis",
-        load_fields={"send_target": "group", **groups} if groups else None,
-    )
-    predicted: list[RunSummary] = []
-    predicted_cpu: list[dict[int, float | None]] = []
-    predicted_received: list[dict[int, float | None]] = []
-    loadgen_work_s: list[tuple[float, float, float]] = []
-    """(rate, the load generator's CPU seconds, what the calibration's costs say its work should take)."""
-    for run in measurements.runs:
-        # Replay the load generator's own Poisson schedule (same function, same seed): the two
-        # runs then differ in how they serve the broadcasts, not in how many there were.
-        offsets = poisson_offsets_s(run.rate_per_s, warmup_s + duration_s, np.random.default_rng(seed))
-        loadgen_work_s.append(
-            (run.rate_per_s, run.broadcast_cpu_s, calibrated_loadgen_cpu_s(calibration, run, len(offsets)))
+    scenario = scenario_of(reference)
+    if calibration is not None:
+        # A calibration given up front can be judged before anything is measured: too wide, stop here.
+        draw_predictions(calibration, predicted_saturation)
+        low, high = saturation_span()
+        early = _frame(
+            [
+                {
+                    "metric": "saturation_broadcast_rate",
+                    "load": None,
+                    "server": None,
+                    "predicted": predicted_saturation,
+                    "predicted_low": low,
+                    "predicted_high": high,
+                }
+            ]
         )
-        model = simulate(
-            scenario.replace(broadcast_rate_per_s=run.rate_per_s, broadcast_offsets_s=tuple(offsets.tolist()))
-        )
-        predicted.append(model.summary)
-        predicted_cpu.append(dict(cpu_utilization_by_server(model.records, warmup_s, warmup_s + duration_s)))
-        predicted_received.append(dict(enumerate(map(float, model.records.backplane_messages_received_per_server))))
+        reason = width_reason(early)
+        if reason is not None:
+            return ValidationResult(
+                scenario=name, comparisons=early.reindex(columns=list(COLUMNS)), calibration=calibration,
+                measured=[], predicted=[], rates_per_s=rates, wall_s=time.perf_counter() - started,
+                untrusted_reason=reason,
+            )  # fmt: skip
 
-    measured = [run.summary for run in measurements.runs]
+    # Measure: the rates in groups, a calibration replicate between groups and after the last; each
+    # rate `replicates` times, the replicates alternating over a group's rates so drift spreads evenly.
+    rate_groups = _rate_groups(rates, calibration_replicates - 1 if calibration is None else 1)
+    runs_by_rate: dict[float, list[LoadRun]] = {rate: [] for rate in rates}
+    base_rss: tuple[float, ...] | None = None
+    connected_rss: tuple[float, ...] | None = None
+    for group in rate_groups:
+        measurements = measure_loopback(
+            name,
+            servers,
+            clients,
+            group * replicates,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            drain_s=_DRAIN_S,
+            seed=seed,
+            redis=scenario.backplane == "redis",
+            load_fields={"send_target": "group", **groups} if groups else None,
+        )
+        if base_rss is None:
+            base_rss, connected_rss = measurements.base_rss_bytes, measurements.connected_rss_bytes
+        for run in measurements.runs:
+            runs_by_rate[run.rate_per_s].append(run)
+        if calibration is None:
+            interleaved.append(calibrate_once())
+    if calibration is None:
+        calibration = combine_replicates(interleaved)
+        scenario = scenario_of(calibration)
+        predicted_saturation = _predicted_saturation(scenario, predicted_saturation / 2)
+        draw_predictions(calibration, predicted_saturation)
+    assert base_rss is not None
+
     # Group sends pick the same group and sender on both sides (one stream, one rule), so each server's
     # count is comparable exactly; a broadcast's sender comes from the model's main stream, so only the
     # total would be, and the per-server split is not judged.
     counts_compared = scenario.backplane == "redis" and scenario.send_target != "all"
+    memory_kb = calibration.memory_per_connection_bytes / 1000
+    sides = dict(warmup_s=warmup_s, duration_s=duration_s, seed=seed, counts_compared=counts_compared)
+    model_side = _model_side(scenario, rates, saturation=predicted_saturation, memory_per_connection_kb=memory_kb,
+                             **sides)  # type: ignore[arg-type]  # fmt: skip
+    drawn_sides = [
+        _model_side(scenario_of(drawn), rates, saturation=saturation,
+                    memory_per_connection_kb=drawn.memory_per_connection_bytes / 1000, **sides)  # type: ignore[arg-type]
+        for drawn, saturation in zip(draws, draw_saturations, strict=True)
+    ]  # fmt: skip
     per_server_clients = clients / servers
-    connected_rss = measurements.connected_rss_bytes
-    model_side = Side(
-        summaries=tuple(predicted),
-        cpu_utilization=tuple(predicted_cpu),
-        memory_per_connection_kb={server: calibration.memory_per_connection_bytes / 1000 for server in range(servers)},
-        saturation_broadcast_rate=predicted_saturation,
-        backplane_messages_received=tuple(predicted_received) if counts_compared else (),
-    )
-    hub_side = Side(
-        summaries=tuple(measured),
-        cpu_utilization=tuple(dict(enumerate(run.hub_cpu_utilization)) for run in measurements.runs),
-        memory_per_connection_kb={
-            server: (connected_rss[server] - measurements.base_rss_bytes[server]) / per_server_clients / 1000
-            if connected_rss is not None
-            else None
-            for server in range(servers)
-        },
-        saturation_broadcast_rate=saturation_from_points(rates, [summary.latency_p99_ms for summary in measured]),
-        backplane_messages_received=tuple(
-            {server: float(count) for server, count in enumerate(run.backplane_messages_received)}
-            for run in measurements.runs
+    hub_sides = []
+    for replicate in range(replicates):
+        runs = [runs_by_rate[rate][replicate] for rate in rates]
+        summaries = [run.summary for run in runs]
+        hub_sides.append(
+            Side(
+                summaries=tuple(summaries),
+                cpu_utilization=tuple(dict(enumerate(run.hub_cpu_utilization)) for run in runs),
+                memory_per_connection_kb={
+                    server: (connected_rss[server] - base_rss[server]) / per_server_clients / 1000
+                    if connected_rss is not None
+                    else None
+                    for server in range(servers)
+                },
+                saturation_broadcast_rate=saturation_from_points(rates, [run.latency_p99_ms for run in summaries]),
+                backplane_messages_received=tuple(
+                    {server: float(count) for server, count in enumerate(run.backplane_messages_received)}
+                    for run in runs
+                )
+                if counts_compared
+                else (),
+            )
         )
-        if counts_compared
-        else (),
-    )
+    hub_side = median_side(hub_sides)
     # The machine's own drift between calibration and measurement (shared hosts speed up and slow
     # down by several per cent within minutes): the load generator's CPU for the work it counted, in
     # runs below saturation busy enough (a fifth of a core) for its fixed overheads not to dominate.
+    phase_s = warmup_s + duration_s
+    loadgen_work_s = [
+        (run.rate_per_s, run.broadcast_cpu_s, calibrated_loadgen_cpu_s(calibration, run, _sends(run, phase_s, seed)))
+        for rate in rates
+        for run in runs_by_rate[rate]
+    ]  # fmt: skip
     drift = machine_speed_drift(
         loadgen_work_s, latency_limit_per_s(model_side, hub_side), _DRIFT_MIN_BUSY * (warmup_s + duration_s)
     )
+    frame = with_intervals(
+        comparison_frame(rates, servers, model_side, hub_side), rates, [model_side, *drawn_sides], hub_sides
+    )
+    speeds = [speed for speed in map(replicate_speed, interleaved) if speed is not None]
+    reason = drift_reason(speeds) or width_reason(frame)
     return ValidationResult(
         scenario=name,
-        comparisons=comparison_frame(rates, servers, model_side, hub_side),
+        comparisons=frame,
         calibration=calibration,
-        measured=measured,
-        predicted=predicted,
+        measured=[summary for side in hub_sides for summary in side.summaries],
+        predicted=list(model_side.summaries),
         rates_per_s=rates,
         wall_s=time.perf_counter() - started,
         machine_speed_drift=drift,
+        untrusted_reason=reason,
     )
+
+
+def _sends(run: LoadRun, phase_s: float, seed: int) -> int:
+    """The broadcasts the load generator's schedule holds for ``run`` (the same function and seed)."""
+    return len(poisson_offsets_s(run.rate_per_s, phase_s, np.random.default_rng(seed)))
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A comparisons frame from rows (pandas imported only when a validation runs)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows)
