@@ -3,8 +3,10 @@
 The real run (:func:`~simscale.validation.measuring.measure_loopback`): ``servers`` hub processes
 (``memory`` backplanes are independent servers — the no-backplane case for real; ``backplane``
 starts its own ``redis-server``) driven by the load generator at several broadcast rates. The
-prediction: the ``asyncio-hub`` profile with the calibration's costs, every process on this host's
-cores (the hubs and the load generator share them, as they do for real). The comparison and its
+prediction: the ``asyncio-hub`` profile with the calibration's costs on this host as measured
+(:mod:`simscale.validation.host`: its time slice and parallel speed, and the placement — with two
+cores or more the load generator has a core of its own and the hubs share the rest; with one they
+all take turns). The comparison and its
 verdict come from the one table of :mod:`simscale.validation.comparing`. This module only
 orchestrates: measure → simulate → compare.
 """
@@ -12,7 +14,6 @@ orchestrates: measure → simulate → compare.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ import numpy as np
 from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.records import RunSummary
 from simscale.metrics.summary import cpu_utilization_by_server
-from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import Scenario, preset, simulate
 from simscale.scenarios.calibration import Calibration, calibrated_costs
 from simscale.validation.comparing import (
@@ -37,6 +37,7 @@ from simscale.validation.comparing import (
     saturation_from_points,
     verdict,
 )
+from simscale.validation.host import HostSpeed, Placement, host_placement, model_host_fields, probe_host
 from simscale.validation.measuring import measure_loopback
 
 if TYPE_CHECKING:
@@ -94,6 +95,10 @@ class ValidationResult:
     """How much more CPU the load generator needed for its work during the measurement than the
     calibration's costs say (0.1: 10 % slower); ``None`` when no run below saturation kept it busy
     a fifth of the time (below that its fixed overheads, not the work, decide its CPU)."""
+    host: HostSpeed | None = None
+    """The host as measured for the prediction (:func:`~simscale.validation.host.probe_host`)."""
+    placement: Placement | None = None
+    """Where the hubs and the load generator ran (:func:`~simscale.validation.host.host_placement`)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """``{"scenario": …, "comparisons": [{metric, load, server, predicted, measured, …}, …], …,
@@ -105,8 +110,34 @@ class ValidationResult:
             "rates_per_s": self.rates_per_s,
             "wall_s": self.wall_s,
             "machine_speed_drift": self.machine_speed_drift,
+            "host": host_json(self.host, self.placement),
             "verdict": verdict(self),
         }
+
+
+def host_json(host: HostSpeed | None, placement: Placement | None) -> dict[str, Any] | None:
+    """The measured host and the placement as JSON: ``cores``, ``time_slice_s``, ``parallel_speed``,
+    ``hub_cores`` and ``loadgen_cores`` (sorted lists, or null when not pinned).
+
+    Example:
+
+        >>> from simscale.validation.validate import host_json
+        >>> host_json(HostSpeed(2, 0.003, 0.6), host_placement(frozenset({0, 1})))["loadgen_cores"]
+        [1]
+    """
+    if host is None:
+        return None
+
+    def cores(chosen: frozenset[int] | None) -> list[int] | None:
+        return None if chosen is None else sorted(chosen)
+
+    return {
+        "cores": host.cores,
+        "time_slice_s": host.time_slice_s,
+        "parallel_speed": host.parallel_speed,
+        "hub_cores": cores(placement.hub_cores) if placement is not None else None,
+        "loadgen_cores": cores(placement.loadgen_cores) if placement is not None else None,
+    }
 
 
 def group_fields(name: str, clients: int) -> dict[str, Any]:
@@ -133,18 +164,33 @@ def group_fields(name: str, clients: int) -> dict[str, Any]:
 
 
 def model_scenario(
-    name: str, servers: int, clients: int, calibration: Calibration, *, duration_s: float, warmup_s: float, seed: int
+    name: str,
+    servers: int,
+    clients: int,
+    calibration: Calibration,
+    *,
+    duration_s: float,
+    warmup_s: float,
+    seed: int,
+    host: HostSpeed | None = None,
+    placement: Placement | None = None,
 ) -> Scenario:
-    """The ``asyncio-hub`` scenario that predicts a loopback run of ``name``."""
+    """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` on this host.
+
+    ``host``: the host's time slice and parallel speed (measured by
+    :func:`~simscale.validation.host.probe_host` when None); ``placement``: where the processes run
+    (:func:`~simscale.validation.host.host_placement` when None).
+    """
+    host = probe_host() if host is None else host
+    placement = host_placement() if placement is None else placement
     return preset(
         name,
         **group_fields(name, clients),
         servers=servers,
         clients=clients,
         server_profile="asyncio-hub",
-        shared_host_cores=os.cpu_count() or 1,
-        # The hubs, the load generator (and redis-server) outnumber the cores: they take turns.
-        cpu_time_slice_s=linux_time_slice_s(os.cpu_count() or 1),
+        # The hubs (and redis-server) take turns on their cores; the load generator on its own or with them.
+        **model_host_fields(host, placement),  # type: ignore[arg-type]
         proxy_hop=False,
         network_latency_s=_LOOPBACK_LATENCY_S,
         network_jitter_s=_LOOPBACK_JITTER_S,
@@ -218,12 +264,17 @@ def validate(
         raise ValueError(f"{name} needs servers = 2, got {servers}")
     if name == "single-server" and servers != 1:
         raise ValueError(f"single-server needs servers = 1, got {servers}")
+    placement = host_placement()
     if calibration is None:
-        calibration = calibrate()
+        calibration = calibrate(placement=placement)
+    host = probe_host()  # once per run, just before the measurement it models
     clients = 3 * calibration.connections if clients is None else clients
     if not isinstance(clients, int) or clients < 1:
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
-    scenario = model_scenario(name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
+    scenario = model_scenario(
+        name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed,
+        host=host, placement=placement,
+    )  # fmt: skip
     # The model's saturation rate is needed twice: to place the default rates around it, and as a result.
     predicted_saturation = _predicted_saturation(scenario, 20.0)
     if rates_per_s is None:
@@ -244,6 +295,7 @@ def validate(
         seed=seed,
         redis=scenario.backplane == "redis",
         load_fields={"send_target": "group", **groups} if groups else None,
+        placement=placement,
     )
     predicted: list[RunSummary] = []
     predicted_cpu: list[dict[int, float | None]] = []
@@ -310,4 +362,6 @@ def validate(
         rates_per_s=rates,
         wall_s=time.perf_counter() - started,
         machine_speed_drift=drift,
+        host=host,
+        placement=placement,
     )
