@@ -180,7 +180,7 @@ def _rate_per_s(result: dict[str, object]) -> float:
 def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None) -> HostSpeed:
     """Measure this host's time slice and parallel speed in about ``budget_s`` of wall time.
 
-    Two busy processes pinned to one core report how long each ran between pauses (the slice: the
+    Two busy processes pinned to the lowest core report how long each ran between pauses (the slice: the
     median of those run periods); then, twice in turn, one busy process alone and ``cores`` busy
     processes each pinned to a core of its own count their work (the parallel speed: the ratio of the
     medians, clipped to (0, 1]; 1.0 on one core). Processes start a little before each phase, so
@@ -191,7 +191,7 @@ def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None
     cores = sorted(available_cores() if available is None else available)
     if not cores:
         raise ValueError("available must name at least one core")
-    slice_core = frozenset({cores[-1]})
+    slice_core = frozenset({cores[0]})  # a hub core (host_placement): where processes take turns
     slice_phase_s = 0.4 * budget_s
     count_phase_s = 0.15 * budget_s  # four of them: alone, together, alone, together
     with _Workers(max(2, len(cores)), timeout_s=5.0 + budget_s) as workers:
@@ -217,3 +217,4 @@ def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None
     else:
         parallel_speed = 1.0
     return HostSpeed(cores=len(cores), time_slice_s=time_slice_s, parallel_speed=parallel_speed)
+
