@@ -350,6 +350,13 @@ class Scenario:
         "does, so work that has run this long while others wait goes to the back of the queue (matters "
         "when a host's processes outnumber its cores, as in a loopback validation).",
     )
+    shared_host_neighbour_share: float = setting(
+        0.0, unit="fraction", ge=0.0, le=0.95, section="servers",
+        source="simscale validate (measured on the hub cores)",
+        help="With shared_host_cores > 0 and cpu_time_slice_s > 0: the share of each shared core that work outside "
+        "the model takes (a CPU quota, busy neighbour processes), modelled as one neighbour per core that takes "
+        "it for a slice (more above a share of 0.5) every slice / share. 0: none.",
+    )  # fmt: skip
     cpu_parallel_speed: float = setting(
         1.0, unit="fraction", gt=0.0, le=1.0, section="servers", source="simscale validate (measured on the host)",
         help="Work per second of all of a host's cores busy together over cores x that of one alone (1: independent "

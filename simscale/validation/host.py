@@ -9,8 +9,10 @@ properties do not transfer from the machine the model was tuned on, so they are 
   ``cores`` times what one gets done alone (1.0: independent cores; less on shared or throttled hosts,
   hyper-threads, or with noisy neighbours).
 
-And the **placement**: where the host has the cores, the load generator gets a core of its own and
-the hubs (with redis-server) the rest, so that the two sides take turns on no core.
+Also the **share** of the hubs' cores that work outside the model takes (:func:`probe_hub_share`: a
+CPU quota on the hubs, busy neighbours on their cores). And the **placement**: where the host has the
+cores, the load generator gets a core of its own and the hubs (with redis-server) the rest, so that
+the two sides take turns on no core.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HostSpeed", "Placement", "host_placement", "model_host_fields", "probe_host"]
+__all__ = ["HostSpeed", "Placement", "host_placement", "model_host_fields", "probe_host", "probe_hub_share"]
 
 _WORKER = Path(__file__).with_name("host_worker.py")
 _MIN_PERIODS = 3
@@ -218,3 +220,25 @@ def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None
         parallel_speed = 1.0
     return HostSpeed(cores=len(cores), time_slice_s=time_slice_s, parallel_speed=parallel_speed)
 
+
+def probe_hub_share(placement: Placement, *, budget_s: float = 0.5) -> float:
+    """The share of the hubs' cores that work outside the model takes from a busy hub, in [0, 0.95].
+
+    A busy process placed as a hub is (pinned to ``hub_cores`` and, when ``SIMSCALE_HUB_CGROUP`` is set,
+    in that cgroup, as :func:`~simscale.validation.processes.place_hub_process` does) spins for about
+    ``budget_s``; the share is 1 - the CPU time it was given / the wall time (a CPU quota of half a core,
+    or one busy neighbour on its core: about 0.5), clipped (``shared_host_neighbour_share``).
+    """
+    from simscale.validation.processes import place_hub_process
+
+    if not budget_s > 0:
+        raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
+    hub_cores = placement.hub_cores or available_cores()
+    with _Workers(1, timeout_s=5.0 + budget_s) as workers:
+        place_hub_process(workers.processes[0].pid, hub_cores)
+        result = workers.run([(0, hub_cores, "count")], budget_s)[0]
+    cpu_s, elapsed_s = result["cpu_s"], result["elapsed_s"]
+    assert isinstance(cpu_s, float) and isinstance(elapsed_s, float)
+    if elapsed_s <= 0:
+        return 0.0
+    return min(0.95, max(0.0, 1.0 - cpu_s / elapsed_s))

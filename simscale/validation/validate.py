@@ -37,7 +37,14 @@ from simscale.validation.comparing import (
     saturation_from_points,
     verdict,
 )
-from simscale.validation.host import HostSpeed, Placement, host_placement, model_host_fields, probe_host
+from simscale.validation.host import (
+    HostSpeed,
+    Placement,
+    host_placement,
+    model_host_fields,
+    probe_host,
+    probe_hub_share,
+)
 from simscale.validation.measuring import measure_loopback
 
 if TYPE_CHECKING:
@@ -99,6 +106,8 @@ class ValidationResult:
     """The host as measured for the prediction (:func:`~simscale.validation.host.probe_host`)."""
     placement: Placement | None = None
     """Where the hubs and the load generator ran (:func:`~simscale.validation.host.host_placement`)."""
+    hub_share: float | None = None
+    """The share of the hubs' cores other work took (:func:`~simscale.validation.host.probe_hub_share`)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """``{"scenario": …, "comparisons": [{metric, load, server, predicted, measured, …}, …], …,
@@ -110,14 +119,16 @@ class ValidationResult:
             "rates_per_s": self.rates_per_s,
             "wall_s": self.wall_s,
             "machine_speed_drift": self.machine_speed_drift,
-            "host": host_json(self.host, self.placement),
+            "host": host_json(self.host, self.placement, self.hub_share),
             "verdict": verdict(self),
         }
 
 
-def host_json(host: HostSpeed | None, placement: Placement | None) -> dict[str, Any] | None:
+def host_json(
+    host: HostSpeed | None, placement: Placement | None, hub_share: float | None = None
+) -> dict[str, Any] | None:
     """The measured host and the placement as JSON: ``cores``, ``time_slice_s``, ``parallel_speed``,
-    ``hub_cores`` and ``loadgen_cores`` (sorted lists, or null when not pinned).
+    ``hub_share``, ``hub_cores`` and ``loadgen_cores`` (sorted lists, or null when not pinned).
 
     Example:
 
@@ -135,6 +146,7 @@ def host_json(host: HostSpeed | None, placement: Placement | None) -> dict[str, 
         "cores": host.cores,
         "time_slice_s": host.time_slice_s,
         "parallel_speed": host.parallel_speed,
+        "hub_share": hub_share,
         "hub_cores": cores(placement.hub_cores) if placement is not None else None,
         "loadgen_cores": cores(placement.loadgen_cores) if placement is not None else None,
     }
@@ -174,15 +186,18 @@ def model_scenario(
     seed: int,
     host: HostSpeed | None = None,
     placement: Placement | None = None,
+    hub_share: float | None = None,
 ) -> Scenario:
     """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` on this host.
 
     ``host``: the host's time slice and parallel speed (measured by
     :func:`~simscale.validation.host.probe_host` when None); ``placement``: where the processes run
-    (:func:`~simscale.validation.host.host_placement` when None).
+    (:func:`~simscale.validation.host.host_placement` when None); ``hub_share``: the share of the hubs'
+    cores that other work takes (:func:`~simscale.validation.host.probe_hub_share` when None).
     """
     host = probe_host() if host is None else host
     placement = host_placement() if placement is None else placement
+    hub_share = probe_hub_share(placement) if hub_share is None else hub_share
     return preset(
         name,
         **group_fields(name, clients),
@@ -191,6 +206,7 @@ def model_scenario(
         server_profile="asyncio-hub",
         # The hubs (and redis-server) take turns on their cores; the load generator on its own or with them.
         **model_host_fields(host, placement),  # type: ignore[arg-type]
+        shared_host_neighbour_share=hub_share,
         proxy_hop=False,
         network_latency_s=_LOOPBACK_LATENCY_S,
         network_jitter_s=_LOOPBACK_JITTER_S,
@@ -268,12 +284,13 @@ def validate(
     if calibration is None:
         calibration = calibrate(placement=placement)
     host = probe_host()  # once per run, just before the measurement it models
+    hub_share = probe_hub_share(placement)
     clients = 3 * calibration.connections if clients is None else clients
     if not isinstance(clients, int) or clients < 1:
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
     scenario = model_scenario(
         name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed,
-        host=host, placement=placement,
+        host=host, placement=placement, hub_share=hub_share,
     )  # fmt: skip
     # The model's saturation rate is needed twice: to place the default rates around it, and as a result.
     predicted_saturation = _predicted_saturation(scenario, 20.0)
@@ -364,4 +381,5 @@ def validate(
         machine_speed_drift=drift,
         host=host,
         placement=placement,
+        hub_share=hub_share,
     )
