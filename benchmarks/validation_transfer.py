@@ -204,11 +204,13 @@ def condition(name: str, hub_cores: frozenset[int] | None, cgroup_root: Path = C
             cgroup.rmdir()
 
 
-def validate_once(scenario: str, setup: Condition, run: int, *, quick: bool) -> Row:
-    """One ``simscale validate`` run under ``setup``."""
+def validate_once(scenario: str, setup: Condition, run: int, *, quick: bool, save: Path | None = None) -> Row:
+    """One ``simscale validate`` run under ``setup`` (its comparisons and calibration kept under ``save``)."""
     command = [sys.executable, "-m", "simscale.cli", "validate", scenario, "--json"]
     if quick:
         command += ["--duration", "2"]
+    if save is not None:
+        command += ["--out", str(save / f"{scenario}-{setup.name}-{run}")]
     started = time.monotonic()
     try:
         finished = subprocess.run(
@@ -248,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated: full, half")
     parser.add_argument("--out", type=Path, help="write every row to this CSV file")
     parser.add_argument("--quick", action="store_true", help="2 s per measured rate instead of 8")
+    parser.add_argument("--save", type=Path, help="keep each run's comparisons and calibration under this folder")
     args = parser.parse_args(argv)
     try:
         if args.runs < 1:
@@ -267,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# condition {name}: {setup.method}", flush=True)
             for scenario in scenarios:
                 for run in range(1, args.runs + 1):
-                    row = validate_once(scenario, setup, run, quick=args.quick)
+                    row = validate_once(scenario, setup, run, quick=args.quick, save=args.save)
                     rows.append(row)
                     print(format_row(row), flush=True)
     print("\nall runs:")
