@@ -68,6 +68,7 @@ class Row:
     time_slice_ms: float | None
     parallel_speed: float | None
     hub_share: float | None
+    loadgen_share: float | None
     wall_s: float
     failure: str = ""
 
@@ -112,21 +113,24 @@ def row_from_result(scenario: str, condition: str, run: int, result: dict[str, A
         time_slice_ms=host["time_slice_s"] * 1e3 if "time_slice_s" in host else None,
         parallel_speed=host.get("parallel_speed"),
         hub_share=host.get("hub_share"),
+        loadgen_share=host.get("loadgen_share"),
         wall_s=wall_s,
     )
 
 
 def failed_row(scenario: str, condition: str, run: int, wall_s: float, failure: str) -> Row:
     """A run that gave no result (its last words kept short)."""
-    empty = dict.fromkeys(("saturation_predicted", "saturation_measured", "saturation_error", "p50_worst_error",
-                           "memory_error", "time_slice_ms", "parallel_speed", "hub_share"))  # fmt: skip
+    empty = dict.fromkeys((
+        "saturation_predicted", "saturation_measured", "saturation_error", "p50_worst_error", "memory_error",
+        "time_slice_ms", "parallel_speed", "hub_share", "loadgen_share",
+    ))  # fmt: skip
     return Row(scenario=scenario, condition=condition, run=run, delivered_predicted="", delivered_measured="",
                verdict="failed", wall_s=wall_s, failure=failure, **empty)  # type: ignore[arg-type]  # fmt: skip
 
 
 _HEADER = (
     f"{'scenario':<14} {'cond':<5} {'run':>3} {'sat pred':>8} {'sat meas':>8} {'sat err':>8} {'p50 worst':>9} "
-    f"{'mem err':>8} {'delivered pred | meas':<34} {'slice ms':>8} {'par':>5} {'share':>5} {'verdict':<8}"
+    f"{'mem err':>8} {'delivered pred | meas':<34} {'slice ms':>8} {'par':>5} {'share':>5} {'lg sh':>5} {'verdict':<8}"
 )
 
 
@@ -145,7 +149,8 @@ def format_row(row: Row) -> str:
         f"{row.scenario:<14} {row.condition:<5} {row.run:>3} {_num(row.saturation_predicted):>8} "
         f"{_num(row.saturation_measured):>8} {_pct(row.saturation_error):>8} {_pct(row.p50_worst_error):>9} "
         f"{_pct(row.memory_error):>8} {delivered:<34} {_num(row.time_slice_ms, '.2f'):>8} "
-        f"{_num(row.parallel_speed, '.2f'):>5} {_num(row.hub_share, '.2f'):>5} {row.verdict:<8}"
+        f"{_num(row.parallel_speed, '.2f'):>5} {_num(row.hub_share, '.2f'):>5} "
+        f"{_num(row.loadgen_share, '.2f'):>5} {row.verdict:<8}"
     )
     return line + (f" ({row.failure})" if row.failure else "")
 

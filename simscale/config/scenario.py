@@ -627,6 +627,12 @@ class Scenario:
         "or, without one, on a core of its own; N: it is pinned to N cores of its own beside the shared ones, so "
         "it takes no turns with the hubs and its loop never waits on a hub's core (no stall).",
     )  # fmt: skip
+    loadgen_neighbour_share: float = setting(
+        0.0, unit="fraction", ge=0.0, le=0.95, section="client host",
+        source="simscale validate (measured on the load generator's core)",
+        help="With loadgen_own_cores > 0 and cpu_time_slice_s > 0: the share of the load generator's own cores that "
+        "work outside the model takes, modelled as shared_host_neighbour_share is. 0: none.",
+    )  # fmt: skip
     loadgen_stall_mean_s: float = setting(
         0.0, ge=0.0, le=1.0, section="client host", source="simscale calibrate",
         help="0: the load generator's loop runs as soon as it is woken. >0: a loop woken from sleep by a server's "

@@ -150,7 +150,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(
                 f"host: {host['cores']} cores, time slice {host['time_slice_s'] * 1e3:.2f} ms, "
                 f"parallel speed {host['parallel_speed']:.2f}, other work's share of the hub cores "
-                f"{host['hub_share'] or 0:.2f}; {placed}"
+                f"{host['hub_share'] or 0:.2f} and of the load generator's {host['loadgen_share'] or 0:.2f}; {placed}"
             )
     drift = result.machine_speed_drift
     if drift is not None and abs(drift) > _DRIFT_WARNING:

@@ -26,7 +26,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HostSpeed", "Placement", "host_placement", "model_host_fields", "probe_host", "probe_hub_share"]
+__all__ = [
+    "HostSpeed",
+    "Placement",
+    "host_placement",
+    "model_host_fields",
+    "probe_host",
+    "probe_hub_share",
+    "probe_loadgen_share",
+]
 
 _WORKER = Path(__file__).with_name("host_worker.py")
 _MIN_PERIODS = 3
@@ -229,14 +237,27 @@ def probe_hub_share(placement: Placement, *, budget_s: float = 0.5) -> float:
     ``budget_s``; the share is 1 - the CPU time it was given / the wall time (a CPU quota of half a core,
     or one busy neighbour on its core: about 0.5), clipped (``shared_host_neighbour_share``).
     """
+    return _core_share(placement.hub_cores or available_cores(), as_hub=True, budget_s=budget_s)
+
+
+def probe_loadgen_share(placement: Placement, *, budget_s: float = 0.5) -> float:
+    """As :func:`probe_hub_share`, on the load generator's own cores (``loadgen_neighbour_share``); 0 when
+    it has none (not pinned: it shares the hubs' cores and their share)."""
+    if placement.loadgen_cores is None:
+        return 0.0
+    return _core_share(placement.loadgen_cores, as_hub=False, budget_s=budget_s)
+
+
+def _core_share(cores: frozenset[int], *, as_hub: bool, budget_s: float) -> float:
+    """1 - CPU time / wall time of a busy process on ``cores`` (placed as a hub when ``as_hub``), clipped."""
     from simscale.validation.processes import place_hub_process
 
     if not budget_s > 0:
         raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
-    hub_cores = placement.hub_cores or available_cores()
     with _Workers(1, timeout_s=5.0 + budget_s) as workers:
-        place_hub_process(workers.processes[0].pid, hub_cores)
-        result = workers.run([(0, hub_cores, "count")], budget_s)[0]
+        if as_hub:
+            place_hub_process(workers.processes[0].pid, cores)
+        result = workers.run([(0, cores, "count")], budget_s)[0]
     cpu_s, elapsed_s = result["cpu_s"], result["elapsed_s"]
     assert isinstance(cpu_s, float) and isinstance(elapsed_s, float)
     if elapsed_s <= 0:

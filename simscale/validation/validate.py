@@ -44,6 +44,7 @@ from simscale.validation.host import (
     model_host_fields,
     probe_host,
     probe_hub_share,
+    probe_loadgen_share,
 )
 from simscale.validation.measuring import measure_loopback
 
@@ -108,6 +109,8 @@ class ValidationResult:
     """Where the hubs and the load generator ran (:func:`~simscale.validation.host.host_placement`)."""
     hub_share: float | None = None
     """The share of the hubs' cores other work took (:func:`~simscale.validation.host.probe_hub_share`)."""
+    loadgen_share: float | None = None
+    """The share of the load generator's own cores other work took (``probe_loadgen_share``)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """``{"scenario": …, "comparisons": [{metric, load, server, predicted, measured, …}, …], …,
@@ -119,16 +122,20 @@ class ValidationResult:
             "rates_per_s": self.rates_per_s,
             "wall_s": self.wall_s,
             "machine_speed_drift": self.machine_speed_drift,
-            "host": host_json(self.host, self.placement, self.hub_share),
+            "host": host_json(self.host, self.placement, self.hub_share, self.loadgen_share),
             "verdict": verdict(self),
         }
 
 
 def host_json(
-    host: HostSpeed | None, placement: Placement | None, hub_share: float | None = None
+    host: HostSpeed | None,
+    placement: Placement | None,
+    hub_share: float | None = None,
+    loadgen_share: float | None = None,
 ) -> dict[str, Any] | None:
     """The measured host and the placement as JSON: ``cores``, ``time_slice_s``, ``parallel_speed``,
-    ``hub_share``, ``hub_cores`` and ``loadgen_cores`` (sorted lists, or null when not pinned).
+    ``hub_share``, ``loadgen_share``, ``hub_cores`` and ``loadgen_cores`` (sorted lists, or null when not
+    pinned).
 
     Example:
 
@@ -147,6 +154,7 @@ def host_json(
         "time_slice_s": host.time_slice_s,
         "parallel_speed": host.parallel_speed,
         "hub_share": hub_share,
+        "loadgen_share": loadgen_share,
         "hub_cores": cores(placement.hub_cores) if placement is not None else None,
         "loadgen_cores": cores(placement.loadgen_cores) if placement is not None else None,
     }
@@ -187,17 +195,20 @@ def model_scenario(
     host: HostSpeed | None = None,
     placement: Placement | None = None,
     hub_share: float | None = None,
+    loadgen_share: float | None = None,
 ) -> Scenario:
     """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` on this host.
 
     ``host``: the host's time slice and parallel speed (measured by
     :func:`~simscale.validation.host.probe_host` when None); ``placement``: where the processes run
     (:func:`~simscale.validation.host.host_placement` when None); ``hub_share``: the share of the hubs'
-    cores that other work takes (:func:`~simscale.validation.host.probe_hub_share` when None).
+    cores that other work takes (:func:`~simscale.validation.host.probe_hub_share` when None), and
+    ``loadgen_share`` of the load generator's own (:func:`~simscale.validation.host.probe_loadgen_share`).
     """
     host = probe_host() if host is None else host
     placement = host_placement() if placement is None else placement
     hub_share = probe_hub_share(placement) if hub_share is None else hub_share
+    loadgen_share = probe_loadgen_share(placement) if loadgen_share is None else loadgen_share
     return preset(
         name,
         **group_fields(name, clients),
@@ -207,6 +218,7 @@ def model_scenario(
         # The hubs (and redis-server) take turns on their cores; the load generator on its own or with them.
         **model_host_fields(host, placement),  # type: ignore[arg-type]
         shared_host_neighbour_share=hub_share,
+        loadgen_neighbour_share=loadgen_share,
         proxy_hop=False,
         network_latency_s=_LOOPBACK_LATENCY_S,
         network_jitter_s=_LOOPBACK_JITTER_S,
@@ -285,12 +297,13 @@ def validate(
         calibration = calibrate(placement=placement)
     host = probe_host()  # once per run, just before the measurement it models
     hub_share = probe_hub_share(placement)
+    loadgen_share = probe_loadgen_share(placement)
     clients = 3 * calibration.connections if clients is None else clients
     if not isinstance(clients, int) or clients < 1:
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
     scenario = model_scenario(
         name, servers, clients, calibration, duration_s=duration_s, warmup_s=warmup_s, seed=seed,
-        host=host, placement=placement, hub_share=hub_share,
+        host=host, placement=placement, hub_share=hub_share, loadgen_share=loadgen_share,
     )  # fmt: skip
     # The model's saturation rate is needed twice: to place the default rates around it, and as a result.
     predicted_saturation = _predicted_saturation(scenario, 20.0)
@@ -382,4 +395,5 @@ def validate(
         host=host,
         placement=placement,
         hub_share=hub_share,
+        loadgen_share=loadgen_share,
     )

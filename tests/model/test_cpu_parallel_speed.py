@@ -133,3 +133,14 @@ def test_a_neighbour_on_the_hubs_cores_lowers_the_saturation() -> None:
     shared = simulate(base.replace(shared_host_neighbour_share=0.5)).summary
     assert shared.latency_p99_ms > alone.latency_p99_ms
     assert shared.delivered_fraction == pytest.approx(alone.delivered_fraction, abs=0.01)  # nothing lost
+
+
+def test_a_neighbour_on_the_load_generators_own_core_makes_its_reads_later() -> None:
+    base = preset("single-server", clients=40, duration_s=3.0, warmup_s=1.0, seed=5).replace(
+        shared_host_cores=1, loadgen_own_cores=1, cpu_time_slice_s=2e-3, client_host="one-loop",
+        loadgen_cpu_per_delivery_s=20e-6, loadgen_cpu_per_read_s=20e-6,
+    )  # fmt: skip
+    alone = simulate(base).summary
+    crowded = simulate(base.replace(loadgen_neighbour_share=0.6)).summary
+    assert crowded.delivered_fraction == alone.delivered_fraction == 1.0
+    assert crowded.latency_p50_ms > alone.latency_p50_ms

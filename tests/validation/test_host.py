@@ -17,6 +17,7 @@ from simscale.validation.host import (
     model_host_fields,
     probe_host,
     probe_hub_share,
+    probe_loadgen_share,
 )
 
 
@@ -131,3 +132,11 @@ def test_probe_hub_share_is_a_share_and_sees_a_cpu_quota(monkeypatch: pytest.Mon
         assert probe_hub_share(placement, budget_s=0.5) >= 0.5
     finally:
         cgroup.rmdir()
+
+
+def test_probe_loadgen_share_is_zero_unpinned_and_a_share_pinned() -> None:
+    assert probe_loadgen_share(Placement(hub_cores=None, loadgen_cores=None)) == 0.0
+    placement = host_placement()
+    if not placement.pinned:
+        pytest.skip("one core: the load generator has no core of its own")
+    assert 0 <= probe_loadgen_share(placement, budget_s=0.3) <= 0.95
