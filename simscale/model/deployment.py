@@ -107,6 +107,7 @@ class Deployment:
             HostCores(s.shared_host_cores + s.loadgen_own_cores, s.cpu_parallel_speed) if s.shared_host_cores else None
         )
         shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s, machine) if s.shared_host_cores else None
+        self.shared = shared
         self.servers = [
             SimServer(
                 env,
@@ -171,6 +172,8 @@ class Deployment:
         loadgen_cpu = (
             Cpu(env, s.loadgen_own_cores, s.cpu_time_slice_s, machine) if s.loadgen_own_cores else shared or Cpu(env, 1)
         )
+        self.loadgen_cpu = loadgen_cpu if s.loadgen_own_cores and s.client_host == "one-loop" else None
+        """The load generator's own cores, when it is pinned apart from the hubs."""
         self.client_host: ClientHost = (
             OneLoopClientHost(
                 env,
@@ -364,6 +367,15 @@ class Deployment:
         if self.failures is not None:
             env.process(self.failures.run())
         self.client_host.start()
+        if self.shared is not None and s.shared_host_neighbour_share > 0 and s.cpu_time_slice_s > 0:
+            # Work outside the model on the hubs' cores: one neighbour per core, their turns spread evenly.
+            share, cores = s.shared_host_neighbour_share, s.shared_host_cores
+            for index in range(cores):
+                env.process(self.shared.neighbour(share, s.cpu_time_slice_s / share * index / cores))
+        if self.loadgen_cpu is not None and s.loadgen_neighbour_share > 0 and s.cpu_time_slice_s > 0:
+            share, cores = s.loadgen_neighbour_share, s.loadgen_own_cores
+            for index in range(cores):
+                env.process(self.loadgen_cpu.neighbour(share, s.cpu_time_slice_s / share * index / cores))
         if progress is None:
             env.run(until=self.horizon_s)
         else:

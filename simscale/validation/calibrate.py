@@ -10,12 +10,14 @@ hub, combines them into means with 95 % intervals
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 
 from simscale._version import __version__
 from simscale.scenarios.calibration import Calibration
 from simscale.validation.fitting import combine_replicates, fit_calibration
+from simscale.validation.host import Placement, host_placement, probe_host
 from simscale.validation.measuring import RUN_S, measure_calibration
 
 __all__ = ["DEFAULT_REPLICATES", "calibrate", "calibrate_once"]
@@ -34,25 +36,42 @@ def _check(connections: int, replicates: int, run_s: float) -> None:
         raise ValueError(f"run_s must be from 0.5 to 30 s, got {run_s!r}")
 
 
-def calibrate_once(connections: int = 300, *, message_bytes: int = 64, run_s: float = RUN_S) -> Calibration:
-    """One calibration replicate: a fresh hub, its eight broadcast runs of ``run_s`` each, fitted."""
+def calibrate_once(
+    connections: int = 300, *, message_bytes: int = 64, run_s: float = RUN_S, placement: Placement | None = None
+) -> Calibration:
+    """One calibration replicate: a fresh hub, its eight broadcast runs of ``run_s`` each, fitted; and
+    the host's speed (:func:`~simscale.validation.host.probe_host`) measured with it, so that a
+    validation models the host as it was when its costs were measured."""
     _check(connections, 1, run_s)
-    measurements = measure_calibration(connections, message_bytes=message_bytes, run_s=run_s)
-    return fit_calibration(
-        measurements,
-        host=platform.node(),
-        created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        simscale_version=__version__,
+    placement = host_placement() if placement is None else placement
+    measurements = measure_calibration(connections, message_bytes=message_bytes, run_s=run_s, placement=placement)
+    speed = probe_host()
+    return dataclasses.replace(
+        fit_calibration(
+            measurements,
+            host=platform.node(),
+            created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            simscale_version=__version__,
+        ),
+        host_time_slice_s=speed.time_slice_s,
+        host_parallel_speed=speed.parallel_speed,
     )
 
 
 def calibrate(
-    connections: int = 300, *, message_bytes: int = 64, replicates: int = DEFAULT_REPLICATES, run_s: float = RUN_S
+    connections: int = 300,
+    *,
+    message_bytes: int = 64,
+    replicates: int = DEFAULT_REPLICATES,
+    run_s: float = RUN_S,
+    placement: Placement | None = None,
 ) -> Calibration:
     """Measure the real hub on this machine with ``connections`` clients (at most 1,000), ``replicates`` times.
 
-    Each cost is the replicates' mean with its 95 % interval (:meth:`Calibration.interval`). A real
-    calibration runs the hub under load, too long for an example (``simscale calibrate`` from a
+    Each cost is the replicates' mean with its 95 % interval (:meth:`Calibration.interval`).
+    ``placement``: the cores of the hub and of the load generator; by default the one
+    :func:`~simscale.validation.host.host_placement` gives this host, as ``simscale validate`` uses.
+    A real calibration runs the hub under load, too long for an example (``simscale calibrate`` from a
     shell); the arguments are checked before anything starts.
 
     Example:
@@ -68,6 +87,10 @@ def calibrate(
         ValueError: replicates must be an integer from 1 to 20, got 0
     """
     _check(connections, replicates, run_s)
+    placement = host_placement() if placement is None else placement
     return combine_replicates(
-        [calibrate_once(connections, message_bytes=message_bytes, run_s=run_s) for _ in range(replicates)]
+        [
+            calibrate_once(connections, message_bytes=message_bytes, run_s=run_s, placement=placement)
+            for _ in range(replicates)
+        ]
     )

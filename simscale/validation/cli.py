@@ -179,6 +179,18 @@ def _validate(args: argparse.Namespace) -> int:
         judged = result.to_json_dict()["verdict"]
         words = ", ".join(f"{name} {entry['verdict']}" for name, entry in judged["metrics"].items())
         print(f"\n{args.preset}: validated in {result.wall_s:.0f} s; {judged['overall']} ({words})")
+        host = result.to_json_dict()["host"]
+        if host is not None:
+            placed = (
+                f"hubs on cores {host['hub_cores']}, load generator on {host['loadgen_cores']}"
+                if host["hub_cores"] is not None
+                else "not pinned (one core: everything takes turns)"
+            )
+            print(
+                f"host: {host['cores']} cores, time slice {host['time_slice_s'] * 1e3:.2f} ms, "
+                f"parallel speed {host['parallel_speed']:.2f}, other work's share of the hub cores "
+                f"{host['hub_share'] or 0:.2f} and of the load generator's {host['loadgen_share'] or 0:.2f}; {placed}"
+            )
     drift = result.machine_speed_drift
     if drift is not None and abs(drift) > _DRIFT_WARNING:
         # Stderr, so that --json output stays one JSON document.

@@ -273,8 +273,9 @@ def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[fl
 
 def combine_replicates(replicates: Sequence[Calibration]) -> Calibration:
     """One calibration from independently fitted replicates: each cost the replicates' mean, with its
-    95 % Student-t interval (floored at 0: no cost is negative), the load levels averaged, the rest
-    (connections, provenance) from the first; each replicate's costs are kept in ``notes``.
+    95 % Student-t interval (floored at 0: no cost is negative), the load levels averaged, the host's
+    speed the replicates' median, the rest (connections, provenance) from the first; each replicate's
+    costs are kept in ``notes``.
 
     Example (made-up replicates):
 
@@ -303,6 +304,9 @@ def combine_replicates(replicates: Sequence[Calibration]) -> Calibration:
         intervals[name] = (max(low, 0.0), high)
     for name in ("low_load_deliveries_per_s", "high_load_deliveries_per_s"):
         values[name] = statistics.fmean(float(getattr(replicate, name)) for replicate in replicates)
+    for name in ("host_time_slice_s", "host_parallel_speed"):
+        measured = [getattr(replicate, name) for replicate in replicates if getattr(replicate, name) is not None]
+        values[name] = statistics.median(measured) if measured else None
     notes = {
         **first.notes,
         "replicates": [

@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from simscale.validation.processes import CpuSampler, HubProcess, HubProcesses, run_blocking
+from simscale.validation.host import Placement
+from simscale.validation.processes import (
+    CpuSampler,
+    HubProcess,
+    HubProcesses,
+    pinned_here,
+    place_hub_process,
+    run_blocking,
+)
 from simscale.validation.records import BroadcastRun, CalibrationMeasurements, LoadRun, LoopbackMeasurements
 
 __all__ = [
@@ -112,14 +120,19 @@ def broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float, 
     )
 
 
-def publish_timing_s() -> tuple[float, float]:
+_UNPINNED = Placement(hub_cores=None, loadgen_cores=None)
+
+
+def publish_timing_s(placement: Placement = _UNPINNED) -> tuple[float, float]:
     """(per-PUBLISH service time from a pipelined burst, median round trip of one PUBLISH) against a
-    real redis-server."""
+    real redis-server (placed with the hubs)."""
     import redis
 
     from simscale.backplane.redis_server import RedisServer
 
-    with RedisServer() as server:
+    with RedisServer() as server, pinned_here(placement.loadgen_cores):
+        if server.pid is not None:
+            place_hub_process(server.pid, placement.hub_cores)
         connection = redis.Redis.from_url(server.url)
         for _ in range(200):
             connection.publish("simscale:calibration", b"x" * 100)
@@ -139,12 +152,19 @@ def publish_timing_s() -> tuple[float, float]:
     return service_s, statistics.median(round_trips)
 
 
-def measure_calibration(connections: int, *, message_bytes: int, run_s: float = RUN_S) -> CalibrationMeasurements:
-    """Everything a calibration needs, from one hub process (keep-alive every second) and a redis-server."""
+def measure_calibration(
+    connections: int, *, message_bytes: int, run_s: float = RUN_S, placement: Placement = _UNPINNED
+) -> CalibrationMeasurements:
+    """Everything a calibration needs, from one hub process (keep-alive every second) and a redis-server,
+    placed as a validation places them (``placement``: the hub's cores and the load generator's); each
+    broadcast run lasts ``run_s``."""
     hub = HubProcess(
-        "--backplane", "memory", "--keepalive-interval-s", f"{_KEEPALIVE_INTERVAL_S:g}", name="calibration"
-    )
+        "--backplane", "memory", "--keepalive-interval-s", f"{_KEEPALIVE_INTERVAL_S:g}", name="calibration",
+        cores=placement.hub_cores,
+    )  # fmt: skip
+    stack = ExitStack()  # the load generator's pinning, undone before the hub stops
     try:
+        stack.enter_context(pinned_here(placement.loadgen_cores))
         base_rss = hub.rss_bytes()
         idle_cpu_before = hub.cpu_s()
         time.sleep(_EMPTY_IDLE_S)
@@ -165,9 +185,10 @@ def measure_calibration(connections: int, *, message_bytes: int, run_s: float = 
             for rate in _BUSY_DELIVERIES_PER_S
         )
     finally:
+        stack.close()
         hub.stop()
     serialize_s = serialize_cpu_s(message_bytes)  # in this process, with the hub gone
-    publish_service_s, publish_round_trip_s = publish_timing_s()
+    publish_service_s, publish_round_trip_s = publish_timing_s(placement)
     return CalibrationMeasurements(
         connections=connections,
         base_rss_bytes=base_rss,
@@ -199,12 +220,14 @@ def measure_loopback(
     seed: int,
     redis: bool | None = None,
     load_fields: Mapping[str, Any] | None = None,
+    placement: Placement = _UNPINNED,
 ) -> LoopbackMeasurements:
     """Run preset ``name`` for real: ``servers`` hubs (a ``redis-server`` too for ``backplane``, or when
     ``redis``) and the load generator at each rate, the hubs' CPU and RSS sampled throughout.
 
     ``load_fields`` go to every :class:`~simscale.loadgen.LoadConfig` (the group sends' sizes); each run
-    also reads every hub's ``backplane_messages_received`` counter before and after."""
+    also reads every hub's ``backplane_messages_received`` counter before and after. ``placement``: the
+    hubs' (and redis-server's) cores and the load generator's (this process's, for the runs)."""
     from simscale.backplane.redis_server import RedisServer
     from simscale.loadgen import LoadConfig, run_load
 
@@ -213,8 +236,11 @@ def measure_loopback(
         backplane = "memory"
         if redis or (redis is None and name == "backplane"):
             redis_server = stack.enter_context(RedisServer())
+            if redis_server.pid is not None:
+                place_hub_process(redis_server.pid, placement.hub_cores)
             backplane = redis_server.url
-        hubs = stack.enter_context(HubProcesses(servers, backplane))
+        hubs = stack.enter_context(HubProcesses(servers, backplane, cores=placement.hub_cores))
+        stack.enter_context(pinned_here(placement.loadgen_cores))
         base_rss = tuple(hub.rss_bytes() for hub in hubs.servers)
         connected_rss: tuple[float, ...] | None = None
         for rate in rates_per_s:

@@ -3,8 +3,10 @@
 The real run (:func:`~simscale.validation.measuring.measure_loopback`): ``servers`` hub processes
 (``memory`` backplanes are independent servers — the no-backplane case for real; ``backplane``
 starts its own ``redis-server``) driven by the load generator at several broadcast rates. The
-prediction: the ``asyncio-hub`` profile with the calibration's costs, every process on this host's
-cores (the hubs and the load generator share them, as they do for real). The comparison and its
+prediction: the ``asyncio-hub`` profile with the calibration's costs on this host as measured
+(:mod:`simscale.validation.host`: its time slice and parallel speed, and the placement — with two
+cores or more the load generator has a core of its own and the hubs share the rest; with one they
+all take turns). The comparison and its
 verdict come from the one table of :mod:`simscale.validation.comparing`. This module only
 orchestrates: measure → simulate → compare.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ import numpy as np
 from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.records import RunSummary
 from simscale.metrics.summary import cpu_utilization_by_server
-from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import Scenario, preset, simulate
 from simscale.scenarios.calibration import Calibration, calibrated_costs
 from simscale.validation.calibrate import DEFAULT_REPLICATES
@@ -45,6 +45,16 @@ from simscale.validation.comparing import (
     with_intervals,
 )
 from simscale.validation.fitting import combine_replicates, replicate_speed
+from simscale.validation.host import (
+    HostSpeed,
+    Placement,
+    available_cores,
+    host_placement,
+    model_host_fields,
+    probe_host,
+    probe_hub_share,
+    probe_loadgen_share,
+)
 from simscale.validation.measuring import measure_loopback
 from simscale.validation.records import LoadRun
 
@@ -106,6 +116,14 @@ class ValidationResult:
     """How much more CPU the load generator needed for its work during the measurement than the
     calibration's costs say (0.1: 10 % slower); ``None`` when no run below saturation kept it busy
     a fifth of the time (below that its fixed overheads, not the work, decide its CPU)."""
+    host: HostSpeed | None = None
+    """The host as measured for the prediction (:func:`~simscale.validation.host.probe_host`)."""
+    placement: Placement | None = None
+    """Where the hubs and the load generator ran (:func:`~simscale.validation.host.host_placement`)."""
+    hub_share: float | None = None
+    """The share of the hubs' cores other work took (:func:`~simscale.validation.host.probe_hub_share`)."""
+    loadgen_share: float | None = None
+    """The share of the load generator's own cores other work took (``probe_loadgen_share``)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """``{"scenario": …, "comparisons": [{metric, load, server, predicted, measured, …}, …], …,
@@ -118,11 +136,70 @@ class ValidationResult:
             "rates_per_s": self.rates_per_s,
             "wall_s": self.wall_s,
             "machine_speed_drift": self.machine_speed_drift,
+            "host": host_json(self.host, self.placement, self.hub_share, self.loadgen_share),
             "calibration_replicates": self.calibration.replicates,
             "overall": judged["overall"],
             "reason": self.untrusted_reason,
             "verdict": judged,
         }
+
+
+def host_json(
+    host: HostSpeed | None,
+    placement: Placement | None,
+    hub_share: float | None = None,
+    loadgen_share: float | None = None,
+) -> dict[str, Any] | None:
+    """The measured host and the placement as JSON: ``cores``, ``time_slice_s``, ``parallel_speed``,
+    ``hub_share``, ``loadgen_share``, ``hub_cores`` and ``loadgen_cores`` (sorted lists, or null when not
+    pinned).
+
+    Example:
+
+        >>> from simscale.validation.validate import host_json
+        >>> host_json(HostSpeed(2, 0.003, 0.6), host_placement(frozenset({0, 1})))["loadgen_cores"]
+        [1]
+    """
+    if host is None:
+        return None
+
+    def cores(chosen: frozenset[int] | None) -> list[int] | None:
+        return None if chosen is None else sorted(chosen)
+
+    return {
+        "cores": host.cores,
+        "time_slice_s": host.time_slice_s,
+        "parallel_speed": host.parallel_speed,
+        "hub_share": hub_share,
+        "loadgen_share": loadgen_share,
+        "hub_cores": cores(placement.hub_cores) if placement is not None else None,
+        "loadgen_cores": cores(placement.loadgen_cores) if placement is not None else None,
+    }
+
+
+def host_speed(calibration: Calibration) -> HostSpeed:
+    """The host as the calibration measured it (its time slice and parallel speed, on the cores this
+    process may use now); :func:`~simscale.validation.host.probe_host` for a file that did not measure it.
+
+    Example (a calibration that measured the host: nothing is probed):
+
+        >>> from simscale.scenarios import Calibration
+        >>> from simscale.validation.validate import host_speed
+        >>> costs = dict(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...              keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6,
+        ...              memory_per_connection_bytes=12e3, backplane_publish_base_s=1.5e-5,
+        ...              backplane_latency_s=2e-4, connections=300)
+        >>> speed = host_speed(Calibration(**costs, host_time_slice_s=2e-3, host_parallel_speed=0.9))
+        >>> speed.time_slice_s, speed.parallel_speed
+        (0.002, 0.9)
+    """
+    if calibration.host_time_slice_s is None or calibration.host_parallel_speed is None:
+        return probe_host()
+    return HostSpeed(
+        cores=len(available_cores()),
+        time_slice_s=calibration.host_time_slice_s,
+        parallel_speed=min(calibration.host_parallel_speed, 1.0),
+    )
 
 
 def group_fields(name: str, clients: int) -> dict[str, Any]:
@@ -149,18 +226,41 @@ def group_fields(name: str, clients: int) -> dict[str, Any]:
 
 
 def model_scenario(
-    name: str, servers: int, clients: int, calibration: Calibration, *, duration_s: float, warmup_s: float, seed: int
+    name: str,
+    servers: int,
+    clients: int,
+    calibration: Calibration,
+    *,
+    duration_s: float,
+    warmup_s: float,
+    seed: int,
+    host: HostSpeed | None = None,
+    placement: Placement | None = None,
+    hub_share: float | None = None,
+    loadgen_share: float | None = None,
 ) -> Scenario:
-    """The ``asyncio-hub`` scenario that predicts a loopback run of ``name``."""
+    """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` on this host.
+
+    ``host``: the host's time slice and parallel speed (measured by
+    :func:`~simscale.validation.host.probe_host` when None); ``placement``: where the processes run
+    (:func:`~simscale.validation.host.host_placement` when None); ``hub_share``: the share of the hubs'
+    cores that other work takes (:func:`~simscale.validation.host.probe_hub_share` when None), and
+    ``loadgen_share`` of the load generator's own (:func:`~simscale.validation.host.probe_loadgen_share`).
+    """
+    host = probe_host() if host is None else host
+    placement = host_placement() if placement is None else placement
+    hub_share = probe_hub_share(placement) if hub_share is None else hub_share
+    loadgen_share = probe_loadgen_share(placement) if loadgen_share is None else loadgen_share
     return preset(
         name,
         **group_fields(name, clients),
         servers=servers,
         clients=clients,
         server_profile="asyncio-hub",
-        shared_host_cores=os.cpu_count() or 1,
-        # The hubs, the load generator (and redis-server) outnumber the cores: they take turns.
-        cpu_time_slice_s=linux_time_slice_s(os.cpu_count() or 1),
+        # The hubs (and redis-server) take turns on their cores; the load generator on its own or with them.
+        **model_host_fields(host, placement),  # type: ignore[arg-type]
+        shared_host_neighbour_share=hub_share,
+        loadgen_neighbour_share=loadgen_share,
         proxy_hop=False,
         network_latency_s=_LOOPBACK_LATENCY_S,
         network_jitter_s=_LOOPBACK_JITTER_S,
@@ -327,16 +427,24 @@ def validate(
     ):
         if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= 20:
             raise ValueError(f"{label} must be an integer from {least} to 20, got {value!r}")
+    placement = host_placement()
     interleaved: list[Calibration] = []
     if calibration is None:
-        interleaved.append(calibrate_once())
+        interleaved.append(calibrate_once(placement=placement))
     reference = calibration if calibration is not None else interleaved[0]
+    # The host's speed as measured with the costs (probed now for a calibration that did not measure it).
+    host = host_speed(reference)
+    hub_share = probe_hub_share(placement)
+    loadgen_share = probe_loadgen_share(placement)
     clients = 3 * reference.connections if clients is None else clients
     if not isinstance(clients, int) or clients < 1:
         raise ValueError(f"clients must be a positive integer, got {clients!r}")
 
     def scenario_of(costs: Calibration) -> Scenario:
-        return model_scenario(name, servers, clients, costs, duration_s=duration_s, warmup_s=warmup_s, seed=seed)
+        return model_scenario(
+            name, servers, clients, costs, duration_s=duration_s, warmup_s=warmup_s, seed=seed,
+            host=host, placement=placement, hub_share=hub_share, loadgen_share=loadgen_share,
+        )  # fmt: skip
 
     # The model's saturation rate is needed twice: to place the default rates around it, and as a result.
     predicted_saturation = _predicted_saturation(scenario_of(reference), 20.0)
@@ -410,15 +518,17 @@ def validate(
             seed=seed,
             redis=scenario.backplane == "redis",
             load_fields={"send_target": "group", **groups} if groups else None,
+            placement=placement,
         )
         if base_rss is None:
             base_rss, connected_rss = measurements.base_rss_bytes, measurements.connected_rss_bytes
         for run in measurements.runs:
             runs_by_rate[run.rate_per_s].append(run)
         if calibration is None:
-            interleaved.append(calibrate_once())
+            interleaved.append(calibrate_once(placement=placement))
     if calibration is None:
         calibration = combine_replicates(interleaved)
+        host = host_speed(calibration)  # scenario_of reads it: the replicates' median host
         scenario = scenario_of(calibration)
         predicted_saturation = _predicted_saturation(scenario, predicted_saturation / 2)
         draw_predictions(calibration, predicted_saturation)
@@ -489,6 +599,10 @@ def validate(
         wall_s=time.perf_counter() - started,
         machine_speed_drift=drift,
         untrusted_reason=reason,
+        host=host,
+        placement=placement,
+        hub_share=hub_share,
+        loadgen_share=loadgen_share,
     )
 
 

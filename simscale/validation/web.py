@@ -11,7 +11,6 @@ sharing this host's cores. Comparison metrics: ``web_latency_p50_ms`` and ``web_
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simscale.loadgen.runner import poisson_offsets_s
-from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import preset, simulate
+from simscale.validation.host import HostSpeed, Placement, model_host_fields, probe_host
 from simscale.validation.processes import HubProcess, run_blocking
 
 if TYPE_CHECKING:
@@ -110,8 +109,13 @@ def measure_web_latency(load: WebLoad, *, separate: bool, broadcasts: bool, seed
     return {metric: float(np.quantile(values, q)) for metric, q in zip(WEB_METRICS, (0.5, 0.99), strict=True)}
 
 
-def predict_web_latency(load: WebLoad, *, separate: bool, broadcasts: bool, seed: int = 0) -> dict[str, float]:
+def predict_web_latency(
+    load: WebLoad, *, separate: bool, broadcasts: bool, seed: int = 0, host: HostSpeed | None = None
+) -> dict[str, float]:
     """The model's p50/p99 (ms) for the same layout: the ``asyncio-hub`` profile on this host's cores.
+
+    ``host``: the host as measured (:func:`~simscale.validation.host.probe_host` when None). The web
+    measurement pins nothing, so every process shares all the cores.
 
     Example:
 
@@ -120,13 +124,14 @@ def predict_web_latency(load: WebLoad, *, separate: bool, broadcasts: bool, seed
         >>> 2.0 <= idle["web_latency_p50_ms"] < idle["web_latency_p99_ms"]
         True
     """
-    cores = os.cpu_count() or 1
+    host = probe_host() if host is None else host
+    fields = model_host_fields(host, Placement(hub_cores=None, loadgen_cores=None))
     scenario = preset(
         "web-traffic-separate" if separate else "web-traffic-shared",
         clients=load.clients, broadcast_rate_per_s=load.broadcast_rate_per_s, broadcasts_enabled=broadcasts,
         web_request_rate_per_s=load.web_request_rate_per_s, web_request_cpu_s=load.web_request_cpu_s,
         duration_s=load.duration_s, warmup_s=_warmup_s(load), server_profile="asyncio-hub",
-        shared_host_cores=cores, cpu_time_slice_s=linux_time_slice_s(cores),
+        **fields,  # type: ignore[arg-type]
         network_latency_s=_LOOPBACK_LATENCY_S, network_jitter_s=_LOOPBACK_LATENCY_S, seed=seed,
     )  # fmt: skip
     summary = simulate(scenario).summary
@@ -141,11 +146,12 @@ def validate_web_traffic(load: WebLoad | None = None, *, seed: int = 0) -> pd.Da
     import pandas as pd
 
     load = load or WebLoad()
+    host = probe_host()  # once, for every prediction
     rows: list[dict[str, Any]] = []
     for separate in (False, True):
         for broadcasts in (False, True):
             measured = measure_web_latency(load, separate=separate, broadcasts=broadcasts, seed=seed)
-            predicted = predict_web_latency(load, separate=separate, broadcasts=broadcasts, seed=seed)
+            predicted = predict_web_latency(load, separate=separate, broadcasts=broadcasts, seed=seed, host=host)
             for metric in WEB_METRICS:
                 rows.append({
                     "layout": "separate processes" if separate else "one process",
