@@ -104,3 +104,19 @@ def test_bad_replicates_and_host_speed_are_refused_naming_the_field() -> None:
         dataclasses.replace(replicate(1.0), replicates=0)
     with pytest.raises(ValueError, match="host_parallel_speed"):
         dataclasses.replace(replicate(1.0), host_parallel_speed=0.0)
+
+
+def test_the_combined_host_speed_is_the_replicates_median_and_validate_models_it() -> None:
+    from simscale.validation.validate import host_speed
+
+    replicates = [
+        dataclasses.replace(replicate(1.0), host_time_slice_s=slice_s, host_parallel_speed=speed)
+        for slice_s, speed in ((1e-3, 0.7), (3e-3, 0.9), (2e-3, 0.8))
+    ]
+    combined = combine_replicates(replicates)
+    assert (combined.host_time_slice_s, combined.host_parallel_speed) == (2e-3, 0.8)
+    modelled = host_speed(combined)  # from the calibration, not probed again
+    assert (modelled.time_slice_s, modelled.parallel_speed) == (2e-3, 0.8)
+    # A file that never measured the host: the host is probed instead.
+    probed = host_speed(replicate(1.0))
+    assert probed.time_slice_s > 0 and 0 < probed.parallel_speed <= 1
