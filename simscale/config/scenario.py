@@ -350,6 +350,13 @@ class Scenario:
         "does, so work that has run this long while others wait goes to the back of the queue (matters "
         "when a host's processes outnumber its cores, as in a loopback validation).",
     )
+    shared_host_neighbour_share: float = setting(
+        0.0, unit="fraction", ge=0.0, le=0.95, section="servers",
+        source="simscale validate (measured on the hub cores)",
+        help="With shared_host_cores > 0 and cpu_time_slice_s > 0: the share of each shared core that work outside "
+        "the model takes (a CPU quota, busy neighbour processes), modelled as one neighbour per core that takes "
+        "it for a slice (more above a share of 0.5) every slice / share. 0: none.",
+    )  # fmt: skip
     cpu_parallel_speed: float = setting(
         1.0, unit="fraction", gt=0.0, le=1.0, section="servers", source="simscale validate (measured on the host)",
         help="Work per second of all of a host's cores busy together over cores x that of one alone (1: independent "
@@ -619,6 +626,12 @@ class Scenario:
         help="With client_host one-loop: 0: the load generator runs on the shared host's cores (shared_host_cores) "
         "or, without one, on a core of its own; N: it is pinned to N cores of its own beside the shared ones, so "
         "it takes no turns with the hubs and its loop never waits on a hub's core (no stall).",
+    )  # fmt: skip
+    loadgen_neighbour_share: float = setting(
+        0.0, unit="fraction", ge=0.0, le=0.95, section="client host",
+        source="simscale validate (measured on the load generator's core)",
+        help="With loadgen_own_cores > 0 and cpu_time_slice_s > 0: the share of the load generator's own cores that "
+        "work outside the model takes, modelled as shared_host_neighbour_share is. 0: none.",
     )  # fmt: skip
     loadgen_stall_mean_s: float = setting(
         0.0, ge=0.0, le=1.0, section="client host", source="simscale calibrate",

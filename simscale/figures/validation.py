@@ -25,8 +25,28 @@ to plotly's colour cycle, each panel's traces took the next colours and stopped 
 _MORE_COLORS = ("#d62728", "#8c564b", "#e377c2", "#17becf")
 
 
+def _error_bars(group: pd.DataFrame, side: str) -> dict[str, Any] | None:
+    """Asymmetric error bars from ``{side}_low`` to ``{side}_high`` (``None`` without those columns)."""
+    low, high = f"{side}_low", f"{side}_high"
+    if low not in group.columns or high not in group.columns:
+        return None
+    middle = group[side].astype(float)
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": (group[high].astype(float) - middle).clip(lower=0).fillna(0).to_list(),
+        "arrayminus": (middle - group[low].astype(float)).clip(lower=0).fillna(0).to_list(),
+        "thickness": 1.2,
+        "width": 4,
+    }
+
+
 def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
-    """Predicted (line) vs measured (markers) against broadcast rate; saturation in the title."""
+    """Predicted (line) vs measured (markers) against broadcast rate; saturation in the title.
+
+    With ``predicted_low``/``predicted_high`` and ``measured_low``/``measured_high`` columns each point
+    gets an error bar over that span (the model's draws, the replicated measurements).
+    """
     required = {"metric", "load", "server", "predicted", "measured"}
     missing = required - set(comparisons.columns)
     if missing:
@@ -45,13 +65,14 @@ def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
             figure.add_trace(
                 go.Scatter(x=group.load, y=group.predicted, mode="lines+markers", name=f"model{label}",
                            legendgroup=f"model{label}", showlegend=position in (0, 3),
-                           line={"dash": "dash", "color": color}, marker={"color": color}),
+                           line={"dash": "dash", "color": color}, marker={"color": color},
+                           error_y=_error_bars(group, "predicted")),
                 row=row, col=col,
             )  # fmt: skip
             figure.add_trace(
                 go.Scatter(x=group.load, y=group.measured, mode="markers", name=f"real hub{label}",
                            legendgroup=f"hub{label}", showlegend=position in (0, 3),
-                           marker={"size": 10, "color": color}),
+                           marker={"size": 10, "color": color}, error_y=_error_bars(group, "measured")),
                 row=row, col=col,
             )  # fmt: skip
         figure.update_xaxes(title_text="broadcasts per second", row=row, col=col)
@@ -61,6 +82,14 @@ def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
         predicted, measured = saturation.predicted.iloc[0], saturation.measured.iloc[0]
         shown = [f"{value:.1f}/s" if value is not None and not math.isnan(value) else "not reached"
                  for value in (predicted, measured)]  # fmt: skip
+        for index, side in enumerate(("predicted", "measured")):
+            bounds = [saturation[f"{side}_{end}"].iloc[0] for end in ("low", "high") if f"{side}_{end}" in saturation]
+            if (
+                len(bounds) == 2
+                and all(isinstance(b, float) and not math.isnan(b) for b in bounds)
+                and shown[index][0].isdigit()
+            ):
+                shown[index] += f" [{bounds[0]:.1f}, {bounds[1]:.1f}]"
         note = f" — saturation: model {shown[0]}, real hub {shown[1]}"
     return house_layout(figure, title=f"{scenario}: model vs real hub{note}", height_px=640)
 

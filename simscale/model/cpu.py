@@ -204,6 +204,30 @@ class Cpu:
             on_run(run_from_s, float(self.env.now) - run_from_s)
         return lane
 
+    def neighbour(self, share: float, phase_s: float) -> Generator[Any, Any, None]:
+        """Work outside the model that takes ``share`` of a core (a busy process, a CPU quota): from
+        ``phase_s`` on, once every ``hold / share`` it queues for a core and holds it for ``hold`` = one
+        slice, or ``slice x share / (1 - share)`` when it takes more than half (a busy core alternates
+        between it and the work that waits, one slice each, so one slice per turn cannot take more).
+
+        Work that wants the core meanwhile waits behind it for at most ``hold`` (as a woken task waits
+        for the running one's slice to end), and a busy core gives it ``share`` of its time.
+        """
+        if not 0 < share < 1 or self.time_slice_s <= 0:
+            raise ValueError(f"a neighbour needs 0 < share < 1 and time-shared cores, got {share!r}")
+        hold_s = self.time_slice_s * max(1.0, share / (1 - share))
+        period_s = hold_s / share
+        yield self.env.timeout(phase_s)
+        next_s = float(self.env.now)
+        while True:
+            lane = self.lanes.request()
+            yield lane
+            yield self.env.timeout(hold_s)
+            self.lanes.release(lane)
+            next_s += period_s
+            if next_s > self.env.now:
+                yield self.env.timeout(next_s - float(self.env.now))
+
     def slices(self, cpu_s: float) -> list[float]:
         """``cpu_s`` cut into time slices (the last one shorter); one piece when cores are not time-shared."""
         if self.time_slice_s <= 0 or cpu_s <= self.time_slice_s:

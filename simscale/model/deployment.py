@@ -101,6 +101,7 @@ class Deployment:
         # One machine when servers share a host: the hubs' cores and the load generator's own (pinned apart).
         machine = own_machine(s.shared_host_cores + s.loadgen_own_cores, parallel_speed=s.cpu_parallel_speed)
         shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s, machine) if s.shared_host_cores else None
+        self.shared = shared
         self.servers = [
             SimServer(
                 env,
@@ -164,6 +165,8 @@ class Deployment:
         # The load generator: pinned to cores of its own, or on the shared host's cores, or a core of its own.
         own = Cpu(env, s.loadgen_own_cores, s.cpu_time_slice_s, machine) if s.loadgen_own_cores else None
         loadgen_cpu = own or shared or Cpu(env, 1)
+        self.loadgen_cpu = own if s.client_host == "one-loop" else None
+        """The load generator's own cores, when it is pinned apart from the hubs."""
         self.client_host: ClientHost = (
             OneLoopClientHost(
                 env,
@@ -357,6 +360,15 @@ class Deployment:
         if self.failures is not None:
             env.process(self.failures.run())
         self.client_host.start()
+        if self.shared is not None and s.shared_host_neighbour_share > 0 and s.cpu_time_slice_s > 0:
+            # Work outside the model on the hubs' cores: one neighbour per core, their turns spread evenly.
+            share, cores = s.shared_host_neighbour_share, s.shared_host_cores
+            for index in range(cores):
+                env.process(self.shared.neighbour(share, s.cpu_time_slice_s / share * index / cores))
+        if self.loadgen_cpu is not None and s.loadgen_neighbour_share > 0 and s.cpu_time_slice_s > 0:
+            share, cores = s.loadgen_neighbour_share, s.loadgen_own_cores
+            for index in range(cores):
+                env.process(self.loadgen_cpu.neighbour(share, s.cpu_time_slice_s / share * index / cores))
         if progress is None:
             env.run(until=self.horizon_s)
         else:

@@ -2,6 +2,8 @@
 
 A calibration is JSON with the measured costs, where and when they were measured, and a SHA-256
 ``hash`` over the rest, so a hand-edited or truncated file is refused instead of silently used.
+A replicated calibration also holds each cost's 95 % confidence interval over its replicates
+(:meth:`Calibration.interval`); a file written before replication existed loads with none.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,9 +122,57 @@ class Calibration:
     notes: dict[str, Any] = setting(
         default_factory=dict, section="provenance", source=_MEASURED, help="The raw runs behind the fits."
     )
+    replicates: int = setting(
+        1, ge=1, unit="replicates", section="uncertainty", source=_MEASURED,
+        help="Independent calibration runs behind each cost (each cost is their mean).",
+    )  # fmt: skip
+    intervals: dict[str, tuple[float, float]] = setting(
+        default_factory=dict, section="uncertainty", source=_MEASURED,
+        help="Each cost's 95 % Student-t confidence interval (low, high) over the replicates "
+        "(empty: one replicate, or a file older than replication).",
+    )  # fmt: skip
+    host_time_slice_s: float | None = setting(
+        None, gt=0, section="host", source=_MEASURED,
+        help="The scheduler's time slice measured on the host at calibration (None: not measured, probe it).",
+    )  # fmt: skip
+    host_parallel_speed: float | None = setting(
+        None, gt=0, section="host", source=_MEASURED,
+        help="How many cores' worth of work the host ran in parallel at calibration (None: not measured).",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         validate_fields(self, context="calibration ")
+        # JSON has no tuples: a loaded file's [low, high] lists become pairs, so a round trip is equal.
+        intervals = {str(name): tuple(map(float, pair)) for name, pair in self.intervals.items()}
+        costs = calibrated_fields(include_loadgen=True)
+        for name, pair in intervals.items():
+            if name not in costs:
+                raise ValueError(f"calibration intervals names a cost that is not calibrated: {name!r}")
+            if len(pair) != 2 or not all(math.isfinite(bound) for bound in pair) or not pair[0] <= pair[1]:
+                raise ValueError(
+                    f"calibration intervals[{name!r}] must be finite (low, high) with low <= high, got {pair}"
+                )
+        object.__setattr__(self, "intervals", intervals)
+
+    def interval(self, name: str) -> tuple[float, float]:
+        """Cost ``name``'s 95 % confidence interval; ``(value, value)`` when it has none (one replicate).
+
+        Example:
+
+            >>> from simscale.scenarios import Calibration
+            >>> costs = dict(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+            ...              keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6,
+            ...              memory_per_connection_bytes=12e3, backplane_publish_base_s=1.5e-5,
+            ...              backplane_latency_s=2e-4, connections=300)
+            >>> replicated = Calibration(**costs, replicates=3, intervals={"invocation_cpu_s": (4e-6, 6e-6)})
+            >>> replicated.interval("invocation_cpu_s")
+            (4e-06, 6e-06)
+            >>> Calibration(**costs).interval("serialize_cpu_s")
+            (2e-06, 2e-06)
+        """
+        value = float(getattr(self, name))
+        low, high = self.intervals.get(name, (value, value))
+        return low, high
 
 
 def calibrated_fields(*, include_loadgen: bool = False) -> tuple[str, ...]:

@@ -6,10 +6,11 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["UNTRUSTED_EXIT", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -20,7 +21,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Run the real asyncio hub on this machine under a short load and fit the model's costs to it\n"
             "(CPU per invocation, per recipient and per handshake, memory per connection, the backplane's\n"
-            "latency, the load generator's own costs), write them to a file and print them.\n"
+            "latency, the load generator's own costs), write them to a file and print them. It repeats the\n"
+            "whole calibration (--replicates, each with a fresh hub) and prints each cost as the mean with\n"
+            "its 95 % Student-t confidence interval over the replicates.\n"
             "`simscale simulate --calibration FILE` and `simscale validate --calibration FILE` read it."
         ),
         epilog=("Examples:\n  simscale calibrate\n  simscale calibrate --connections 600 --out /tmp/calibration.json"),
@@ -32,6 +35,13 @@ def register(subparsers: Any) -> None:
     calibrate.add_argument(
         "--connections", type=int, default=300, metavar="N", help="clients to measure with, 10 to 1,000 (default: 300)"
     )
+    calibrate.add_argument(
+        "--replicates",
+        type=int,
+        default=3,
+        metavar="N",
+        help="independent calibrations to average, each cost with its 95 %% interval, 1 to 20 (default: 3)",
+    )
     calibrate.set_defaults(handler=_calibrate)
 
     validate = subparsers.add_parser(
@@ -41,7 +51,12 @@ def register(subparsers: Any) -> None:
             "Run a preset for real (hub servers and the load generator on this machine) and in the model\n"
             "at several broadcast rates, then print both side by side with a verdict per metric\n"
             "(delivered fraction, latency, throughput, CPU, memory; for small-groups and big-groups also\n"
-            "the backplane messages each server received, against the hub's own counter).\n"
+            "the backplane messages each server received, against the hub's own counter). Without\n"
+            "--calibration it calibrates three times, before, between and after the rates; each value\n"
+            "comes with predicted_low/high (costs drawn from their 95 % intervals) and measured_low/high\n"
+            "(the replicates' spread). A run it cannot stand behind prints one line `untrusted: REASON`\n"
+            "and exits 3: the calibration replicates disagree beyond their intervals (the machine's\n"
+            "speed drifted), or a prediction interval is wider than its tolerance band.\n"
             "web-traffic-shared instead measures GET /busy latency with and without a broadcast load, in one\n"
             "hub process and in separate processes, beside the model's (verdict on web_latency_p50_ms).\n"
             "reconnect-storm: hub servers joined by Redis under a broadcast load; one hub process is killed\n"
@@ -87,7 +102,14 @@ def register(subparsers: Any) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="measured seconds per rate (default: 8 s; 30 s for reconnect-storm)",
+        help="measured seconds per rate and replicate (default: 4 s; web-traffic-shared 8 s; reconnect-storm 30 s)",
+    )
+    validate.add_argument(
+        "--replicates",
+        type=int,
+        default=2,
+        metavar="N",
+        help="measurements of each rate, 1 to 20 (default: 2; measured is their median, with their spread)",
     )
     validate.add_argument("--seed", type=int, default=0, help="random seed of both runs (default: 0)")
     validate.add_argument("--json", action="store_true", help="print one JSON object on stdout (default: off, a table)")
@@ -107,6 +129,9 @@ def register(subparsers: Any) -> None:
     validate.set_defaults(handler=_validate)
 
 
+UNTRUSTED_EXIT = 3
+"""Exit status of a validation that cannot be trusted (2 is a usage error)."""
+
 _DRIFT_WARNING = 0.10
 """Tell the user when the machine ran this much faster or slower than at calibration."""
 
@@ -115,11 +140,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     from simscale.scenarios.calibration import calibrated_fields, save_calibration
     from simscale.validation.calibrate import calibrate
 
-    calibration = calibrate(args.connections)
+    started = time.perf_counter()
+    calibration = calibrate(args.connections, replicates=args.replicates)
     digest = save_calibration(calibration, args.out)
-    print(f"calibration written to {args.out} (sha256 {digest[:12]}…)")
+    print(
+        f"calibration written to {args.out} (sha256 {digest[:12]}…): {calibration.replicates} replicates "
+        f"in {time.perf_counter() - started:.0f} s; mean [95 % interval]"
+    )
     for name in calibrated_fields(include_loadgen=True):
-        print(f"  {name:<36} {getattr(calibration, name):.4g}")
+        low, high = calibration.interval(name)
+        print(f"  {name:<36} {getattr(calibration, name):.4g} [{low:.4g}, {high:.4g}]")
     return 0
 
 
@@ -140,7 +170,9 @@ def _validate(args: argparse.Namespace) -> int:
     from simscale.validation.validate import VALIDATED_PRESETS, validate
 
     if args.duration is None and args.preset != "reconnect-storm":
-        args.duration = 8.0  # the storm's default is its own (it must outlast the reconnect delays)
+        # 4 s per replicate (two by default); web traffic measures each layout once; the storm's default is
+        # its own (it must outlast the reconnect delays).
+        args.duration = 8.0 if args.preset == "web-traffic-shared" else 4.0
     if args.preset == "web-traffic-shared":
         return _validate_web(args)
     if args.preset == "reconnect-storm":
@@ -160,19 +192,36 @@ def _validate(args: argparse.Namespace) -> int:
         calibration=calibration,
         duration_s=args.duration,
         seed=args.seed,
+        replicates=args.replicates,
     )
     if args.out:
         _write(Path(args.out), result)
+    if result.untrusted_reason is not None:
+        # One line (or the JSON), nothing else: agreement or disagreement it cannot stand behind is not shown.
+        print(json.dumps(result.to_json_dict()) if args.json else f"untrusted: {result.untrusted_reason}")
+        return UNTRUSTED_EXIT
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:
         import pandas as pd
 
-        with pd.option_context("display.width", 140, "display.max_rows", 200):
+        with pd.option_context("display.width", 220, "display.max_rows", 200):
             print(result.comparisons.to_string(index=False))
         judged = result.to_json_dict()["verdict"]
         words = ", ".join(f"{name} {entry['verdict']}" for name, entry in judged["metrics"].items())
         print(f"\n{args.preset}: validated in {result.wall_s:.0f} s; {judged['overall']} ({words})")
+        host = result.to_json_dict()["host"]
+        if host is not None:
+            placed = (
+                f"hubs on cores {host['hub_cores']}, load generator on {host['loadgen_cores']}"
+                if host["hub_cores"] is not None
+                else "not pinned (one core: everything takes turns)"
+            )
+            print(
+                f"host: {host['cores']} cores, time slice {host['time_slice_s'] * 1e3:.2f} ms, "
+                f"parallel speed {host['parallel_speed']:.2f}, other work's share of the hub cores "
+                f"{host['hub_share'] or 0:.2f} and of the load generator's {host['loadgen_share'] or 0:.2f}; {placed}"
+            )
     drift = result.machine_speed_drift
     if drift is not None and abs(drift) > _DRIFT_WARNING:
         # Stderr, so that --json output stays one JSON document.

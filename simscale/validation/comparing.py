@@ -31,19 +31,29 @@ __all__ = [
     "agreement",
     "calibrated_loadgen_cpu_s",
     "comparison_frame",
+    "drift_reason",
     "latency_limit_per_s",
     "machine_speed_drift",
+    "median_side",
     "relative_error",
     "saturation_from_points",
     "verdict",
+    "width_reason",
+    "with_intervals",
 ]
 
 SATURATION_P99_MS = 250.0
 """The broadcast rate where p99 latency passes this is the saturation rate."""
 
-COLUMNS = ("metric", "load", "server", "predicted", "measured", "relative_error", "calibrated_input")
+COLUMNS = (
+    "metric", "load", "server", "predicted", "predicted_low", "predicted_high", "measured", "measured_low",
+    "measured_high", "relative_error", "calibrated_input",
+)  # fmt: skip
+"""Columns of a validation's comparisons: ``predicted_low``/``predicted_high`` span the model's runs with
+costs drawn from the calibration's intervals, ``measured_low``/``measured_high`` the replicated measurements;
+``predicted`` (the costs' means) and ``measured`` (the replicates' median) are what the tolerances judge."""
 
-Verdict = Literal["agree", "disagree", "not measured"]
+Verdict = Literal["agree", "disagree", "not measured", "untrusted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,8 @@ def latency_limit_per_s(predicted: Side, measured: Side) -> float:
 def comparison_frame(
     rates_per_s: Sequence[float], servers: int, predicted: Side, measured: Side, metrics: Sequence[Metric] = METRICS
 ) -> pd.DataFrame:
-    """One row per metric, rate and server (as each metric asks), with :data:`COLUMNS`."""
+    """One row per metric, rate and server (as each metric asks), with :data:`COLUMNS` (each ``_low`` and
+    ``_high`` the value itself: one side each; :func:`with_intervals` spans several)."""
     import pandas as pd
 
     rows: list[dict[str, Any]] = []
@@ -190,7 +201,159 @@ def comparison_frame(
     frame["predicted"] = frame.predicted.astype("float64")
     frame["measured"] = frame.measured.astype("float64")
     frame["relative_error"] = frame.relative_error.astype("float64")
-    return frame
+    # One side each: each span is the value itself (with_intervals widens it over replicates and draws).
+    for prefix in ("predicted", "measured"):
+        frame[f"{prefix}_low"] = frame[f"{prefix}_high"] = frame[prefix]
+    return frame[list(COLUMNS)]
+
+
+def _metric_read(name: str, metrics: Sequence[Metric]) -> Metric:
+    return next(metric for metric in metrics if metric.name == name)
+
+
+def _side_values(
+    frame: pd.DataFrame, rates_per_s: Sequence[float], sides: Sequence[Side], metrics: Sequence[Metric]
+) -> list[list[float]]:
+    """Per row of ``frame``: the values every side gives it (missing ones left out)."""
+    import pandas as pd
+
+    values: list[list[float]] = []
+    for metric_name, load, server in zip(frame.metric, frame.load, frame.server, strict=True):
+        metric = _metric_read(metric_name, metrics)
+        rate = -1 if not metric.per_rate else list(rates_per_s).index(float(load))
+        at = -1 if pd.isna(server) else int(server)
+        found = [metric.read(side, rate, at) for side in sides]
+        values.append([float(value) for value in found if value is not None and math.isfinite(value)])
+    return values
+
+
+def with_intervals(
+    frame: pd.DataFrame,
+    rates_per_s: Sequence[float],
+    predicted: Sequence[Side],
+    measured: Sequence[Side],
+    metrics: Sequence[Metric] = METRICS,
+) -> pd.DataFrame:
+    """``frame`` with :data:`COLUMNS`: each row's lowest and highest value over the model's runs
+    (``predicted``: the means' run and the draws') and over the replicated measurements (``measured``);
+    ``NaN`` where no side has a value. Pure: the sides are read the way the frame's own rows were."""
+    frame = frame.copy()
+    for prefix, sides in (("predicted", predicted), ("measured", measured)):
+        spans = _side_values(frame, rates_per_s, sides, metrics)
+        frame[f"{prefix}_low"] = [min(values) if values else math.nan for values in spans]
+        frame[f"{prefix}_high"] = [max(values) if values else math.nan for values in spans]
+        frame[f"{prefix}_low"] = frame[f"{prefix}_low"].astype("float64")
+        frame[f"{prefix}_high"] = frame[f"{prefix}_high"].astype("float64")
+    return frame[list(COLUMNS)]
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [float(value) for value in values if value is not None and math.isfinite(value)]
+    return float(np.median(present)) if present else None
+
+
+def median_side(sides: Sequence[Side]) -> Side:
+    """One side whose every figure is the median over ``sides`` (replicated measurements of the same
+    rates); the saturation rate is the median of each replicate's own.
+
+    Example (two replicates of one rate, made-up figures):
+
+        >>> import dataclasses
+        >>> from simscale.metrics.records import RunSummary
+        >>> from simscale.validation.comparing import Side, median_side
+        >>> base = RunSummary("x", 1, 10, 5.0, 50, 1.0, 2.0, 9.0, 0, 0, 0.2, 6.0, None)
+        >>> sides = [Side((dataclasses.replace(base, latency_p50_ms=p50),), ({0: cpu},), {0: 12.0}, saturation)
+        ...          for p50, cpu, saturation in ((2.0, 0.2, 100.0), (4.0, 0.4, None))]
+        >>> middle = median_side(sides)
+        >>> middle.summaries[0].latency_p50_ms, middle.cpu_utilization[0][0], middle.saturation_broadcast_rate
+        (3.0, 0.30000000000000004, 100.0)
+    """
+    import dataclasses
+
+    if not sides:
+        raise ValueError("sides needs at least one side")
+    first = sides[0]
+    fields = ("delivered_fraction", "latency_p50_ms", "latency_p99_ms", "deliveries_per_s")
+    medians: list[dict[str, Any]] = [
+        {name: _median([getattr(side.summaries[rate], name) for side in sides]) for name in fields}
+        for rate in range(len(first.summaries))
+    ]
+    summaries = tuple(
+        dataclasses.replace(summary, **values) for summary, values in zip(first.summaries, medians, strict=True)
+    )
+
+    def per_server(maps: Sequence[Mapping[int, float | None]]) -> dict[int, float | None]:
+        return {server: _median([each.get(server) for each in maps]) for server in maps[0]}
+
+    return Side(
+        summaries=summaries,
+        cpu_utilization=tuple(
+            per_server([side.cpu_utilization[rate] for side in sides]) for rate in range(len(summaries))
+        ),
+        memory_per_connection_kb=per_server([side.memory_per_connection_kb for side in sides]),
+        saturation_broadcast_rate=_median([side.saturation_broadcast_rate for side in sides]),
+        backplane_messages_received=tuple(
+            per_server([side.backplane_messages_received[rate] for side in sides])
+            for rate in range(len(first.backplane_messages_received))
+        ),
+    )
+
+
+def width_reason(frame: pd.DataFrame, metrics: Sequence[Metric] = METRICS) -> str | None:
+    """Why the prediction cannot be judged, or ``None``: a judged row whose prediction interval
+    (``predicted_low`` to ``predicted_high``) is wider than the tolerance band (``2 × tolerance`` of
+    the prediction), so the calibration's costs are too uncertain to predict within tolerance.
+
+    Example:
+
+        >>> import pandas as pd
+        >>> from simscale.validation.comparing import width_reason
+        >>> row = dict(metric="saturation_broadcast_rate", load=None, server=None, predicted=100.0)
+        >>> width_reason(pd.DataFrame([{**row, "predicted_low": 90.0, "predicted_high": 110.0}])) is None
+        True
+        >>> width_reason(pd.DataFrame([{**row, "predicted_low": 60.0, "predicted_high": 140.0}]))
+        'the prediction interval of saturation_broadcast_rate (60 to 140) is wider than its tolerance band (±15 %)'
+    """
+    for metric in metrics:
+        if metric.tolerance is None or metric.calibrated_input:
+            continue
+        rows = frame[frame.metric == metric.name]
+        for _, row in rows.iterrows():
+            low, high, middle = row.predicted_low, row.predicted_high, row.predicted
+            if any(value is None or not math.isfinite(value) for value in (low, high, middle)) or middle == 0:
+                continue
+            if high - low > 2 * metric.tolerance * abs(middle):
+                where = "" if not metric.per_rate else f" at {row.load:g}/s"
+                return (
+                    f"the prediction interval of {metric.name}{where} ({low:.3g} to {high:.3g}) is wider than "
+                    f"its tolerance band (±{metric.tolerance:.0%})"
+                ).replace("%)", " %)")
+    return None
+
+
+def drift_reason(speeds: Sequence[tuple[float, float, float]]) -> str | None:
+    """Why the machine's speed cannot be trusted, or ``None``: two calibration replicates taken during
+    one validation (before, between and after its rates) whose speed intervals do not overlap.
+
+    ``speeds`` holds each replicate's ``(mean, low, high)`` CPU per delivery (the hub's and the load
+    generator's, with its 95 % interval over that replicate's runs), in the order they were taken.
+
+    Example (the machine slowed by half between the first and the last replicate):
+
+        >>> from simscale.validation.comparing import drift_reason
+        >>> drift_reason([(10e-6, 9e-6, 11e-6), (10.5e-6, 9e-6, 12e-6)]) is None
+        True
+        >>> print(drift_reason([(10e-6, 9e-6, 11e-6), (15e-6, 14e-6, 16e-6)]))  # doctest: +ELLIPSIS
+        the machine's speed drifted: calibration replicate 1 took 10 µs of CPU per delivery [9, 11], replicate 2 ...
+    """
+    for (first, one), (second, other) in itertools.combinations(enumerate(speeds, start=1), 2):
+        if one[2] < other[1] or other[2] < one[1]:
+            return (
+                f"the machine's speed drifted: calibration replicate {first} took {one[0] * 1e6:.3g} µs of CPU per "
+                f"delivery [{one[1] * 1e6:.3g}, {one[2] * 1e6:.3g}], replicate {second} {other[0] * 1e6:.3g} µs "
+                f"[{other[1] * 1e6:.3g}, {other[2] * 1e6:.3g}]"
+            )
+    return None
 
 
 class _Compared(Protocol):
@@ -235,7 +398,9 @@ def verdict(result: _Compared, metrics: Sequence[Metric] = METRICS) -> dict[str,
     """``{"overall": …, "metrics": {name: {"verdict", "tolerance", "unit"}}}`` from :func:`agreement`.
 
     Overall: ``disagree`` if any judged metric disagrees, ``agree`` if the others all agree and at
-    least one was measured, ``not measured`` if none was (a metric not measured does not veto).
+    least one was measured, ``not measured`` if none was (a metric not measured does not veto);
+    ``untrusted`` (with a ``reason``) whatever the metrics say when the result has an
+    ``untrusted_reason``: the run cannot stand behind agreement or disagreement.
     """
     words: dict[bool | None, Verdict] = {True: "agree", False: "disagree", None: "not measured"}
     outcome = agreement(result, metrics)
@@ -246,6 +411,9 @@ def verdict(result: _Compared, metrics: Sequence[Metric] = METRICS) -> dict[str,
     }
     values = set(outcome.values())
     overall: Verdict = "disagree" if False in values else "agree" if True in values else "not measured"
+    reason = getattr(result, "untrusted_reason", None)
+    if reason:
+        return {"overall": "untrusted", "reason": reason, "metrics": per_metric}
     return {"overall": overall, "metrics": per_metric}
 
 

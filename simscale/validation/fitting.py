@@ -14,19 +14,25 @@ can be checked on synthetic measurements made from known costs. How the readings
   reads·per_read + messages·per_message`` by non-negative least squares on relative errors;
 * its loop's stalls (:mod:`simscale.validation.stalls`) in the quiet and moderate runs;
 * Redis: the per-PUBLISH service time, and half of what a round trip takes beyond it.
+
+A replicated calibration fits each replicate on its own, then :func:`combine_replicates` takes each
+cost's mean and its 95 % Student-t confidence interval over the replicates (few replicates, unknown
+variance: the t distribution with ``n - 1`` degrees of freedom, not the normal one).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
-from simscale.scenarios.calibration import Calibration
+from simscale.scenarios.calibration import Calibration, calibrated_fields
 from simscale.validation.records import BroadcastRun, CalibrationMeasurements
 from simscale.validation.stalls import StallCount, count_stalls, fit_stalls
 
@@ -35,6 +41,7 @@ __all__ = [
     "HubBroadcastCosts",
     "IdleCosts",
     "LoadgenCosts",
+    "combine_replicates",
     "fit_busy_send_cpu_per_recipient_s",
     "fit_calibration",
     "fit_hub_broadcast_costs",
@@ -42,6 +49,8 @@ __all__ = [
     "fit_loadgen_costs",
     "fit_publish_costs",
     "fit_stall_counts",
+    "replicate_speed",
+    "t_interval",
 ]
 
 MIN_STALL_S = 0.5e-3
@@ -242,3 +251,104 @@ def _run_note(run: BroadcastRun) -> dict[str, Any]:
         "reads": run.reads,
         "wakeups": run.wakeups,
     }
+
+
+def t_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the Student-t confidence interval of the mean of ``values`` (at least two).
+
+    Example (three replicates of a cost; t = 4.30 for two degrees of freedom):
+
+        >>> from simscale.validation.fitting import t_interval
+        >>> mean, low, high = t_interval([10.0, 11.0, 12.0])
+        >>> mean, round(low, 3), round(high, 3)
+        (11.0, 8.516, 13.484)
+    """
+    _require(len(values) >= 2, "values", "needs at least 2 replicates for an interval", len(values))
+    _require(0 < confidence < 1, "confidence", "must be between 0 and 1", confidence)
+    mean = statistics.fmean(values)
+    half_width = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * statistics.stdev(values)
+    half_width /= math.sqrt(len(values))
+    return mean, mean - half_width, mean + half_width
+
+
+def combine_replicates(replicates: Sequence[Calibration]) -> Calibration:
+    """One calibration from independently fitted replicates: each cost the replicates' mean, with its
+    95 % Student-t interval (floored at 0: no cost is negative), the load levels averaged, the host's
+    speed the replicates' median, the rest (connections, provenance) from the first; each replicate's
+    costs are kept in ``notes``.
+
+    Example (made-up replicates):
+
+        >>> from simscale.scenarios import Calibration
+        >>> from simscale.validation.fitting import combine_replicates
+        >>> costs = dict(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4,
+        ...              memory_base_bytes=40e6, memory_per_connection_bytes=12e3, backplane_publish_base_s=1.5e-5,
+        ...              backplane_latency_s=2e-4, connections=300)
+        >>> combined = combine_replicates([Calibration(**costs, send_cpu_per_recipient_s=send)
+        ...                                for send in (9e-6, 10e-6, 11e-6)])
+        >>> combined.replicates, round(combined.send_cpu_per_recipient_s * 1e6, 6)
+        (3, 10.0)
+        >>> [round(bound * 1e6, 2) for bound in combined.interval("send_cpu_per_recipient_s")]
+        [7.52, 12.48]
+    """
+    _require(len(replicates) >= 1, "replicates", "needs at least one calibration", len(replicates))
+    first = replicates[0]
+    if len(replicates) == 1:
+        return first
+    costs = calibrated_fields(include_loadgen=True)
+    values: dict[str, Any] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    for name in costs:
+        mean, low, high = t_interval([float(getattr(replicate, name)) for replicate in replicates])
+        values[name] = mean
+        intervals[name] = (max(low, 0.0), high)
+    for name in ("low_load_deliveries_per_s", "high_load_deliveries_per_s"):
+        values[name] = statistics.fmean(float(getattr(replicate, name)) for replicate in replicates)
+    for name in ("host_time_slice_s", "host_parallel_speed"):
+        measured = [getattr(replicate, name) for replicate in replicates if getattr(replicate, name) is not None]
+        values[name] = statistics.median(measured) if measured else None
+    notes = {
+        **first.notes,
+        "replicates": [
+            {
+                "created_at": replicate.created_at,
+                **{name: float(getattr(replicate, name)) for name in costs},
+                "runs": replicate.notes.get("runs", []),
+            }
+            for replicate in replicates
+        ],
+    }
+    return dataclasses.replace(first, **values, intervals=intervals, replicates=len(replicates), notes=notes)
+
+
+_SPEED_RUNS = 5
+"""The quiet and moderate runs come first in a calibration's notes (the busy ones after): the speed
+index reads those of them at full size, which one fan-out at a time keeps comparable."""
+
+
+def replicate_speed(calibration: Calibration) -> tuple[float, float, float] | None:
+    """(mean, low, high): one replicate's CPU per delivery, the hub's and the load generator's together,
+    with its 95 % interval over that replicate's full-size quiet and moderate runs; a machine-speed index
+    to compare replicates taken at different times. ``None`` without at least two such runs in its notes.
+
+    Example (made-up runs; the slower machine needs more CPU per delivery):
+
+        >>> from simscale.scenarios import Calibration
+        >>> from simscale.validation.fitting import replicate_speed
+        >>> def run(cpu_s): return dict(clients=300, deliveries=100_000, hub_cpu_s=cpu_s, loadgen_cpu_s=cpu_s)
+        >>> costs = dict(invocation_cpu_s=5e-6, serialize_cpu_s=2e-6, send_cpu_per_recipient_s=1.5e-6,
+        ...              keepalive_cpu_s=2e-6, handshake_cpu_s=2e-4, memory_base_bytes=40e6,
+        ...              memory_per_connection_bytes=12e3, backplane_publish_base_s=1.5e-5,
+        ...              backplane_latency_s=2e-4, connections=300)
+        >>> calibration = Calibration(**costs, notes={"runs": [run(0.5), run(0.55), run(0.45)]})
+        >>> [round(value * 1e6, 2) for value in replicate_speed(calibration)]
+        [10.0, 7.52, 12.48]
+    """
+    runs = [
+        run
+        for run in calibration.notes.get("runs", [])[:_SPEED_RUNS]
+        if run.get("clients") == calibration.connections and run.get("deliveries", 0) > 0
+    ]
+    if len(runs) < 2:
+        return None
+    return t_interval([(run["hub_cpu_s"] + run["loadgen_cpu_s"]) / run["deliveries"] for run in runs])

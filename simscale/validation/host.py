@@ -9,8 +9,10 @@ properties do not transfer from the machine the model was tuned on, so they are 
   ``cores`` times what one gets done alone (1.0: independent cores; less on shared or throttled hosts,
   hyper-threads, or with noisy neighbours).
 
-And the **placement**: where the host has the cores, the load generator gets a core of its own and
-the hubs (with redis-server) the rest, so that the two sides take turns on no core.
+Also the **share** of the hubs' cores that work outside the model takes (:func:`probe_hub_share`: a
+CPU quota on the hubs, busy neighbours on their cores). And the **placement**: where the host has the
+cores, the load generator gets a core of its own and the hubs (with redis-server) the rest, so that
+the two sides take turns on no core.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HostSpeed", "Placement", "host_placement", "model_host_fields", "probe_host"]
+__all__ = [
+    "HostSpeed",
+    "Placement",
+    "host_placement",
+    "model_host_fields",
+    "probe_host",
+    "probe_hub_share",
+    "probe_loadgen_share",
+]
 
 _WORKER = Path(__file__).with_name("host_worker.py")
 _MIN_PERIODS = 3
@@ -180,7 +190,7 @@ def _rate_per_s(result: dict[str, object]) -> float:
 def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None) -> HostSpeed:
     """Measure this host's time slice and parallel speed in about ``budget_s`` of wall time.
 
-    Two busy processes pinned to one core report how long each ran between pauses (the slice: the
+    Two busy processes pinned to the lowest core report how long each ran between pauses (the slice: the
     median of those run periods); then, twice in turn, one busy process alone and ``cores`` busy
     processes each pinned to a core of its own count their work (the parallel speed: the ratio of the
     medians, clipped to (0, 1]; 1.0 on one core). Processes start a little before each phase, so
@@ -191,7 +201,7 @@ def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None
     cores = sorted(available_cores() if available is None else available)
     if not cores:
         raise ValueError("available must name at least one core")
-    slice_core = frozenset({cores[-1]})
+    slice_core = frozenset({cores[0]})  # a hub core (host_placement): where processes take turns
     slice_phase_s = 0.4 * budget_s
     count_phase_s = 0.15 * budget_s  # four of them: alone, together, alone, together
     with _Workers(max(2, len(cores)), timeout_s=5.0 + budget_s) as workers:
@@ -217,3 +227,39 @@ def probe_host(*, budget_s: float = 2.0, available: frozenset[int] | None = None
     else:
         parallel_speed = 1.0
     return HostSpeed(cores=len(cores), time_slice_s=time_slice_s, parallel_speed=parallel_speed)
+
+
+def probe_hub_share(placement: Placement, *, budget_s: float = 0.5) -> float:
+    """The share of the hubs' cores that work outside the model takes from a busy hub, in [0, 0.95].
+
+    A busy process placed as a hub is (pinned to ``hub_cores`` and, when ``SIMSCALE_HUB_CGROUP`` is set,
+    in that cgroup, as :func:`~simscale.validation.processes.place_hub_process` does) spins for about
+    ``budget_s``; the share is 1 - the CPU time it was given / the wall time (a CPU quota of half a core,
+    or one busy neighbour on its core: about 0.5), clipped (``shared_host_neighbour_share``).
+    """
+    return _core_share(placement.hub_cores or available_cores(), as_hub=True, budget_s=budget_s)
+
+
+def probe_loadgen_share(placement: Placement, *, budget_s: float = 0.5) -> float:
+    """As :func:`probe_hub_share`, on the load generator's own cores (``loadgen_neighbour_share``); 0 when
+    it has none (not pinned: it shares the hubs' cores and their share)."""
+    if placement.loadgen_cores is None:
+        return 0.0
+    return _core_share(placement.loadgen_cores, as_hub=False, budget_s=budget_s)
+
+
+def _core_share(cores: frozenset[int], *, as_hub: bool, budget_s: float) -> float:
+    """1 - CPU time / wall time of a busy process on ``cores`` (placed as a hub when ``as_hub``), clipped."""
+    from simscale.validation.processes import place_hub_process
+
+    if not budget_s > 0:
+        raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
+    with _Workers(1, timeout_s=5.0 + budget_s) as workers:
+        if as_hub:
+            place_hub_process(workers.processes[0].pid, cores)
+        result = workers.run([(0, cores, "count")], budget_s)[0]
+    cpu_s, elapsed_s = result["cpu_s"], result["elapsed_s"]
+    assert isinstance(cpu_s, float) and isinstance(elapsed_s, float)
+    if elapsed_s <= 0:
+        return 0.0
+    return min(0.95, max(0.0, 1.0 - cpu_s / elapsed_s))

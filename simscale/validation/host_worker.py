@@ -6,7 +6,8 @@ It prints ``ready``, then for each JSON command line on stdin (``{"cores": [...]
 
 * ``slice``: ``{"periods_s": [...]}``, the lengths of the stretches it ran between two gaps of at least
   ``GAP_S`` (another process had the core: the scheduler's time slice, as this process saw it);
-* ``count``: ``{"iterations": n, "elapsed_s": x}``, the work a busy process got done.
+* ``count``: ``{"iterations": n, "elapsed_s": x, "cpu_s": c}``, the work a busy process got done and the
+  CPU time it was given meanwhile.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def run_periods_s(start_at: float, end_at: float) -> list[float]:
     return periods
 
 
-def count_iterations(end_at: float) -> tuple[int, float]:
-    """Busy work until ``end_at``: (iterations, elapsed seconds)."""
+def count_iterations(end_at: float) -> tuple[int, float, float]:
+    """Busy work until ``end_at``: (iterations, elapsed seconds, CPU seconds this process got meanwhile)."""
     clock = time.monotonic
     began = clock()
+    cpu_began = time.process_time()
     iterations = 0
     total = 0
     now = began
@@ -51,7 +53,7 @@ def count_iterations(end_at: float) -> tuple[int, float]:
             total += value * value
         iterations += 1
         now = clock()
-    return iterations, now - began
+    return iterations, now - began, time.process_time() - cpu_began
 
 
 def main() -> None:
@@ -69,8 +71,8 @@ def main() -> None:
         if command["mode"] == "slice":
             result: dict[str, object] = {"periods_s": run_periods_s(start_at, end_at)}
         else:
-            iterations, elapsed_s = count_iterations(end_at)
-            result = {"iterations": iterations, "elapsed_s": elapsed_s}
+            iterations, elapsed_s, cpu_s = count_iterations(end_at)
+            result = {"iterations": iterations, "elapsed_s": elapsed_s, "cpu_s": cpu_s}
         print(json.dumps(result), flush=True)
 
 

@@ -14,10 +14,19 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from simscale.validation.processes import CpuSampler, HubProcess, HubProcesses, run_blocking
+from simscale.validation.host import Placement
+from simscale.validation.processes import (
+    CpuSampler,
+    HubProcess,
+    HubProcesses,
+    pinned_here,
+    place_hub_process,
+    run_blocking,
+)
 from simscale.validation.records import BroadcastRun, CalibrationMeasurements, LoadRun, LoopbackMeasurements
 
 __all__ = [
+    "RUN_S",
     "broadcast_run",
     "hold_idle",
     "measure_calibration",
@@ -30,7 +39,8 @@ _BUSY_DELIVERIES_PER_S = (60_000, 110_000, 180_000)
 """The busy runs' offered deliveries per second: messages share socket reads more and more, up to
 the load generator's own saturation (which is what a loopback validation runs into first)."""
 _BUSY_MAX_RATE_PER_S = 800.0
-_RUN_S = 3.0
+RUN_S = 2.0
+"""Seconds of each calibration broadcast run (three replicates of eight runs must fit a validation's budget)."""
 _MODERATE_RATES_PER_S = (100.0, 160.0)
 _EMPTY_IDLE_S = 2.0
 _HOLD_S = 3.0
@@ -110,14 +120,19 @@ def broadcast_run(url: str, clients: int, rate_per_s: float, duration_s: float, 
     )
 
 
-def publish_timing_s() -> tuple[float, float]:
+_UNPINNED = Placement(hub_cores=None, loadgen_cores=None)
+
+
+def publish_timing_s(placement: Placement = _UNPINNED) -> tuple[float, float]:
     """(per-PUBLISH service time from a pipelined burst, median round trip of one PUBLISH) against a
-    real redis-server."""
+    real redis-server (placed with the hubs)."""
     import redis
 
     from simscale.backplane.redis_server import RedisServer
 
-    with RedisServer() as server:
+    with RedisServer() as server, pinned_here(placement.loadgen_cores):
+        if server.pid is not None:
+            place_hub_process(server.pid, placement.hub_cores)
         connection = redis.Redis.from_url(server.url)
         for _ in range(200):
             connection.publish("simscale:calibration", b"x" * 100)
@@ -137,12 +152,19 @@ def publish_timing_s() -> tuple[float, float]:
     return service_s, statistics.median(round_trips)
 
 
-def measure_calibration(connections: int, *, message_bytes: int) -> CalibrationMeasurements:
-    """Everything a calibration needs, from one hub process (keep-alive every second) and a redis-server."""
+def measure_calibration(
+    connections: int, *, message_bytes: int, run_s: float = RUN_S, placement: Placement = _UNPINNED
+) -> CalibrationMeasurements:
+    """Everything a calibration needs, from one hub process (keep-alive every second) and a redis-server,
+    placed as a validation places them (``placement``: the hub's cores and the load generator's); each
+    broadcast run lasts ``run_s``."""
     hub = HubProcess(
-        "--backplane", "memory", "--keepalive-interval-s", f"{_KEEPALIVE_INTERVAL_S:g}", name="calibration"
-    )
+        "--backplane", "memory", "--keepalive-interval-s", f"{_KEEPALIVE_INTERVAL_S:g}", name="calibration",
+        cores=placement.hub_cores,
+    )  # fmt: skip
+    stack = ExitStack()  # the load generator's pinning, undone before the hub stops
     try:
+        stack.enter_context(pinned_here(placement.loadgen_cores))
         base_rss = hub.rss_bytes()
         idle_cpu_before = hub.cpu_s()
         time.sleep(_EMPTY_IDLE_S)
@@ -150,22 +172,23 @@ def measure_calibration(connections: int, *, message_bytes: int) -> CalibrationM
         connect_close_cpu, rss_delta, idle_cpu = run_blocking(hold_idle(hub.url, connections, _HOLD_S, hub))
         small, large = max(10, connections // 4), connections
         quiet = (
-            broadcast_run(hub.url, large, 20.0, _RUN_S, hub),
-            broadcast_run(hub.url, large, 40.0, _RUN_S, hub),
-            broadcast_run(hub.url, small, 40.0, _RUN_S, hub),
+            broadcast_run(hub.url, large, 20.0, run_s, hub),
+            broadcast_run(hub.url, large, 40.0, run_s, hub),
+            broadcast_run(hub.url, small, 40.0, run_s, hub),
         )
         # Busier, still mostly one fan-out at a time: how the loop's stalls shrink as it gets busier.
-        moderate = tuple(broadcast_run(hub.url, large, rate, _RUN_S, hub) for rate in _MODERATE_RATES_PER_S)
+        moderate = tuple(broadcast_run(hub.url, large, rate, run_s, hub) for rate in _MODERATE_RATES_PER_S)
         # Busy runs: the hub then writes several frames per socket at once, and the load generator
         # finds several messages per socket read.
         busy = tuple(
-            broadcast_run(hub.url, large, min(rate / large, _BUSY_MAX_RATE_PER_S), _RUN_S, hub)
+            broadcast_run(hub.url, large, min(rate / large, _BUSY_MAX_RATE_PER_S), run_s, hub)
             for rate in _BUSY_DELIVERIES_PER_S
         )
     finally:
+        stack.close()
         hub.stop()
     serialize_s = serialize_cpu_s(message_bytes)  # in this process, with the hub gone
-    publish_service_s, publish_round_trip_s = publish_timing_s()
+    publish_service_s, publish_round_trip_s = publish_timing_s(placement)
     return CalibrationMeasurements(
         connections=connections,
         base_rss_bytes=base_rss,
@@ -197,12 +220,14 @@ def measure_loopback(
     seed: int,
     redis: bool | None = None,
     load_fields: Mapping[str, Any] | None = None,
+    placement: Placement = _UNPINNED,
 ) -> LoopbackMeasurements:
     """Run preset ``name`` for real: ``servers`` hubs (a ``redis-server`` too for ``backplane``, or when
     ``redis``) and the load generator at each rate, the hubs' CPU and RSS sampled throughout.
 
     ``load_fields`` go to every :class:`~simscale.loadgen.LoadConfig` (the group sends' sizes); each run
-    also reads every hub's ``backplane_messages_received`` counter before and after."""
+    also reads every hub's ``backplane_messages_received`` counter before and after. ``placement``: the
+    hubs' (and redis-server's) cores and the load generator's (this process's, for the runs)."""
     from simscale.backplane.redis_server import RedisServer
     from simscale.loadgen import LoadConfig, run_load
 
@@ -211,8 +236,11 @@ def measure_loopback(
         backplane = "memory"
         if redis or (redis is None and name == "backplane"):
             redis_server = stack.enter_context(RedisServer())
+            if redis_server.pid is not None:
+                place_hub_process(redis_server.pid, placement.hub_cores)
             backplane = redis_server.url
-        hubs = stack.enter_context(HubProcesses(servers, backplane))
+        hubs = stack.enter_context(HubProcesses(servers, backplane, cores=placement.hub_cores))
+        stack.enter_context(pinned_here(placement.loadgen_cores))
         base_rss = tuple(hub.rss_bytes() for hub in hubs.servers)
         connected_rss: tuple[float, ...] | None = None
         for rate in rates_per_s:

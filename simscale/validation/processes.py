@@ -6,25 +6,80 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
 import psutil
 
-__all__ = ["CpuSampler", "HubProcess", "HubProcesses", "run_blocking"]
+__all__ = [
+    "HUB_CGROUP_ENV",
+    "CpuSampler",
+    "HubProcess",
+    "HubProcesses",
+    "pin_process",
+    "pinned_here",
+    "place_hub_process",
+    "run_blocking",
+]
 
 T = TypeVar("T")
 
 _LISTENING = re.compile(r"listening on (\S+)")
 _START_TIMEOUT_S = 30.0
 _TAIL_LINES = 200
+
+HUB_CGROUP_ENV = "SIMSCALE_HUB_CGROUP"
+"""When set to a cgroup directory, every hub process and redis-server joins it (its ``cgroup.procs``):
+how ``benchmarks/validation_transfer.py`` gives the hubs a CPU quota."""
+
+
+def pin_process(pid: int, cores: frozenset[int] | None) -> None:
+    """Pin every thread of process ``pid`` to ``cores`` (threads it starts later inherit it); None: leave it.
+
+    ``os.sched_setaffinity`` sets one thread, so each task under ``/proc/PID/task`` is set; a thread that
+    ended meanwhile is skipped.
+    """
+    if cores is None:
+        return
+    try:
+        threads = [int(name) for name in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    for thread in threads:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(thread, cores)
+
+
+def place_hub_process(pid: int, cores: frozenset[int] | None, environ: dict[str, str] | None = None) -> None:
+    """Put a hub (or redis-server) process where the placement says: pinned to ``cores``, and into the
+    cgroup named by ``SIMSCALE_HUB_CGROUP`` in ``environ`` (default: this process's environment) if set."""
+    cgroup = (os.environ if environ is None else environ).get(HUB_CGROUP_ENV)
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+            procs.write(f"{pid}\n")
+    pin_process(pid, cores)
+
+
+@contextlib.contextmanager
+def pinned_here(cores: frozenset[int] | None) -> Iterator[None]:
+    """Pin this process (the load generator runs in it) to ``cores`` for a ``with`` block, then restore it."""
+    if cores is None:
+        yield
+        return
+    before = frozenset(os.sched_getaffinity(0))
+    pin_process(os.getpid(), cores)
+    try:
+        yield
+    finally:
+        pin_process(os.getpid(), before)
 
 
 class HubProcess:
@@ -41,10 +96,13 @@ class HubProcess:
         name: str,
         command: Sequence[str] | None = None,
         start_timeout_s: float = _START_TIMEOUT_S,
+        cores: frozenset[int] | None = None,
     ) -> None:
         """``flags`` go to ``simscale hub serve``; ``command`` replaces that whole command line (a hub
         under a profiler, say): it must print ``listening on URL`` on stdout. ``start_timeout_s`` bounds
-        the wait for that line; past it the process is stopped and `RuntimeError` raised."""
+        the wait for that line; past it the process is stopped and `RuntimeError` raised. ``cores``: pin
+        the process to these cores (None: run where the scheduler puts it); it also joins the cgroup
+        named by ``SIMSCALE_HUB_CGROUP`` when that is set (:func:`place_hub_process`)."""
         if not start_timeout_s > 0:
             raise ValueError(f"start_timeout_s must be > 0 seconds, got {start_timeout_s!r}")
         self.start_timeout_s = start_timeout_s
@@ -54,6 +112,13 @@ class HubProcess:
                 *("--name", name, *flags),
             ]
         self.process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            place_hub_process(self.process.pid, cores)  # before it starts threads: they inherit both
+        except BaseException:
+            self.process.kill()
+            self.process.wait()
+            raise
+        self.cores = cores
         self.name = name
         self.stdout_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
@@ -66,6 +131,7 @@ class HubProcess:
         for reader in self._readers:
             reader.start()
         self.base_url = self._wait_for_url()
+        pin_process(self.process.pid, cores)  # threads started before the first pinning took hold
         self.url = self.base_url.rstrip("/") + "/chatHub"
         self.handle = psutil.Process(self.process.pid)
 
@@ -134,11 +200,13 @@ class HubProcess:
 class HubProcesses:
     """``count`` hub processes sharing one backplane spec (``memory`` = independent servers)."""
 
-    def __init__(self, count: int, backplane: str, *extra_flags: str) -> None:
+    def __init__(self, count: int, backplane: str, *extra_flags: str, cores: frozenset[int] | None = None) -> None:
         self.servers: list[HubProcess] = []
         try:
             for index in range(count):
-                self.servers.append(HubProcess("--backplane", backplane, *extra_flags, name=f"server-{index}"))
+                self.servers.append(
+                    HubProcess("--backplane", backplane, *extra_flags, name=f"server-{index}", cores=cores)
+                )
         except BaseException:
             self.stop()
             raise

@@ -17,7 +17,6 @@ Not modelled: the process that sends the web requests also runs on this host's c
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ import numpy as np
 
 from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.records import RunSummary
-from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import preset, simulate
 from simscale.scenarios.calibration import Calibration, calibrated_costs
 from simscale.validation.comparing import Metric, Side, verdict
+from simscale.validation.host import HostSpeed, Placement, model_host_fields, probe_host
 from simscale.validation.processes import HubProcess, run_blocking
 
 if TYPE_CHECKING:
@@ -145,11 +144,19 @@ def measure_web_latency(load: WebLoad, *, separate: bool, broadcasts: bool, seed
 
 
 def predict_web_latency(
-    load: WebLoad, *, separate: bool, broadcasts: bool, seed: int = 0, calibration: Calibration | None = None
+    load: WebLoad,
+    *,
+    separate: bool,
+    broadcasts: bool,
+    seed: int = 0,
+    calibration: Calibration | None = None,
+    host: HostSpeed | None = None,
 ) -> dict[str, float]:
     """The model's p50/p99 (ms) for the same layout: the ``asyncio-hub`` profile on this host's cores.
 
     With ``calibration``, its costs (the hub's and the load generator's) replace the defaults.
+    ``host``: the host as measured (:func:`~simscale.validation.host.probe_host` when None). The web
+    measurement pins nothing, so every process shares all the cores.
 
     Example:
 
@@ -158,13 +165,14 @@ def predict_web_latency(
         >>> 2.0 <= idle["web_latency_p50_ms"] < idle["web_latency_p99_ms"]
         True
     """
-    cores = os.cpu_count() or 1
+    host = probe_host() if host is None else host
+    fields = model_host_fields(host, Placement(hub_cores=None, loadgen_cores=None))
     scenario = preset(
         "web-traffic-separate" if separate else "web-traffic-shared",
         clients=load.clients, broadcast_rate_per_s=load.broadcast_rate_per_s, broadcasts_enabled=broadcasts,
         web_request_rate_per_s=load.web_request_rate_per_s, web_request_cpu_s=load.web_request_cpu_s,
         duration_s=load.duration_s, warmup_s=_warmup_s(load), server_profile="asyncio-hub",
-        shared_host_cores=cores, cpu_time_slice_s=linux_time_slice_s(cores),
+        **fields,  # type: ignore[arg-type]
         network_latency_s=_LOOPBACK_LATENCY_S, network_jitter_s=_LOOPBACK_LATENCY_S, seed=seed,
         **(calibrated_costs(calibration, include_loadgen=True) if calibration else {}),
     )  # fmt: skip
@@ -217,12 +225,13 @@ def validate_web_traffic(
 
     started = time.perf_counter()
     load = load or WebLoad()
+    host = probe_host()  # once, for every prediction
     rows: list[dict[str, Any]] = []
     for separate in (False, True):
         for broadcasts in (False, True):
             measured = measure_web_latency(load, separate=separate, broadcasts=broadcasts, seed=seed)
             predicted = predict_web_latency(
-                load, separate=separate, broadcasts=broadcasts, seed=seed, calibration=calibration
+                load, separate=separate, broadcasts=broadcasts, seed=seed, calibration=calibration, host=host
             )
             for metric in WEB_METRICS:
                 rows.append({

@@ -171,10 +171,13 @@ def test_the_calibrated_names_are_defined_once(
     calibrating = importlib.import_module("simscale.validation.calibrate")
 
     # `simscale calibrate` prints the calibration's own list: the names it prints are that list, in order.
-    monkeypatch.setattr(calibrating, "calibrate", lambda connections: sample())
-    cli._calibrate(argparse.Namespace(connections=20, out=str(tmp_path / "calibration.json")))
-    printed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    monkeypatch.setattr(calibrating, "calibrate", lambda connections, replicates: sample())
+    cli._calibrate(argparse.Namespace(connections=20, replicates=1, out=str(tmp_path / "calibration.json")))
+    lines = capsys.readouterr().out.splitlines()[1:]
+    printed = [line.split()[0] for line in lines]
     assert tuple(printed) == calibrated_fields(include_loadgen=True)
+    # Each cost with its interval (one replicate: the value itself at both ends).
+    assert lines[0].split()[1:] == ["0.00015", "[0.00015,", "0.00015]"]
     # The notebook never writes the list out as names (it reads the costs it explains as attributes).
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     source = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")

@@ -5,11 +5,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from simscale.config.scenario import Scenario
-from simscale.validation.host import HostSpeed, Placement, host_placement, model_host_fields, probe_host
+from simscale.validation.host import (
+    HostSpeed,
+    Placement,
+    host_placement,
+    model_host_fields,
+    probe_host,
+    probe_hub_share,
+    probe_loadgen_share,
+)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +108,35 @@ def test_probe_host_on_one_core_has_no_parallel_speed_to_lose() -> None:
 def test_probe_host_rejects_a_bad_budget() -> None:
     with pytest.raises(ValueError, match="budget_s"):
         probe_host(budget_s=0.0)
+
+
+def test_probe_hub_share_is_a_share_and_sees_a_cpu_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    placement = host_placement()
+    share = probe_hub_share(placement, budget_s=0.3)
+    assert 0 <= share <= 0.95
+    with pytest.raises(ValueError, match="budget_s"):
+        probe_hub_share(placement, budget_s=0.0)
+    root = Path("/sys/fs/cgroup/cpu")
+    if not (root / "cgroup.procs").exists() or not os.access(root, os.W_OK):
+        pytest.skip("no writable cgroup v1 cpu hierarchy")
+    cgroup = root / f"simscale-test-share-{os.getpid()}"
+    try:
+        cgroup.mkdir()
+    except OSError as error:
+        pytest.skip(f"cannot create a cgroup: {error}")
+    try:
+        (cgroup / "cpu.cfs_period_us").write_text("100000\n")
+        (cgroup / "cpu.cfs_quota_us").write_text("40000\n")  # 40 % of one core
+        monkeypatch.setenv("SIMSCALE_HUB_CGROUP", str(cgroup))
+        # Other work only adds to what the quota takes: at least 60 % gone, less the probe's own noise.
+        assert probe_hub_share(placement, budget_s=0.5) >= 0.5
+    finally:
+        cgroup.rmdir()
+
+
+def test_probe_loadgen_share_is_zero_unpinned_and_a_share_pinned() -> None:
+    assert probe_loadgen_share(Placement(hub_cores=None, loadgen_cores=None)) == 0.0
+    placement = host_placement()
+    if not placement.pinned:
+        pytest.skip("one core: the load generator has no core of its own")
+    assert 0 <= probe_loadgen_share(placement, budget_s=0.3) <= 0.95
