@@ -63,7 +63,7 @@ from simscale.model.recorder import Recorder
 from simscale.model.run import ModelRun
 from simscale.model.sampler import ResourceSampler
 from simscale.model.server import SimServer
-from simscale.model.service import ServiceBroadcasts, SignalRService
+from simscale.model.service import ServiceAudiences, ServiceBroadcasts, SignalRService
 from simscale.model.topology import build_topology
 from simscale.model.web import WebTraffic
 
@@ -284,7 +284,7 @@ class Deployment:
             connections_per_user=s.connections_per_user,
         )
         pick_rng = sends_rng(s.seed)
-        audiences = Audiences(
+        audiences = (partial(ServiceAudiences, self.service) if self.service else Audiences)(
             self.env,
             self.rng,
             self.recorder,
