@@ -368,13 +368,13 @@ def _service_figures() -> dict[str, go.Figure]:
     """Azure SignalR Service: its diagram, the published-table comparison, self-hosted beside it."""
     from simscale.figures.service import hosting_comparison_figure, published_capacity_figure, service_topology_figure
     from simscale.scenarios import simulate
-    from simscale.scenarios.hosting import hosting_comparison_frame, published_capacity_frame
+    from simscale.scenarios.hosting import CAPACITY_WORKLOADS, hosting_comparison_frame, published_capacity_frame
 
     diagram = simulate(diagram_scenario("azure-signalr-service", 2))
     title = "Azure SignalR Service: clients connect to the service, each app server holds 5 server connections"
     return {
         "azure-signalr-service": service_topology_figure(diagram.topology, title=title),
-        "azure-published-capacity": published_capacity_figure(published_capacity_frame()),
+        "azure-published-capacity": published_capacity_figure(published_capacity_frame(workloads=CAPACITY_WORKLOADS)),
         "self-hosted-vs-service": hosting_comparison_figure(hosting_comparison_frame()),
     }
 

@@ -146,11 +146,18 @@ def service_topology_figure(graph: nx.Graph, *, title: str, origin_server: int =
     return figure
 
 
+_CAPACITY_SERIES = (
+    ("published", "published (Azure performance guide)", COLOURS["reference"], "dash"),
+    ("model", "model (p99 < 1 s)", COLOURS["redis"], "solid"),
+)
+
+
 def published_capacity_figure(frame: pd.DataFrame) -> go.Figure:
     """Outbound messages per second with p99 under 1 s, by unit count: published table and model.
 
     Args:
-        frame: columns ``units``, ``source`` (``published`` or ``model``) and ``out_messages_per_s``.
+        frame: columns ``units``, ``source`` (``published`` or ``model``) and ``out_messages_per_s``;
+            with a ``workload`` column, one panel per workload (in the order they first appear).
 
     Example:
 
@@ -164,20 +171,41 @@ def published_capacity_figure(frame: pd.DataFrame) -> go.Figure:
     missing = {"units", "source", "out_messages_per_s"} - set(frame.columns)
     if missing:
         raise ValueError(f"published_capacity_figure needs column(s) {', '.join(sorted(missing))}")
-    figure = go.Figure()
-    for source, name, colour, dash in (
-        ("published", "published (Azure performance guide)", COLOURS["reference"], "dash"),
-        ("model", "model (p99 < 1 s)", COLOURS["redis"], "solid"),
-    ):
-        rows = frame[frame["source"] == source].sort_values("units")
-        figure.add_trace(
-            go.Scatter(x=rows["units"], y=rows["out_messages_per_s"], mode="lines+markers", name=name,
-                       line={"color": colour, "dash": dash, "width": 2.5}, marker={"size": 9})
-        )  # fmt: skip
-    house_layout(figure, title="Broadcast capacity of Azure SignalR Service: 2 KB messages, p99 under 1 s",
-                 legend={"x": 0.02, "y": 0.98})  # fmt: skip
-    figure.update_xaxes(title="units", type="log")
-    figure.update_yaxes(title="outbound messages per second", type="log")
+    if "workload" not in frame.columns:
+        figure = go.Figure()
+        for source, name, colour, dash in _CAPACITY_SERIES:
+            rows = frame[frame["source"] == source].sort_values("units")
+            figure.add_trace(
+                go.Scatter(x=rows["units"], y=rows["out_messages_per_s"], mode="lines+markers", name=name,
+                           line={"color": colour, "dash": dash, "width": 2.5}, marker={"size": 9})
+            )  # fmt: skip
+        house_layout(figure, title="Broadcast capacity of Azure SignalR Service: 2 KB messages, p99 under 1 s",
+                     legend={"x": 0.02, "y": 0.98})  # fmt: skip
+        figure.update_xaxes(title="units", type="log")
+        figure.update_yaxes(title="outbound messages per second", type="log")
+        return figure
+    workloads = list(dict.fromkeys(frame["workload"]))
+    columns = 2 if len(workloads) > 1 else 1
+    rows_count = -(-len(workloads) // columns)
+    figure = make_subplots(rows=rows_count, cols=columns, subplot_titles=workloads,
+                           horizontal_spacing=0.1, vertical_spacing=0.16)  # fmt: skip
+    for position, workload in enumerate(workloads):
+        row, col = position // columns + 1, position % columns + 1
+        for source, name, colour, dash in _CAPACITY_SERIES:
+            rows = frame[(frame["workload"] == workload) & (frame["source"] == source)].sort_values("units")
+            figure.add_trace(
+                go.Scatter(x=rows["units"], y=rows["out_messages_per_s"], mode="lines+markers", name=name,
+                           legendgroup=source, showlegend=position == 0,
+                           line={"color": colour, "dash": dash, "width": 2.5}, marker={"size": 9}),
+                row=row, col=col,
+            )  # fmt: skip
+        units = sorted(set(frame.loc[frame["workload"] == workload, "units"]))
+        figure.update_xaxes(title_text="units", type="log", tickvals=units, row=row, col=col)
+        figure.update_yaxes(title_text="out messages/s", type="log", dtick=1, row=row, col=col)  # decades only
+    house_layout(figure, title="Azure SignalR Service capacity: 2 KB messages, p99 under 1 s (published vs model)",
+                 legend={"orientation": "h", "y": -0.1, "x": 0.0}, height_px=300 * rows_count + 140)  # fmt: skip
+    for annotation in figure.layout.annotations:
+        annotation.font = {"size": 13}
     return figure
 
 

@@ -63,7 +63,7 @@ from simscale.model.recorder import Recorder
 from simscale.model.run import ModelRun
 from simscale.model.sampler import ResourceSampler
 from simscale.model.server import SimServer
-from simscale.model.service import ServiceBroadcasts, SignalRService
+from simscale.model.service import ServiceAudiences, ServiceBroadcasts, SignalRService
 from simscale.model.topology import build_topology
 from simscale.model.web import WebTraffic
 
@@ -295,7 +295,7 @@ class Deployment:
         )
         pick_rng = sends_rng(s.seed)
         users, per_user = (membership.users, s.connections_per_user) if s.send_target == "user" else (s.clients, 1)
-        audiences = Audiences(
+        audiences = (partial(ServiceAudiences, self.service) if self.service else Audiences)(
             self.env,
             self.rng,
             self.recorder,

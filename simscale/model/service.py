@@ -20,6 +20,11 @@ What this component models (sources in docs/SOURCES.md#azure-signalr-service):
   message counts once per started 2 KB (2,048 bytes) of its payload: :func:`billed_messages`.
 * **Pinning.** Client ``i`` on app server ``s`` rides server connection ``i mod k`` of ``s``
   (``k = server_connections_per_hub``); dropping one disconnects exactly those clients.
+* **Group, user and connection sends** (:class:`ServiceAudiences`) take the same path as a broadcast,
+  but the units write only to the audience's connected clients (client ``i``'s connection is held by
+  unit ``i mod units``), and only those are billed. An echo is a send to one connection: one message
+  in, one out. The service keeps no per-group routing cost of its own: the published tables' cap on
+  many small groups ("Unit100 can't improve further by design") is not in the model.
 
 Simplifications: other hub-method calls (``invocations``) still go straight to the app servers and
 are not billed, and the app servers keep paying the keep-alive ticks of their logical connections
@@ -37,13 +42,21 @@ import numpy as np
 import numpy.typing as npt
 import simpy
 
+from simscale.model.audiences import Audiences
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.cpu import Cpu
 from simscale.model.fanout import FanOut
 from simscale.model.population import ClientPopulation
 from simscale.model.server import SimServer
 
-__all__ = ["BILLING_CHUNK_BYTES", "ServiceBroadcasts", "ServiceStats", "SignalRService", "billed_messages"]
+__all__ = [
+    "BILLING_CHUNK_BYTES",
+    "ServiceAudiences",
+    "ServiceBroadcasts",
+    "ServiceStats",
+    "SignalRService",
+    "billed_messages",
+]
 
 BILLING_CHUNK_BYTES = 2_048
 """A message counts once per started 2 KB of its payload."""
@@ -166,6 +179,19 @@ class SignalRService:
         return ServiceStats(self.units, self.connections_peak, self.billed, per_day, cost)
 
 
+def _unit_fan_out(client_host: Any, fan_out: FanOut) -> Generator[Any, Any, None]:
+    """One unit writes its share of a send to the clients whose connections it holds."""
+    unit = fan_out.server
+    yield unit.pool.acquire()
+    write = client_host.write(fan_out)
+    started = yield from unit.use_cpu(fan_out.recipients * fan_out.send_s, on_start=write.on_start,
+                                      on_pause=write.on_pause)  # fmt: skip
+    write.written()
+    unit.pool.release()
+    if fan_out.recipients:
+        write.delivered(started)
+
+
 class ServiceBroadcasts(Broadcasts):
     """Broadcasts through the service: the app server sends once, the units fan out.
 
@@ -192,22 +218,44 @@ class ServiceBroadcasts(Broadcasts):
         if counted:
             service.bill(1 + recipients)  # the copy to the app server, then one per client
         for unit, share in zip(service.unit_servers, service.shares(recipients), strict=True):
-            self.env.process(self._unit_fan_out(unit, broadcast_id, origin.index, sent_at_s, counted, share))
-
-    def _unit_fan_out(
-        self, unit: SimServer, broadcast_id: int, origin_index: int, sent_at_s: float, counted: bool, recipients: int
-    ) -> Generator[Any, Any, None]:
-        cost_s = self.service.message_cost_s
-        yield unit.pool.acquire()
-        fan_out = FanOut(unit, broadcast_id, origin_index, sent_at_s, counted, recipients, 0.0, cost_s)
-        write = self.client_host.write(fan_out)
-        started = yield from unit.use_cpu(recipients * cost_s, on_start=write.on_start, on_pause=write.on_pause)
-        write.written()
-        unit.pool.release()
-        if recipients:
-            write.delivered(started)
+            fan_out = FanOut(unit, broadcast_id, origin.index, sent_at_s, counted, share, 0.0, service.message_cost_s)
+            self.env.process(_unit_fan_out(self.client_host, fan_out))
 
     def drop_server_connection(self, at_s: float, drop: Any) -> Generator[Any, Any, None]:
         """Process: server connection 0 of app server 0 drops at ``at_s``; its clients are disconnected."""
         yield self.env.timeout(at_s)
         drop(self.service.pinned_clients(0, 0), "server_connection_dropped")
+
+
+class ServiceAudiences(Audiences):
+    """Group, user and connection sends through the service: the app server sends once, the units
+    holding a recipient write to their own.
+
+    Built like :class:`~simscale.model.audiences.Audiences` (with no backplane), with the service first.
+    """
+
+    def __init__(self, service: SignalRService, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+    def _deliver(
+        self, send_id: int, origin: SimServer, sent_at_s: float, counted: bool, delay_s: float
+    ) -> Generator[Any, Any, None]:
+        service = self.service
+        if delay_s > 0:
+            yield self.env.timeout(delay_s)
+        yield self.env.timeout(self.network.delay_s())  # client → service
+        yield from service.unit_servers[send_id % service.units].work(service.message_cost_s)
+        yield self.env.timeout(self.network.delay_s())  # service → the pinned app server
+        yield from origin.work(self.invocation_cpu_s + self.serialize_cpu_s + self.send_cpu_per_recipient_s)
+        self.sends += 1
+        yield self.env.timeout(self.network.delay_s())  # app server → service
+        audience = self._audience[send_id]
+        connected = audience[self.population.server_of[audience] >= 0]
+        if counted:
+            service.bill(1 + len(connected))  # the copy to the app server, then one per recipient
+        per_unit = np.bincount(connected % service.units, minlength=service.units)
+        for unit_index in np.flatnonzero(per_unit).tolist():
+            fan_out = FanOut(service.unit_servers[unit_index], send_id, origin.index, sent_at_s, counted,
+                             int(per_unit[unit_index]), 0.0, service.message_cost_s)  # fmt: skip
+            self.env.process(_unit_fan_out(self.client_host, fan_out))

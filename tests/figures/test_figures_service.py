@@ -32,3 +32,29 @@ def test_frames_without_their_columns_are_refused() -> None:
         published_capacity_figure(pd.DataFrame({"units": [1]}))
     with pytest.raises(ValueError, match="needs column"):
         hosting_comparison_figure(pd.DataFrame({"hosting": ["x"]}))
+
+
+def test_the_capacity_figure_has_one_panel_per_workload_and_one_legend_entry_per_source() -> None:
+    workloads = ["echo", "broadcast", "small groups", "big groups"]
+    frame = pd.DataFrame([
+        {"workload": w, "units": u, "source": s, "out_messages_per_s": 1_000.0 * u * (1 + i)}
+        for i, w in enumerate(workloads) for u in (1, 2) for s in ("published", "model")
+    ])  # fmt: skip
+    figure = published_capacity_figure(frame)
+    assert [annotation.text for annotation in figure.layout.annotations] == workloads
+    assert len(figure.data) == 8
+    assert [trace.name for trace in figure.data if trace.showlegend] == [
+        "published (Azure performance guide)", "model (p99 < 1 s)"
+    ]
+    assert figure.data[2].xaxis == "x2" and list(figure.data[2].y) == [2_000.0, 4_000.0]
+
+
+def test_the_published_rows_carry_their_public_source() -> None:
+    from simscale.scenarios.hosting import PERFORMANCE_GUIDE_URL, published_capacity_frame
+
+    frame = published_capacity_frame(units=(1,), workloads=("big groups",))
+    published = frame[frame["source"] == "published"]
+    assert published["source_url"].tolist() == [PERFORMANCE_GUIDE_URL]
+    assert PERFORMANCE_GUIDE_URL.startswith("https://learn.microsoft.com/")
+    with pytest.raises(ValueError, match="workloads must be among"):
+        published_capacity_frame(units=(1,), workloads=("fan-in",))  # type: ignore[arg-type]

@@ -99,3 +99,34 @@ def test_a_saturated_unit_queues_and_more_units_drain_it() -> None:
     three = simulate(base.replace(service_units=3)).summary
     assert one.latency_p99_ms is not None and three.latency_p99_ms is not None
     assert one.latency_p99_ms > 1_000.0 > three.latency_p99_ms
+
+
+def test_group_sends_go_through_the_service_to_the_members_only_and_bill_them() -> None:
+    scenario = preset("azure-signalr-service", servers=2, clients=400, send_target="group", groups=40, group_size=10,
+                      groups_per_client=1, broadcast_rate_per_s=50.0, duration_s=6.0, warmup_s=1.0, seed=3)  # fmt: skip
+    result = simulate(scenario)
+    summary = result.summary
+    assert summary.delivered_fraction == 1.0  # members on either app server: the service reaches them all
+    counted = [record for record in result.records.broadcasts if record.sent_at_s >= scenario.warmup_s]
+    assert summary.deliveries == 10 * len(counted) > 0
+    # One copy to the app server, one to each of the 10 members (2 KB: one chunk each).
+    assert summary.service_billed_messages == 11 * len(counted)
+    # The units wrote every delivery: the app servers, on the service, write none themselves.
+    units = {2 + unit for unit in range(summary.service_units)}  # the units come after the 2 app servers
+    assert {record.server for record in result.records.deliveries} <= units
+
+
+def test_an_echo_is_one_message_in_and_one_out() -> None:
+    scenario = preset("azure-signalr-service", servers=1, clients=200, send_target="connection",
+                      broadcast_rate_per_s=100.0, duration_s=5.0, warmup_s=1.0, seed=5)  # fmt: skip
+    summary = simulate(scenario).summary
+    assert summary.deliveries and summary.delivered_fraction == 1.0
+    assert summary.service_billed_messages == 2 * summary.deliveries  # to the app server, then to the one client
+
+
+def test_a_unit_past_its_message_rate_fails_the_capacity_check_a_short_run_alone_would_pass() -> None:
+    from simscale.scenarios.hosting import model_capacity_per_s
+
+    # Big groups on one unit: 1 message in and 99 out per send; a unit passes 2,857 messages/s, so at
+    # most 28.57 sends/s, i.e. 2,829 outbound messages/s, fit; the grid's next step (1.5 × 20) does not.
+    assert 2_000 <= model_capacity_per_s("big groups", 1) <= 2_857 * 99 / 100
