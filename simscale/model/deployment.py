@@ -49,7 +49,7 @@ from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
-from simscale.model.cpu import Cpu
+from simscale.model.cpu import CoreTimeline, Cpu
 from simscale.model.fanout import FanOutTiming
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
@@ -117,6 +117,9 @@ class Deployment:
             )
             for index in range(s.servers)
         ]
+        self.timeline = None if s.fan_out_per_server_reasons else CoreTimeline(s.servers, self.servers[0].cores)
+        for server in self.servers:  # vectorised fan-outs: CPU booked on the cores' timeline (model/fanout_path.py)
+            server.attach(self.timeline)
         self.population = population = ClientPopulation(s.clients, s.servers, phases, s.client_addresses)
         client_pools = [PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.client_addresses)]
         self.backplane = (
@@ -227,6 +230,8 @@ class Deployment:
             serialize_cpu_s=s.serialize_cpu_s,
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+            timeline=self.timeline,
+            horizon_s=self.horizon_s,
         )
         self.audiences = self._audiences(network) if s.send_target != "all" else None
         self.invocations = Invocations(
@@ -309,6 +314,8 @@ class Deployment:
             serialize_cpu_s=s.serialize_cpu_s,
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+            timeline=self.timeline,
+            horizon_s=self.horizon_s,
         )
         self.connections.on_attached.append(audiences.attached)
         self.connections.on_detaching.append(audiences.detaching)
