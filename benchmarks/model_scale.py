@@ -8,6 +8,11 @@ Run: ``.venv/bin/python benchmarks/model_scale.py [--quick]``
 3. the aggregated model next to a naive per-recipient SimPy model (one event per recipient, the
    pattern of SimPy's BroadcastPipe example) on the same scenario: speed-up and latency percentiles.
 
+4. vectorised fan-outs (``fan_out_mode=vectorised``, the default) against the per-server reference on
+   1,000,000 clients × 80 servers, backplane, 100 broadcasts/s, 60 simulated s (goal: ≥ 10× faster),
+   and 10,000,000 clients × 800 servers at 100/s for 60 simulated s (goal: wall < 60 s, peak RSS < 4 GB),
+   each run in a fresh interpreter that reports its own wall time and peak RSS.
+
 Machines here are shared and noisy, so each figure is the median of ``--runs`` and the speed-up is
 a ratio measured in the same run.
 """
@@ -15,6 +20,7 @@ a ratio measured in the same run.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -112,6 +118,80 @@ def peak_rss_mb_of(code: str) -> tuple[float, float]:
     return wall_s, max(after.ru_maxrss, before.ru_maxrss) / 1024
 
 
+_SCALE_RUN = """
+import json, resource, sys, time
+import simscale
+clients, servers, mode, duration_s = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+started = time.perf_counter()
+result = simscale.simulate(simscale.preset("backplane", clients=clients, servers=servers, broadcast_rate_per_s=100.0,
+                                           duration_s=duration_s, warmup_s=min(5.0, duration_s / 4), seed=1,
+                                           fan_out_mode=mode))
+summary = result.summary
+print(json.dumps({"wall_s": time.perf_counter() - started, "events": summary.events,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "delivered_fraction": summary.delivered_fraction, "p50_ms": summary.latency_p50_ms,
+                  "p99_ms": summary.latency_p99_ms, "refused": summary.connections_refused,
+                  "dropped": summary.connections_dropped, "lost": result.backplane_lost_publishes,
+                  "clients_connected": summary.clients_connected}))
+"""
+
+
+def scale_run(clients: int, servers: int, mode: str, duration_s: float) -> dict[str, Any]:
+    """One ``backplane`` run at 100 broadcasts/s in a fresh interpreter: its wall time (simulation only),
+    peak RSS, events and headline figures."""
+    output = subprocess.run(
+        [sys.executable, "-c", _SCALE_RUN, str(clients), str(servers), mode, str(duration_s)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
+    figures: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return figures
+
+
+def _outcome(run: dict[str, Any]) -> str:
+    return (
+        f"delivered {run['delivered_fraction']:.4f}, p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
+        f"refused {run['refused']:,}, dropped {run['dropped']:,}, lost {run['lost']:,}, "
+        f"connected {run['clients_connected']:,}"
+    )
+
+
+def fan_out_mode_rows(
+    *, clients: int, servers: int, huge_clients: int, huge_servers: int, duration_s: float, runs: int
+) -> list[tuple[str, str]]:
+    """The vectorised mode against the per-server reference (same run, medians of ``runs``), then the huge run."""
+    reference = [scale_run(clients, servers, "per-server", duration_s) for _ in range(runs)]
+    vectorised = [scale_run(clients, servers, "vectorised", duration_s) for _ in range(runs)]
+    ref_wall_s = statistics.median(run["wall_s"] for run in reference)
+    vec_wall_s = statistics.median(run["wall_s"] for run in vectorised)
+    case = f"{clients:,} clients × {servers} servers, backplane, 100/s, {duration_s:g} s"
+    rows = [
+        (
+            f"per-server fan-outs, {case}",
+            f"{ref_wall_s:.1f} s, {reference[0]['events']:,} events, {reference[0]['peak_rss_mb']:.0f} MB",
+        ),
+        ("  ", _outcome(reference[0])),
+        (
+            f"vectorised fan-outs, {case}",
+            f"{vec_wall_s:.1f} s, {vectorised[0]['events']:,} events, {vectorised[0]['peak_rss_mb']:.0f} MB",
+        ),
+        ("  ", _outcome(vectorised[0])),
+        ("  speed-up (per-server / vectorised, same run; goal >= 10×)", f"{ref_wall_s / vec_wall_s:.1f}×"),
+    ]
+    huge = scale_run(huge_clients, huge_servers, "vectorised", duration_s)
+    rows += [
+        (
+            f"vectorised fan-outs, {huge_clients:,} clients × {huge_servers} servers, 100/s, {duration_s:g} s",
+            f"{huge['wall_s']:.1f} s wall (goal < {duration_s:g} s), {huge['events']:,} events, "
+            f"peak RSS {huge['peak_rss_mb']:.0f} MB (goal < 4,096)",
+        ),
+        ("  ", _outcome(huge)),
+    ]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one run")
@@ -148,7 +228,7 @@ def main() -> None:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
-        [str(ROOT / ".venv/bin/simscale"), "simulate", "backplane", *big, "--json"],
+        [sys.executable, "-m", "simscale", "simulate", "backplane", *big, "--json"],
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -204,6 +284,16 @@ def main() -> None:
             f"{result.summary.latency_p99_ms:.3f} / {np.percentile(latencies, 99) * 1000:.3f} ms",
         )
     )
+
+    # 4. Vectorised fan-outs against the per-server reference, then ten million clients.
+    if args.quick:
+        rows += fan_out_mode_rows(
+            clients=20_000, servers=16, huge_clients=100_000, huge_servers=80, duration_s=10.0, runs=runs
+        )
+    else:
+        rows += fan_out_mode_rows(
+            clients=1_000_000, servers=80, huge_clients=10_000_000, huge_servers=800, duration_s=60.0, runs=runs
+        )
 
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -19,6 +19,7 @@ __all__ = [
     "SECTIONS",
     "BackplaneKind",
     "ClientHostKind",
+    "FanOutMode",
     "LoadBalancerPolicy",
     "MethodKind",
     "Scenario",
@@ -40,6 +41,7 @@ WebRequestKind = Literal["async", "blocking"]
 SendTarget = Literal["all", "group", "user", "connection"]
 TransportName = Literal["websockets", "server-sent-events", "long-polling"]
 ServerFailureKind = Literal["none", "crash", "partition", "deploy"]
+FanOutMode = Literal["vectorised", "per-server"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,19 @@ class Scenario:
         section="run",
         source="simscale",
         help="Per-recipient latencies computed per fan-out; larger fan-outs are sampled (delivery counts stay exact).",
+    )
+    fan_out_mode: FanOutMode = setting(
+        "vectorised",
+        section="run",
+        source="simscale",
+        help="vectorised: one send's fan-outs on every server are booked together on the servers' cores "
+        "(no event per server; same delivery counts, latencies statistically equivalent); per-server: one work "
+        "item per server, the reference. vectorised falls back to per-server with time-shared cores "
+        "(shared_host_cores > 0 or cpu_time_slice_s > 0), cores that slow each other (cpu_parallel_speed < 1), "
+        "the one-loop client host, Azure SignalR Service hosting, send_cpu_per_recipient_busy_s > 0, and work "
+        "that holds a thread without CPU (blocking or "
+        "sync-over-async methods, blocking web requests on the SignalR servers, handshake_wait_s > 0) or fewer "
+        "threads than cores.",
     )
 
     # --- workload: what the clients send
@@ -832,6 +847,40 @@ class Scenario:
     def threads_min(self) -> int:
         """The effective thread-pool minimum (the .NET default is one per core)."""
         return self.min_threads or self.cores_per_server
+
+    @property
+    def fan_out_per_server_reasons(self) -> tuple[str, ...]:
+        """Why ``fan_out_mode="vectorised"`` falls back to per-server fan-outs here (empty: it applies).
+
+        Vectorised fan-outs book CPU on each server's cores as FIFO, non-preemptive queues with the work's
+        CPU known on arrival and without holding a thread; whatever breaks that needs per-server work items.
+
+        Example:
+
+            >>> Scenario().fan_out_per_server_reasons
+            ()
+            >>> Scenario(shared_host_cores=2, cpu_time_slice_s=1.5e-3).fan_out_per_server_reasons
+            ('shared_host_cores > 0', 'cpu_time_slice_s > 0')
+        """
+        checks = {
+            "fan_out_mode is per-server": self.fan_out_mode == "per-server",
+            "shared_host_cores > 0": self.shared_host_cores > 0,
+            "cpu_time_slice_s > 0": self.cpu_time_slice_s > 0,
+            "cpu_parallel_speed < 1": self.cpu_parallel_speed < 1.0,
+            "client_host is one-loop": self.client_host == "one-loop",
+            "hosting is azure-signalr": self.hosting == "azure-signalr",
+            "send_cpu_per_recipient_busy_s > 0": self.send_cpu_per_recipient_busy_s > 0,
+            "blocking hub methods": self.invocation_rate_per_client_per_s > 0
+            and self.method_kind != "async"
+            and self.method_wait_s > 0,
+            "blocking web requests on the SignalR servers": self.web_request_rate_per_s > 0
+            and self.web_servers == 0
+            and self.web_request_kind == "blocking",
+            "handshake_wait_s > 0": self.handshake_wait_s > 0,
+            "min_threads < cores_per_server": self.server_profile == "aspnetcore"
+            and self.threads_min < self.cores_per_server,
+        }
+        return tuple(reason for reason, applies in checks.items() if applies)
 
     def replace(self, **changes: Any) -> Scenario:
         """A copy with some fields changed (validated like any construction)."""

@@ -21,6 +21,7 @@ UNSUBSCRIBE), both commands queueing in the backplane's lane.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any
@@ -34,6 +35,7 @@ from simscale.backplane.routing import RoutingMode, delivers_locally_on_send
 from simscale.model.backplane import SimBackplane
 from simscale.model.broadcasts import BACKPLANE_ENVELOPE_OVERHEAD_BYTES
 from simscale.model.client_host import ClientHost
+from simscale.model.cpu import CoreTimeline
 from simscale.model.fanout_path import FanOutCosts, FanOutPath
 from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
@@ -132,6 +134,8 @@ class Audiences:
         serialize_cpu_s: float,
         send_cpu_per_recipient_s: float,
         send_cpu_per_recipient_busy_s: float,
+        timeline: CoreTimeline | None = None,
+        horizon_s: float = math.inf,
     ) -> None:
         if kind is ChannelKind.ALL:
             raise ValueError("Audiences sends to a group, a user or a connection; broadcasts are Broadcasts")
@@ -169,7 +173,9 @@ class Audiences:
         costs = FanOutCosts(
             message_bytes, self.payload_bytes, invocation_cpu_s, send_cpu_per_recipient_s, send_cpu_per_recipient_busy_s
         )
-        self.path = FanOutPath(env, list(servers), backplane, client_host, costs, routing=routing)
+        self.path = FanOutPath(
+            env, list(servers), backplane, client_host, costs, routing=routing, timeline=timeline, horizon_s=horizon_s
+        )
         """Every server's receipt and fan-out (shared with broadcasts)."""
         self.groups = (
             GroupSubscriptions(group_members, clients=population.size, servers=len(servers))
@@ -269,6 +275,9 @@ class Audiences:
         self.sends += 1
         backplane = self.backplane
         local_only = self.kind is ChannelKind.CONNECTION and self.local_recipients(send_id, origin.index) > 0
+        if self.path.vectorised:
+            yield from self._deliver_vectorised(send_id, origin, sent_at_s, counted, local_only)
+            return
         if backplane is None or local_only:
             # No backplane, or a connection on this very server: written directly, never published.
             yield from self._fan_out(origin, send_id, origin.index, sent_at_s, counted)
@@ -281,6 +290,39 @@ class Audiences:
 
         subscribers = self._holders(send_id).tolist()
         self.env.process(backplane.publish(self.payload_bytes, deliver, channel_subscribers=subscribers))
+
+    def _deliver_vectorised(
+        self, send_id: int, origin: SimServer, sent_at_s: float, counted: bool, local_only: bool
+    ) -> Generator[Any, Any, None]:
+        """The same path with the fan-outs on every server holding a recipient booked together."""
+        path, backplane = self.path, self.backplane
+        local = backplane is None or local_only
+        if local or delivers_locally_on_send(self.routing):
+            here = np.array([origin.index], dtype=np.int64)
+            done_s = path.fan_out_together(here, self._recipients_of(send_id, here), send_id, origin.index,
+                                           sent_at_s, counted)  # fmt: skip
+            if local:
+                return
+            if done_s > self.env.now:
+                yield self.env.timeout(done_s - self.env.now)
+        assert backplane is not None
+
+        def deliver_all(server_indices: IntArray) -> None:
+            path.receive_together(
+                server_indices, send_id, origin, sent_at_s, counted, partial(self._recipients_of, send_id)
+            )
+
+        subscribers = self._holders(send_id).tolist()
+        self.env.process(
+            backplane.publish(self.payload_bytes, channel_subscribers=subscribers, deliver_all=deliver_all)
+        )
+
+    def _recipients_of(self, send_id: int, server_indices: IntArray) -> IntArray:
+        """Recipients of send ``send_id`` connected to each of ``server_indices`` now (one bincount)."""
+        where = self.population.server_of[self._audience[send_id]]
+        per_server = np.bincount(where[where >= 0], minlength=len(self.servers))
+        counts: IntArray = per_server[server_indices].astype(np.int64)
+        return counts
 
     def _receive_publish(
         self, server_index: int, send_id: int, origin: SimServer, sent_at_s: float, counted: bool

@@ -9,12 +9,18 @@ disconnected and misses everything until it resubscribes (``client-output-buffer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import simpy
 
 __all__ = ["SimBackplane"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 class SimBackplane:
@@ -57,7 +63,8 @@ class SimBackplane:
         self.output_buffer_limit_bytes = output_buffer_limit_bytes
         self.resubscribe_s = resubscribe_s
         self.subscribed = [True] * subscribers
-        self.pending_bytes = [0.0] * subscribers
+        self.pending_bytes = np.zeros(subscribers, dtype=np.float64)
+        """Per server: what Redis holds in its output buffer for that subscriber."""
         self.publishes = 0
         self.wait_total_s = 0.0
         self.disconnects = 0
@@ -68,6 +75,9 @@ class SimBackplane:
         self.received = [0] * subscribers
         """Per server: publishes it took from the backplane and delivered (the receivers count them)."""
         self.subscribes = 0
+        self._reads_booked: list[tuple[IntArray, FloatArray, float]] = []
+        """Reads booked by vectorised fan-outs, (servers, when, bytes), applied once their time comes."""
+        self._reads_settled_at_s = -math.inf
 
     @property
     def queue_length(self) -> int:
@@ -96,11 +106,14 @@ class SimBackplane:
         payload_bytes: float,
         deliver: Callable[[int], None] | None = None,
         channel_subscribers: Sequence[int] | None = None,
+        *,
+        deliver_all: Callable[[IntArray], None] | None = None,
     ) -> Generator[Any, Any, float]:
         """Process: send to Redis, queue, get served, then hand to every subscriber. Returns the wait.
 
         ``channel_subscribers``: the servers subscribed to the publish's channel (a group, user or connection
-        channel); ``None`` for ``:all``, to which every server subscribes.
+        channel); ``None`` for ``:all``, to which every server subscribes. ``deliver_all``, instead of
+        ``deliver``: called once with every server the message reached (vectorised fan-outs).
         """
         if self.latency_s:
             yield self.env.timeout(self.latency_s)
@@ -118,7 +131,9 @@ class SimBackplane:
             targets = [i for i, on in enumerate(self.subscribed) if on]
         else:
             targets = [i for i in channel_subscribers if self.subscribed[i]]
-        if deliver is not None:
+        if deliver_all is not None:
+            self.env.process(self._fan_out_together(targets, payload_bytes, deliver_all))
+        elif deliver is not None:
             self.env.process(self._fan_out(targets, payload_bytes, deliver))
         return waited
 
@@ -138,13 +153,56 @@ class SimBackplane:
                 continue
             deliver(server)
 
+    def _fan_out_together(
+        self, targets: list[int], payload_bytes: float, deliver_all: Callable[[IntArray], None]
+    ) -> Generator[Any, Any, None]:
+        """:meth:`_fan_out` for every target at once (vectorised fan-outs): one numpy step, one hand-over."""
+        if self.latency_s:
+            yield self.env.timeout(self.latency_s)
+        self._settle_reads()
+        servers = np.asarray(targets, dtype=np.int64)
+        listening = np.asarray(self.subscribed, dtype=bool)[servers]
+        for server in servers[~listening].tolist():
+            self.missed[server] += 1
+        live = servers[listening]
+        self.pending_bytes[live] += payload_bytes
+        over = self.pending_bytes[live] > self.output_buffer_limit_bytes
+        for server in live[over].tolist():
+            self._disconnect(server)
+            self.missed[server] += 1
+        if len(reached := live[~over]):
+            deliver_all(reached)
+
     def consumed(self, server: int, payload_bytes: float) -> None:
         """The subscriber read a message: its output buffer in Redis shrinks."""
         self.pending_bytes[server] = max(0.0, self.pending_bytes[server] - payload_bytes)
 
+    def consumed_at(self, servers: IntArray, at_s: FloatArray, payload_bytes: float) -> None:
+        """Vectorised fan-outs on ``servers`` (distinct) will read the message at ``at_s``: booked now, applied
+        when that time comes (before the next publish reaches them)."""
+        self._reads_booked.append((servers, at_s, payload_bytes))
+        self._reads_settled_at_s = -math.inf
+
+    def _settle_reads(self) -> None:
+        now = float(self.env.now)
+        if now == self._reads_settled_at_s:
+            return
+        self._reads_settled_at_s = now
+        waiting: list[tuple[IntArray, FloatArray, float]] = []
+        pending = self.pending_bytes
+        for servers, at_s, payload_bytes in self._reads_booked:
+            done = at_s <= now
+            read = servers[done]
+            pending[read] = np.maximum(0.0, pending[read] - payload_bytes)
+            if not done.all():
+                waiting.append((servers[~done], at_s[~done], payload_bytes))
+        self._reads_booked = waiting
+
     def _disconnect(self, server: int) -> None:
         self.subscribed[server] = False
         self.pending_bytes[server] = 0.0
+        # Its booked reads are of a buffer that is gone.
+        self._reads_booked = [(s[s != server], a[s != server], b) for s, a, b in self._reads_booked]
         self.disconnects += 1
         self.env.process(self._resubscribe(server))
 

@@ -17,21 +17,26 @@ How a broadcast travels (one event per server, never one per recipient):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import simpy
 
 from simscale.backplane.routing import RoutingMode, delivers_locally_on_send
 from simscale.model.backplane import SimBackplane
 from simscale.model.client_host import ClientHost
+from simscale.model.cpu import CoreTimeline
 from simscale.model.fanout_path import FanOutCosts, FanOutPath
 from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
 from simscale.model.server import SimServer
 
 __all__ = ["BACKPLANE_ENVELOPE_OVERHEAD_BYTES", "Broadcasts"]
+
+IntArray = npt.NDArray[np.int64]
 
 BACKPLANE_ENVELOPE_OVERHEAD_BYTES = 64
 """What the backplane envelope adds to the payloads it carries (both protocols' copies)."""
@@ -60,6 +65,8 @@ class Broadcasts:
         serialize_cpu_s: float,
         send_cpu_per_recipient_s: float,
         send_cpu_per_recipient_busy_s: float,
+        timeline: CoreTimeline | None = None,
+        horizon_s: float = math.inf,
     ) -> None:
         self.env = env
         self.rng = rng
@@ -83,7 +90,9 @@ class Broadcasts:
         costs = FanOutCosts(
             message_bytes, self.payload_bytes, invocation_cpu_s, send_cpu_per_recipient_s, send_cpu_per_recipient_busy_s
         )
-        self.path = FanOutPath(env, list(servers), backplane, client_host, costs, routing=routing)
+        self.path = FanOutPath(
+            env, list(servers), backplane, client_host, costs, routing=routing, timeline=timeline, horizon_s=horizon_s
+        )
         """Every server's receipt and fan-out (shared with group, user and connection sends)."""
         self._next_id = 0
 
@@ -125,6 +134,9 @@ class Broadcasts:
         # Read and dispatch SendMessage, serialise the outgoing message once per protocol.
         yield from origin.work(self.invocation_cpu_s + self.serialize_cpu_s)
         backplane = self.backplane
+        if self.path.vectorised:
+            yield from self._deliver_vectorised(broadcast_id, origin, sent_at_s, counted)
+            return
         if backplane is None:
             self.env.process(self._fan_out(origin, broadcast_id, origin.index, sent_at_s, counted))
             return
@@ -136,6 +148,29 @@ class Broadcasts:
             self.env.process(self._receive_publish(server_index, broadcast_id, origin, sent_at_s, counted))
 
         self.env.process(backplane.publish(self.payload_bytes, deliver))
+
+    def _deliver_vectorised(
+        self, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool
+    ) -> Generator[Any, Any, None]:
+        """The same path with every server's fan-out of the broadcast booked together (no event per server)."""
+        path, backplane = self.path, self.backplane
+        if backplane is None or delivers_locally_on_send(self.routing):
+            here = np.array([origin.index], dtype=np.int64)
+            done_s = path.fan_out_together(here, self._recipients_of(here), broadcast_id, origin.index, sent_at_s,
+                                           counted)  # fmt: skip
+            if backplane is None:
+                return
+            if done_s > self.env.now:
+                yield self.env.timeout(done_s - self.env.now)
+
+        def deliver_all(server_indices: IntArray) -> None:
+            path.receive_together(server_indices, broadcast_id, origin, sent_at_s, counted, self._recipients_of)
+
+        self.env.process(backplane.publish(self.payload_bytes, deliver_all=deliver_all))
+
+    def _recipients_of(self, server_indices: IntArray) -> IntArray:
+        counts: IntArray = self.population.per_server[server_indices].astype(np.int64)
+        return counts
 
     def _recipients(self, server_index: int) -> int:
         return int(self.population.per_server[server_index])

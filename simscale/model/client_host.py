@@ -21,11 +21,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from simscale.model.fanout import FanOut, FanOutTiming
 from simscale.model.population import ClientPopulation
 from simscale.model.recorder import Recorder
 
 __all__ = ["ClientHost", "FanOutWrite", "FreeClientHost", "SendBroadcast"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 class SendBroadcast(Protocol):
@@ -111,6 +117,34 @@ class FreeClientHost(ClientHost):
 
     def write(self, fan_out: FanOut) -> FanOutWrite:
         return ReadOnArrival(fan_out, self.timing, self.recorder)
+
+    def written_together(
+        self,
+        servers: IntArray,
+        recipients: IntArray,
+        writes_start_s: FloatArray,
+        send_s: float,
+        *,
+        broadcast_id: int,
+        origin_index: int,
+        sent_at_s: float,
+    ) -> None:
+        """Counted fan-outs of one send on several servers (vectorised), each writing from
+        ``writes_start_s``: the clients read on arrival, so the latencies follow in one numpy step."""
+        sample = self.timing.samples_per_server(len(servers))
+        full = recipients > sample
+        if full.any():
+            # Every server with a full sample: one draw of positions and delays for all of them.
+            many, counts, starts = servers[full], recipients[full], writes_start_s[full]
+            arrivals_s = self.timing.arrivals_many_s(starts, counts, send_s, sample)
+            self.recorder.fan_outs(many, broadcast_id, origin_index, sent_at_s, counts, arrivals_s)
+        for index in np.flatnonzero(~full).tolist():
+            # No more recipients than the sample: every write position, one server at a time.
+            positions = self.timing.sample_positions(int(recipients[index]), sample)
+            arrivals_s = self.timing.arrivals_s(float(writes_start_s[index]), positions, send_s)
+            self.recorder.fan_out(
+                int(servers[index]), broadcast_id, origin_index, sent_at_s, int(recipients[index]), arrivals_s
+            )
 
 
 class ReadOnArrival(FanOutWrite):

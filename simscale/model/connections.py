@@ -171,15 +171,14 @@ class Connections:
     def _handshake(self, server: SimServer, ids: IntArray, attempted_at_s: float) -> Generator[Any, Any, None]:
         server.handshakes_in_progress += len(ids)
         try:
-            yield server.pool.acquire()
-            if self.env.now - attempted_at_s > self.handshake_timeout_s:
+            ran = yield from server.work_unless(
+                self.handshake_cpu_s * len(ids), lambda now_s: now_s - attempted_at_s > self.handshake_timeout_s
+            )
+            if not ran:
                 # The client gave up waiting; the server finds a dead socket and moves on.
-                server.pool.release()
                 self._release_ports(server, ids)
                 self._fail(ids, server.index, "handshake_timeout", ConnectionEventKind.REFUSED)
                 return
-            yield from server.use_cpu(self.handshake_cpu_s * len(ids))
-            server.pool.release()
         finally:
             server.handshakes_in_progress -= len(ids)
         if not server.up:  # it went down meanwhile

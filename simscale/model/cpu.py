@@ -11,10 +11,14 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import simpy
 from simpy.resources.resource import Request
 
-__all__ = ["BusyMeter", "Cpu", "HostCores", "linux_time_slice_s", "own_machine"]
+__all__ = ["BusyMeter", "CoreTimeline", "Cpu", "HostCores", "linux_time_slice_s", "own_machine"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 class BusyMeter:
@@ -41,6 +45,11 @@ class BusyMeter:
             hi = min(end_s, (index + 1) * self.interval_s)
             if hi > lo:
                 self._bins[index] += hi - lo
+
+    def share(self, bins: npt.NDArray[np.float64]) -> None:
+        """Keep the counts in ``bins`` (a row of a :class:`CoreTimeline`'s bank, same length) from now on."""
+        bins[:] = self._bins
+        self._bins = bins
 
     def busy_s(self, bin_index: int) -> float:
         """Busy core-seconds in bin ``bin_index`` (0 beyond the horizon)."""
@@ -228,12 +237,119 @@ class Cpu:
             if next_s > self.env.now:
                 yield self.env.timeout(next_s - float(self.env.now))
 
+    def start_neighbours(self, share: float) -> None:
+        """Work outside the model on every one of these cores (:meth:`neighbour`), their turns spread
+        evenly over a period; nothing when ``share`` is 0 or the cores are not time-shared."""
+        if share <= 0 or self.time_slice_s <= 0:
+            return
+        for index in range(self.cores):
+            self.env.process(self.neighbour(share, self.time_slice_s / share * index / self.cores))
+
     def slices(self, cpu_s: float) -> list[float]:
         """``cpu_s`` cut into time slices (the last one shorter); one piece when cores are not time-shared."""
         if self.time_slice_s <= 0 or cpu_s <= self.time_slice_s:
             return [cpu_s]
         whole = math.ceil(cpu_s / self.time_slice_s) - 1
         return [self.time_slice_s] * whole + [cpu_s - whole * self.time_slice_s]
+
+
+class CoreTimeline:
+    """Every server's cores as the times they next fall free: a FIFO, non-preemptive c-core queue
+        computed by the Kiefer-Wolfowitz recursion instead of SimPy requests.
+
+        Work booked at ``now`` starts on the core that falls free first, or at once when one is idle; that
+        is the start a FIFO ``simpy.Resource`` with ``cores`` lanes gives when every work item's CPU time is
+        known on arrival (it is, unless cores are time-shared). Booking many servers at once is one numpy
+        step, so a broadcast's fan-outs on every server cost no SimPy event.
+
+        Example (two cores, three 1 s items at 0: the third starts when the first core frees):
+
+            >>> import numpy as np
+    import numpy.typing as npt
+            >>> timeline = CoreTimeline(servers=2, cores=2)
+            >>> [timeline.book(0, 0.0, 1.0) for _ in range(3)]
+            [0.0, 0.0, 1.0]
+            >>> timeline.book_many(np.array([0, 1]), 0.5, np.array([1.0, 1.0])).tolist()
+            [1.0, 0.5]
+    """
+
+    def __init__(self, servers: int, cores: int) -> None:
+        if servers < 1 or cores < 1:
+            raise ValueError(f"servers and cores must be >= 1, got servers={servers!r}, cores={cores!r}")
+        self.free_at_s = np.zeros((servers, cores), dtype=np.float64)
+        """``free_at_s[s, c]``: when core ``c`` of server ``s`` has done all the work booked on it."""
+        self.meters: list[BusyMeter] = []
+        self._bank = np.zeros((0, 0), dtype=np.float64)
+        """Every server's busy meter bins, one row each (so many servers' work is counted in one step)."""
+        self.buffered_bytes = np.zeros(servers, dtype=np.float64)
+        """Per server: copies waiting in outgoing buffers until their vectorised fan-out has written them."""
+        self.last_message_at_s = np.zeros(servers, dtype=np.float64)
+        """Per server: when its last vectorised fan-out with recipients ended (applied by :meth:`settle`)."""
+        self._writes: list[tuple[IntArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]] = []
+        self._settled_at_s = -math.inf
+
+    def adopt(self, server: int, meter: BusyMeter) -> None:
+        """Count server ``server``'s busy time (its ``meter``) in the bank, with the other servers'."""
+        if not self.meters:
+            self._bank = np.zeros((len(self.free_at_s), len(meter._bins)), dtype=np.float64)
+            self.meters = [meter] * len(self.free_at_s)
+        self.meters[server] = meter
+        meter.share(self._bank[server])
+
+    def count_busy(self, servers: IntArray, started_s: FloatArray, cpu_s: FloatArray) -> None:
+        """What :meth:`BusyMeter.add` does, for one item on each of ``servers`` (distinct) at once."""
+        interval_s = self.meters[0].interval_s
+        first = (started_s / interval_s).astype(np.int64)
+        within = (first == ((started_s + cpu_s) / interval_s).astype(np.int64)) & (first < self._bank.shape[1])
+        self._bank[servers[within], first[within]] += cpu_s[within]
+        for index in np.flatnonzero(~within).tolist():  # across a bin edge (or past the horizon): one by one
+            self.meters[int(servers[index])].add(float(started_s[index]), float(cpu_s[index]))
+
+    def book_writes(
+        self, servers: IntArray, ended_s: FloatArray, buffered_bytes: FloatArray, recipients: IntArray
+    ) -> None:
+        """Vectorised fan-outs on ``servers`` (distinct) buffer ``buffered_bytes`` until ``ended_s``."""
+        self.buffered_bytes[servers] += buffered_bytes
+        self._writes.append((servers, ended_s, buffered_bytes, recipients > 0))
+        self._settled_at_s = -math.inf
+
+    def settle(self, now_s: float) -> None:
+        """Apply the vectorised fan-outs that have ended by ``now_s``: their buffers empty and the servers'
+        last message is theirs (what the per-server path does when a fan-out ends)."""
+        if now_s == self._settled_at_s:
+            return
+        self._settled_at_s = now_s
+        waiting = []
+        for servers, ended_s, buffered_bytes, wrote in self._writes:
+            done = ended_s <= now_s
+            self.buffered_bytes[servers[done]] -= buffered_bytes[done]
+            told = servers[done & wrote]
+            self.last_message_at_s[told] = np.maximum(self.last_message_at_s[told], ended_s[done & wrote])
+            if not done.all():
+                waiting.append((servers[~done], ended_s[~done], buffered_bytes[~done], wrote[~done]))
+        self._writes = waiting
+
+    def book(self, server: int, now_s: float, cpu_s: float) -> float:
+        """Book ``cpu_s`` of work arriving at ``now_s`` on ``server``; returns when it starts."""
+        row = self.free_at_s[server]
+        core = int(row.argmin())
+        started_s = max(now_s, float(row[core]))
+        row[core] = started_s + cpu_s
+        return started_s
+
+    def next_start_s(self, server: int, now_s: float) -> float:
+        """When work booked on ``server`` at ``now_s`` would start (nothing is booked)."""
+        return max(now_s, float(self.free_at_s[server].min()))
+
+    def book_many(
+        self, servers: npt.NDArray[np.int64], now_s: float, cpu_s: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """Book one work item on each of ``servers`` (distinct), arriving at ``now_s``; returns the starts."""
+        rows = self.free_at_s[servers]
+        cores = rows.argmin(axis=1)
+        started_s: npt.NDArray[np.float64] = np.maximum(now_s, rows[np.arange(len(servers)), cores])
+        self.free_at_s[servers, cores] = started_s + cpu_s
+        return started_s
 
 
 def linux_time_slice_s(cores: int) -> float:

@@ -49,7 +49,7 @@ from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
-from simscale.model.cpu import Cpu, own_machine
+from simscale.model.cpu import CoreTimeline, Cpu, own_machine
 from simscale.model.fanout import FanOutTiming
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
@@ -121,6 +121,9 @@ class Deployment:
             )
             for index in range(s.servers)
         ]
+        self.timeline = None if s.fan_out_per_server_reasons else CoreTimeline(s.servers, self.servers[0].cores)
+        for server in self.servers:  # vectorised fan-outs: CPU booked on the cores' timeline (model/fanout_path.py)
+            server.attach(self.timeline)
         self.population = population = ClientPopulation(s.clients, s.servers, phases, s.client_addresses)
         client_pools = [PortPool(s.ephemeral_ports, s.time_wait_s) for _ in range(s.client_addresses)]
         self.backplane = (
@@ -236,6 +239,8 @@ class Deployment:
             serialize_cpu_s=s.serialize_cpu_s,
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+            timeline=self.timeline,
+            horizon_s=self.horizon_s,
         )
         self.audiences = self._audiences(network) if s.send_target != "all" else None
         self.invocations = Invocations(
@@ -319,6 +324,8 @@ class Deployment:
             serialize_cpu_s=s.serialize_cpu_s,
             send_cpu_per_recipient_s=s.send_cpu_per_recipient_s,
             send_cpu_per_recipient_busy_s=s.send_cpu_per_recipient_busy_s,
+            timeline=self.timeline,
+            horizon_s=self.horizon_s,
         )
         self.connections.on_attached.append(audiences.attached)
         self.connections.on_detaching.append(audiences.detaching)
@@ -360,15 +367,10 @@ class Deployment:
         if self.failures is not None:
             env.process(self.failures.run())
         self.client_host.start()
-        if self.shared is not None and s.shared_host_neighbour_share > 0 and s.cpu_time_slice_s > 0:
-            # Work outside the model on the hubs' cores: one neighbour per core, their turns spread evenly.
-            share, cores = s.shared_host_neighbour_share, s.shared_host_cores
-            for index in range(cores):
-                env.process(self.shared.neighbour(share, s.cpu_time_slice_s / share * index / cores))
-        if self.loadgen_cpu is not None and s.loadgen_neighbour_share > 0 and s.cpu_time_slice_s > 0:
-            share, cores = s.loadgen_neighbour_share, s.loadgen_own_cores
-            for index in range(cores):
-                env.process(self.loadgen_cpu.neighbour(share, s.cpu_time_slice_s / share * index / cores))
+        if self.shared is not None:  # work outside the model on the hubs' cores, and on the load generator's
+            self.shared.start_neighbours(s.shared_host_neighbour_share)
+        if self.loadgen_cpu is not None:
+            self.loadgen_cpu.start_neighbours(s.loadgen_neighbour_share)
         if progress is None:
             env.run(until=self.horizon_s)
         else:

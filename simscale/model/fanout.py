@@ -51,9 +51,10 @@ class FanOutTiming:
         self.network = network
         self.samples_per_fanout = samples_per_fanout
 
-    def sample_positions(self, recipients: int) -> FloatArray:
-        """Write positions (1-based) of the recipients whose latency is computed."""
-        sample = min(recipients, self.samples_per_fanout)
+    def sample_positions(self, recipients: int, samples: int | None = None) -> FloatArray:
+        """Write positions (1-based) of the recipients whose latency is computed (``samples``: at most that
+        many instead of ``samples_per_fanout``)."""
+        sample = min(recipients, self.samples_per_fanout if samples is None else samples)
         if sample == recipients:
             return np.arange(1, recipients + 1, dtype=np.float64)
         return np.sort(self.rng.integers(1, recipients + 1, sample)).astype(np.float64)
@@ -62,3 +63,22 @@ class FanOutTiming:
         """When the messages written at ``positions`` (1-based) from ``writes_start_s`` reach their recipients."""
         delays_s = self.network.delays_s(len(positions))
         return writes_start_s + positions * send_s + delays_s
+
+    def samples_per_server(self, servers: int) -> int:
+        """Vectorised fan-outs: one send's sample budget spread over the ``servers`` that write it (at least
+        one each), so a send costs about ``samples_per_fanout`` latencies however many servers it reaches."""
+        return max(1, self.samples_per_fanout // max(1, servers))
+
+    def arrivals_many_s(
+        self, writes_start_s: FloatArray, recipients: npt.NDArray[np.int64], send_s: float, samples: int
+    ) -> FloatArray:
+        """Fan-outs on several servers at once, each with more than ``samples`` recipients: row ``i`` holds
+        the arrivals of a sorted sample of write positions of the fan-out writing from ``writes_start_s[i]``."""
+        shape = (len(recipients), samples)
+        if samples == 1:
+            positions = self.rng.integers(1, recipients[:, None] + 1, shape).astype(np.float64)
+        else:
+            positions = np.sort(self.rng.integers(1, recipients[:, None] + 1, shape), axis=1).astype(np.float64)
+        delays_s = self.network.delays_s(shape[0] * shape[1]).reshape(shape)
+        arrivals: FloatArray = writes_start_s[:, None] + positions * send_s + delays_s
+        return arrivals

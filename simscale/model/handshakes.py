@@ -89,11 +89,7 @@ class PerClientHandshakes:
     def _one(
         self, server: SimServer, ids: IntArray, pending: npt.NDArray[np.bool_], position: int
     ) -> Generator[Any, Any, None]:
-        yield server.pool.acquire()
-        if self.wait_s > 0:
-            yield self.env.timeout(self.wait_s)  # blocked: holds the thread, uses no CPU
-        yield from server.use_cpu(self.cpu_s)
-        server.pool.release()
+        yield from server.work(self.cpu_s, self.wait_s)  # blocked for wait_s: holds the thread, uses no CPU
         server.handshakes_in_progress -= 1
         if not pending[position]:
             return  # the client gave up meanwhile: the work was wasted

@@ -78,6 +78,7 @@ class KeepAlive:
         """Clients that heard nothing (no ping, no message) for ``server_timeout_s`` drop."""
         now = float(self.env.now)
         limit_s = self.server_timeout_s
+        server.settle()  # vectorised fan-outs that have ended since
         heard = np.maximum(server.last_ping_at_s, server.last_message_at_s)
         silent_phases = np.flatnonzero((now - heard > limit_s) & (self.population.per_server_phase[server.index] > 0))
         if len(silent_phases) == 0:

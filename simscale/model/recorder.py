@@ -95,6 +95,33 @@ class Recorder:
             )
         )
 
+    def fan_outs(
+        self,
+        servers: npt.NDArray[np.int64],
+        broadcast_id: int,
+        origin_server: int,
+        sent_at_s: float,
+        recipients: npt.NDArray[np.int64],
+        received_s: npt.NDArray[np.float64],
+    ) -> None:
+        """Fan-outs of one send on several servers, each delivered to all its recipients; row ``i`` of
+        ``received_s`` is server ``servers[i]``'s sample (as :meth:`fan_out`, in one numpy step)."""
+        latencies = received_s - sent_at_s
+        weights = recipients / latencies.shape[1]
+        for weight in np.unique(weights).tolist():  # servers alike hold as many clients: one add for all
+            self.records.latency.add(latencies[weights == weight], weight=weight)
+        audience = self._audiences[broadcast_id][0] if broadcast_id in self._audiences else "all"
+        name = self.scenario_name
+        means, maxima = latencies.mean(axis=1).tolist(), latencies.max(axis=1).tolist()
+        append = self.records.deliveries.append
+        for server, count, mean_s, max_s in zip(servers.tolist(), recipients.tolist(), means, maxima, strict=True):
+            append(
+                DeliveryRecord(
+                    "model", name, broadcast_id, server, origin_server, sent_at_s, count, count, mean_s, max_s,
+                    audience,
+                )
+            )  # fmt: skip
+
     def resource(self, sample: ResourceSample) -> None:
         """A resource sample (built by the sampler, which knows what each part exposes)."""
         self.records.resources.append(sample)

@@ -26,8 +26,8 @@ class ModelRun:
         >>> scenario = preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1)
         >>> run = Deployment(scenario, np.random.default_rng(scenario.seed)).run()
         >>> run  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
-        ModelRun(events=1,995, wall_s=..., backplane_disconnects=0, backplane_lost_publishes=0,
-                 records: broadcasts=86, ...)
+        ModelRun(events=526, wall_s=..., backplane_disconnects=0, backplane_lost_publishes=0,
+                 records: broadcasts=77, ...)
     """
 
     records: RunRecords

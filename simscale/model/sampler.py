@@ -60,6 +60,7 @@ class ResourceSampler:
             now = float(self.env.now)
             backplane_queue = float(self.backplane.queue_length) if self.backplane else math.nan
             for server in self.servers:
+                server.settle()  # vectorised fan-outs that have ended since
                 connections = int(self.population.per_server[server.index])
                 self.recorder.resource(
                     ResourceSample(
@@ -71,7 +72,7 @@ class ResourceSampler:
                         connections=connections,
                         memory_bytes=self.memory_base_bytes
                         + connections * self.memory_per_connection_bytes
-                        + server.buffered_bytes,
+                        + server.outgoing_bytes,
                         threads=float(server.pool.threads),
                         threadpool_queue=float(server.pool.queue_length),
                         ports_in_use=float(sum(pool.in_use for pool in server.proxy_pools)),

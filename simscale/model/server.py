@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simscale.model.cpu import BusyMeter, Cpu
+from simscale.model.cpu import BusyMeter, CoreTimeline, Cpu
 from simscale.model.ports import PortPool
 from simscale.model.threadpool import ThreadPool
 
@@ -70,6 +70,28 @@ class SimServer:
         self.up = True
         """False while the server is down (crashed, partitioned, restarting): the balancer skips it."""
         self.buffered_bytes = 0.0
+        """Copies waiting in outgoing buffers until their fan-out has written them."""
+        self.timeline: CoreTimeline | None = None
+        """Set when fan-outs are vectorised: every CPU part is booked on it, not queued for a SimPy lane."""
+
+    def attach(self, timeline: CoreTimeline | None) -> None:
+        """Book this server's CPU on ``timeline`` (vectorised fan-outs); ``None``: SimPy lanes, the reference."""
+        self.timeline = timeline
+        if timeline is not None:
+            timeline.adopt(self.index, self.meter)
+
+    @property
+    def outgoing_bytes(self) -> float:
+        """Copies waiting in outgoing buffers, vectorised fan-outs' included (call :meth:`settle` first)."""
+        if self.timeline is None:
+            return self.buffered_bytes
+        return self.buffered_bytes + float(self.timeline.buffered_bytes[self.index])
+
+    def settle(self) -> None:
+        """Apply the vectorised fan-outs that have ended by now (their buffers, the last message time)."""
+        if self.timeline is not None:
+            self.timeline.settle(float(self.env.now))
+            self.last_message_at_s = max(self.last_message_at_s, float(self.timeline.last_message_at_s[self.index]))
 
     def recent_cpu_utilization(self) -> float:
         """Utilisation of this server's cores over the last complete sampling interval."""
@@ -78,6 +100,11 @@ class SimServer:
 
     def work(self, cpu_s: float, hold_s: float = 0.0, *, blocking_on_task: bool = False) -> Generator[Any, Any, float]:
         """Process body of one work item; returns the time its CPU part started."""
+        if self.timeline is not None and hold_s <= 0:
+            # Vectorised fan-outs: nothing holds a thread without CPU, so with at least as many threads as
+            # cores a thread is free whenever a core is; the work queues for the cores alone.
+            started = yield from self.use_cpu(cpu_s)
+            return started
         yield self.pool.acquire()
         if hold_s > 0:
             if blocking_on_task:
@@ -86,6 +113,26 @@ class SimServer:
         started = yield from self.use_cpu(cpu_s)
         self.pool.release()
         return started
+
+    def work_unless(self, cpu_s: float, gave_up: Callable[[float], bool]) -> Generator[Any, Any, bool]:
+        """Process body of a work item whose requester may have given up by the time it starts
+        (``gave_up(now)`` then is true): it then spends no CPU. Returns whether it ran."""
+        if self.timeline is not None:
+            now = float(self.env.now)
+            starts_s = self.timeline.next_start_s(self.index, now) if cpu_s > 0 else now
+            if gave_up(starts_s):
+                if starts_s > now:
+                    yield self.env.timeout(starts_s - now)
+                return False
+            yield from self.use_cpu(cpu_s)
+            return True
+        yield self.pool.acquire()
+        if gave_up(float(self.env.now)):
+            self.pool.release()
+            return False
+        yield from self.use_cpu(cpu_s)
+        self.pool.release()
+        return True
 
     def use_cpu(
         self,
@@ -104,6 +151,15 @@ class SimServer:
             if on_start is not None:
                 on_start(float(self.env.now))
             return float(self.env.now)
+        if self.timeline is not None:
+            # Vectorised fan-outs: the start is known at once, so the whole CPU part is one timeout.
+            now = float(self.env.now)
+            started = self.timeline.book(self.index, now, cpu_s)
+            self.meter.add(started, cpu_s)
+            if on_start is not None:
+                on_start(started)
+            yield self.env.timeout(started + cpu_s - now)
+            return started
         lane = self.cpu.lanes.request()
         yield lane
         started = float(self.env.now)

@@ -59,7 +59,7 @@ class SimulationResult:
         >>> result = simulate(preset("single-server", clients=20, duration_s=5.0, warmup_s=1.0, seed=1))
         >>> result  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         SimulationResult(scenario='single-server', backplane='none', servers=1, clients=20, duration_s=5.000,
-                         delivered_fraction=1.000, ..., records: broadcasts=86, deliveries=86, ...)
+                         delivered_fraction=1.000, ..., records: broadcasts=77, deliveries=77, ...)
         >>> bool(result.frames()["deliveries"]["delivered"].sum() == result.summary.deliveries)
         True
     """

@@ -186,12 +186,19 @@ def test_a_subscriber_past_the_output_buffer_limit_is_cut_off_and_misses_broadca
 
 
 def test_events_grow_with_servers_not_clients() -> None:
-    small = simulate(preset("backplane", clients=1_000, duration_s=20.0, warmup_s=1.0)).summary
-    large = simulate(preset("backplane", clients=300_000, duration_s=20.0, warmup_s=1.0)).summary
+    """Per-server fan-outs cost events per server, never per client; vectorised ones not even per server."""
+    per_server = {"fan_out_mode": "per-server", "duration_s": 20.0, "warmup_s": 1.0}
+    small = simulate(preset("backplane", clients=1_000, **per_server)).summary
+    large = simulate(preset("backplane", clients=300_000, **per_server)).summary
     assert small.events and large.events
     assert large.events < 1.5 * small.events
-    more_servers = simulate(preset("backplane", servers=12, clients=1_000, duration_s=20.0, warmup_s=1.0)).summary
+    more_servers = simulate(preset("backplane", servers=12, clients=1_000, **per_server)).summary
     assert more_servers.events and more_servers.events > 2 * small.events
+    vectorised = {**per_server, "fan_out_mode": "vectorised"}
+    few = simulate(preset("backplane", clients=1_000, **vectorised)).summary
+    many = simulate(preset("backplane", servers=12, clients=1_000, **vectorised)).summary
+    assert few.events and few.events < small.events
+    assert many.events < 1.5 * few.events
 
 
 @pytest.mark.parametrize(("routing", "still_reached"), [("direct-local", 1 / 3), ("via-backplane", 0.0)])
