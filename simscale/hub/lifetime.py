@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simscale.backplane.base import Backplane, BackplaneUnavailable, MessageHandler
+from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable, MessageHandler
 from simscale.backplane.channels import ChannelKind, ChannelNames
 from simscale.backplane.envelope import (
     Envelope,
@@ -52,6 +52,15 @@ _INT32_LIMIT = 2**31 - 1
 
 GROUP_ACK_TIMEOUT_S = 30.0
 """ASP.NET Core's ``AckHandler`` gives up on a remote group command after 30 s."""
+
+PUBLISHES_IN_FLIGHT = 1_024
+"""Sends whose backplane publish may be under way at once; the next send waits for a slot. A send does
+not wait for its publish (so a burst of invocations is published in one round trip, and the local
+deliveries of the burst are coalesced in one turn), but a sender that outruns the backplane is held
+back here, which bounds the memory a flood can take."""
+
+_STOP_PUBLISHES_TIMEOUT_S = 2.0
+"""How long `stop` lets the publishes under way finish."""
 
 
 class HubLifetimeManager:
@@ -108,6 +117,9 @@ class HubLifetimeManager:
         """This server's publish numbers on ``all`` (see :mod:`simscale.backplane.envelope`)."""
         self._sequence_gaps = SequenceGaps()
         self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
+        self._publish_slots = asyncio.Semaphore(PUBLISHES_IN_FLIGHT)
+        self._publishing: set[asyncio.Task[None]] = set()
+        """Publishes under way (a reference keeps each task alive until it is done)."""
 
     # ---- start / stop ---------------------------------------------------------------------------
 
@@ -121,7 +133,9 @@ class HubLifetimeManager:
             await self._subscribe(channel)
 
     async def stop(self) -> None:
-        """Drop every subscription this hub holds."""
+        """Let the publishes under way finish (bounded), then drop every subscription this hub holds."""
+        if self._publishing:
+            await asyncio.wait(tuple(self._publishing), timeout=_STOP_PUBLISHES_TIMEOUT_S)
         for channel in list(self._subscribed):
             await self._unsubscribe(channel)
 
@@ -355,11 +369,33 @@ class HubLifetimeManager:
         return self.channels.connection(key)
 
     async def _publish(self, channel: str, payload: bytes) -> None:
+        """Hand an envelope to the backplane without waiting for the transport (waits only for a slot).
+
+        Publishes start in the order of the sends (tasks run in creation order, and a backend takes
+        concurrent publishes in call order), so one sender's messages stay in order.
+        """
+        if self.backplane.state is not BackplaneState.CONNECTED:
+            # Fails at once: counted as a loss before the sender's call returns.
+            await self._publish_now(channel, payload)
+            return
+        slots = self._publish_slots
+        await slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._publish_now(channel, payload))
+        self._publishing.add(task)
+        task.add_done_callback(self._publish_done)
+
+    def _publish_done(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        self._publish_slots.release()
+
+    async def _publish_now(self, channel: str, payload: bytes) -> None:
         try:
             await self.backplane.publish(channel, payload)
         except BackplaneUnavailable as error:
             # The backplane counts the loss; the sender's call still succeeds for local clients.
             _log.debug("publish on %s lost: %s", channel, error)
+        except Exception:  # a background task: nobody else would see it
+            _log.exception("publish on %s failed", channel)
 
     async def on_backplane_message(self, channel: str, payload: bytes) -> None:
         """Deliver an envelope that arrived from the backplane, unless it is our own echo."""
