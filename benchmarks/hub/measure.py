@@ -280,7 +280,11 @@ def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
             if answer["failed"]:
                 figures["sustained_connect_failures"] = answer["failures"]
             figures["sustain_loadgen_cpu"] = answer["loadgen_cpu_fraction"]
-            figures["sustain_server_cpu"] = (server.cpu_s() - cpu_before) / max(answer["wall_s"], 1e-9)
+            cpu_s = server.cpu_s() - cpu_before
+            figures["sustain_server_cpu"] = cpu_s / max(answer["wall_s"], 1e-9)
+            if answer["connects"]:
+                # On a shared machine the rate follows the scheduler; the CPU each connect costs does not.
+                figures["cpu_us_per_sustained_connect"] = cpu_s / answer["connects"] * 1e6
             figures["sustain_server_alive"] = server.alive()
         finally:
             if loadgen is not None:

@@ -226,10 +226,15 @@ def _goal_connect_rate(runs: Runs) -> tuple[bool | None, str]:
         return None, "missing connection-rate figures for the floor or Node socket.io"
     failed = max(values_of(runs, SIMSCALE, "sustained_connect_failed"), default=0.0)
     verdict = plain >= 1.0 and sustained >= 1.0 and sustained_node >= 1.0 and failed == 0
-    return verdict, (
+    detail = (
         f"connections/s {plain:.2f}× the floor (need ≥ 1); sustained connects/s {sustained:.2f}× the floor "
         f"and {sustained_node:.2f}× Node socket.io (need ≥ 1 each), {failed:.0f} failed"
     )
+    cpu = _median(ratios_of(runs, SIMSCALE, "cpu_us_per_sustained_connect"))
+    cpu_node = _median(ratios_of(runs, SIMSCALE, "cpu_us_per_sustained_connect", "node-socketio"))
+    if cpu is not None and cpu_node is not None:
+        detail += f"; server CPU per sustained connect {cpu:.2f}× the floor's, {cpu_node:.2f}× Node's"
+    return verdict, detail
 
 
 def goals(top_rate: int) -> list[Goal]:
@@ -312,10 +317,11 @@ def markdown(runs: Runs, peers: Sequence[tuple[str, str]], rates: Sequence[int],
     lines += _table(
         ["peer", "connections/s (plain)",
          f"sustained connects/s ({sizes.get('sustain_in_flight', 100)} in flight, {sizes.get('sustain_s', 30):g} s)",
-         "sustained connects failed", f"RSS per idle TLS conn @{sizes['tls_connections']}",
+         "server CPU µs per sustained connect", "sustained connects failed",
+         f"RSS per idle TLS conn @{sizes['tls_connections']}",
          "connections/s (TLS)", "server RSS @idle population"],
         [[label, cell(runs, key, "connections_per_s"), cell(runs, key, "sustained_connects_per_s"),
-          cell(runs, key, "sustained_connect_failed", ratio=False),
+          cell(runs, key, "cpu_us_per_sustained_connect"), cell(runs, key, "sustained_connect_failed", ratio=False),
           cell(runs, key, "tls_rss_per_idle_conn_kb", " KB"),
           cell(runs, key, "tls_connections_per_s"), cell(runs, key, "server_rss_mb", " MB", ratio=False)]
          for key, label in peers],

@@ -219,8 +219,12 @@ class _RedisLink:
         """Sends what is queued as pipelines, one batch at a time, until nothing is left."""
         try:
             while self._outbox and not self.closed.is_set():
-                batch = self._outbox[:_PUBLISH_BATCH]
+                taken = self._outbox[:_PUBLISH_BATCH]
                 del self._outbox[:_PUBLISH_BATCH]
+                # A publish whose caller gave up (the deadline) is counted lost: it must not go out late.
+                batch = [entry for entry in taken if not entry[2].done()]
+                if not batch:
+                    continue
                 pipe = self.client.pipeline(transaction=False)
                 for wire_channel, payload, _ in batch:
                     pipe.publish(wire_channel, payload)

@@ -117,6 +117,9 @@ class HubLifetimeManager:
         """This server's publish numbers on ``all`` (see :mod:`simscale.backplane.envelope`)."""
         self._sequence_gaps = SequenceGaps()
         self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
+        self._unsubscribe_soon: list[str] = []
+        """Channels of connections that are gone, dropped together by one task (`_drop_unwanted`)."""
+        self._dropping: asyncio.Task[None] | None = None
         self._publish_slots = asyncio.Semaphore(PUBLISHES_IN_FLIGHT)
         self._publishing: set[asyncio.Task[None]] = set()
         """Publishes under way (a reference keeps each task alive until it is done)."""
@@ -136,6 +139,8 @@ class HubLifetimeManager:
         """Let the publishes under way finish (bounded), then drop every subscription this hub holds."""
         if self._publishing:
             await asyncio.wait(tuple(self._publishing), timeout=_STOP_PUBLISHES_TIMEOUT_S)
+        if self._dropping is not None:
+            await asyncio.wait((self._dropping,), timeout=_STOP_PUBLISHES_TIMEOUT_S)
         for channel in list(self._subscribed):
             await self._unsubscribe(channel)
 
@@ -160,7 +165,10 @@ class HubLifetimeManager:
             return
         for group in list(connection.groups):
             await self._leave(connection, group)
-        await self._unsubscribe(self.channels.connection(connection.connection_id))
+        # Nothing more can reach a connection that is gone (its id is never reused), so its channel is
+        # dropped in the background with the others that went in the same turns: a reconnect storm
+        # costs one task per batch, and no disconnect waits for the backplane.
+        self._unsubscribe_in_background(self.channels.connection(connection.connection_id))
         user_id = connection.user_id
         if user_id is not None:
             members = self.users.get(user_id)
@@ -440,6 +448,31 @@ class HubLifetimeManager:
         finally:
             del self._subscribing[channel]
             done.set_result(None)
+
+    def _unsubscribe_in_background(self, channel: str) -> None:
+        if channel not in self._subscribed:
+            return
+        self._subscribed.discard(channel)
+        self._unsubscribe_soon.append(channel)
+        if self._dropping is None:
+            self._dropping = asyncio.get_running_loop().create_task(self._drop_unwanted())
+
+    async def _drop_unwanted(self) -> None:
+        """Unsubscribe the channels queued by `_unsubscribe_in_background`, a batch at a time."""
+        try:
+            while self._unsubscribe_soon:
+                batch, self._unsubscribe_soon = self._unsubscribe_soon, []
+                try:
+                    # One deadline per batch: a timer per channel cost more than the unsubscribe.
+                    async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
+                        for channel in batch:
+                            await self.backplane.unsubscribe(channel, self._on_message)
+                except (BackplaneUnavailable, TimeoutError) as error:
+                    # Delivery to them stopped with the connections; a stray subscription only costs
+                    # bandwidth until the next reconnect of the backplane.
+                    _log.info("dropping %d channels of closed connections failed: %s", len(batch), error)
+        finally:
+            self._dropping = None
 
     async def _unsubscribe(self, channel: str) -> None:
         if channel not in self._subscribed:
