@@ -8,6 +8,8 @@ one JSON command per stdin line, one JSON answer per stdout line. Commands:
 - ``{"cmd": "close", "keep": K}``: close all clients but the first K.
 - ``{"cmd": "burst", "broadcasts": B, "drain_s": D}``: send B broadcasts back to back, wait for them.
 - ``{"cmd": "rate", "deliveries_per_s": R, "duration_s": T, "drain_s": D}``: open-loop paced sends.
+- ``{"cmd": "sustain", "seconds": S, "in_flight": F}``: for S seconds, F workers each connect a client
+  (the stack's negotiate, the WebSocket upgrade, its handshake), drop it and start the next one.
 - ``{"cmd": "quit"}``.
 
 Every answer carries the load generator's own CPU seconds and wall seconds for that command, so the
@@ -28,13 +30,16 @@ import asyncio
 import contextlib
 import json
 import resource
+import socket
 import ssl
+import struct
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from simscale.client.websocket import RawWebSocket
@@ -45,6 +50,13 @@ CONNECT_CONCURRENCY = 256
 """Connections being opened at once; a few hundred keeps the accept queue busy without timeouts."""
 SIGNALR_KEEPALIVE_S = 15.0
 """SignalR clients ping every 15 s (servers drop a client silent for 30 s)."""
+SUSTAIN_IN_FLIGHT = 100
+"""Clients being connected at once in the sustained-connects figure."""
+SUSTAIN_STEP_TIMEOUT_S = 10.0
+"""Longest one step of one sustained connect (negotiate, upgrade, handshake) may take: a failure."""
+_LINGER_OFF = struct.pack("ii", 1, 0)
+"""SO_LINGER on with 0 s: closing sends RST, so tens of thousands of dropped clients leave no TIME_WAIT
+sockets behind to exhaust the loopback's ephemeral ports."""
 
 
 def raise_fd_limit() -> int:
@@ -60,6 +72,10 @@ class Adapter:
 
     path = "/"
     keepalive_frame: str | bytes | None = None
+
+    async def negotiate(self, http: aiohttp.ClientSession, base_url: str) -> str:
+        """What the stack's client asks over HTTP before its WebSocket; the WebSocket path to open."""
+        return self.path
 
     async def open(self, ws: RawWebSocket) -> None:
         """Complete the protocol's own handshake after the WebSocket upgrade."""
@@ -78,13 +94,24 @@ class FloorAdapter(Adapter):
 
     path = "/ws"
 
+    async def negotiate(self, http: aiohttp.ClientSession, base_url: str) -> str:
+        """``POST /negotiate`` (the floor's answer is a bare id) and the socket for it."""
+        async with http.post(base_url + "/negotiate") as response:
+            response.raise_for_status()
+            body = await response.json()
+        return f"{self.path}?id={body['connectionId']}"
+
     def broadcast_frame(self, payload: str) -> str:
         """The payload itself."""
         return payload
 
 
 class SocketIoAdapter(Adapter):
-    """Engine.IO v4 + Socket.IO v4 text packets over a WebSocket-only transport."""
+    """Engine.IO v4 + Socket.IO v4 text packets over a WebSocket-only transport.
+
+    No HTTP negotiate: a WebSocket-only socket.io client gets its session id in the Engine.IO open
+    packet on the socket itself (the servers refuse the polling transport), so `negotiate` is empty.
+    """
 
     path = "/socket.io/?EIO=4&transport=websocket"
 
@@ -143,6 +170,13 @@ class SignalRAdapter(Adapter):
             ping = b'{"type":6}\x1e'
         self.binary = protocol_name != "json"
         self.keepalive_frame = ping if self.binary else ping.decode()
+
+    async def negotiate(self, http: aiohttp.ClientSession, base_url: str) -> str:
+        """``POST {path}/negotiate?negotiateVersion=1``, as every SignalR client does first."""
+        async with http.post(f"{base_url}{self.path}/negotiate?negotiateVersion=1") as response:
+            response.raise_for_status()
+            body = await response.json()
+        return f"{self.path}?id={body['connectionToken']}"
 
     async def open(self, ws: RawWebSocket) -> None:
         """Send the handshake request and wait for the empty handshake response."""
@@ -292,6 +326,47 @@ class LoadGenerator:
             "connections_per_s": opened / elapsed if elapsed > 0 else 0.0,
         }
 
+    async def sustain(self, seconds: float, in_flight: int = SUSTAIN_IN_FLIGHT) -> dict[str, Any]:
+        """Connect clients back to back for ``seconds`` with ``in_flight`` at once; each one negotiates,
+        upgrades, completes the handshake and is dropped (a reconnect storm). Connects per second."""
+        completed = 0
+        failures: dict[str, int] = {}
+        deadline = time.perf_counter() + seconds
+        step_s = SUSTAIN_STEP_TIMEOUT_S
+        adapter = self.adapter
+        connector = aiohttp.TCPConnector(limit=in_flight, ssl=self.ssl if self.ssl is not None else False)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def worker(slot: int) -> None:
+                nonlocal completed
+                ws_base = self.urls[slot % len(self.urls)]
+                http_base = "http" + ws_base[2:]  # ws://… → http://…, wss://… → https://…
+                while time.perf_counter() < deadline:
+                    ws: RawWebSocket | None = None
+                    try:
+                        path = await asyncio.wait_for(adapter.negotiate(http, http_base), step_s)
+                        ws = await asyncio.wait_for(ws_connect(ws_base + path, self.ssl), step_s)
+                        await asyncio.wait_for(adapter.open(ws), step_s)
+                        completed += 1
+                    except Exception as error:  # counted, reported, never fatal
+                        kind = type(error).__name__
+                        failures[kind] = failures.get(kind, 0) + 1
+                    finally:
+                        if ws is not None:
+                            _drop(ws)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(slot) for slot in range(in_flight)))
+            elapsed = time.perf_counter() - started
+        return {
+            "connects": completed,
+            "failed": sum(failures.values()),
+            "failures": failures,
+            "in_flight": in_flight,
+            "sustain_s": elapsed,
+            "connects_per_s": completed / elapsed if elapsed > 0 else 0.0,
+        }
+
     async def sleep(self, seconds: float) -> dict[str, Any]:
         """Hold the clients idle."""
         await asyncio.sleep(seconds)
@@ -412,6 +487,16 @@ class LoadGenerator:
         }
         result.update(self._latency_summary())
         return result
+
+
+def _drop(ws: RawWebSocket) -> None:
+    """Drop a client with a reset, leaving no TIME_WAIT socket behind."""
+    transport = ws._transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
+    ws.abort()
 
 
 async def serve_commands(spec: dict[str, Any]) -> None:

@@ -8,6 +8,8 @@ A run of a peer has three scenarios, each with fresh server processes:
 2. ``redis``: two servers sharing a real Redis, clients split between them, the sender on the first;
    the same burst and paced rates (server CPU is the sum of both servers).
 3. ``tls``: one server with a self-signed certificate: RSS per idle TLS connection, connections/s.
+4. ``sustain``: one server; for ``sustain_s`` seconds, ``sustain_in_flight`` clients at a time each
+   negotiate, upgrade and complete the handshake, then drop (a reconnect storm): sustained connects/s.
 
 Figures are flat ``{metric: value}`` dictionaries; a scenario that fails records ``error:<scenario>``
 and leaves its metrics out, so one broken peer never stops the benchmark.
@@ -50,6 +52,16 @@ class Sizes:
     ``idle_window_spans_keepalive``."""
     settle_s: float
     idle_window_spans_keepalive: bool
+    sustain_s: float = 30.0
+    """How long the sustained-connects figure keeps connecting."""
+    sustain_in_flight: int = 100
+    """Clients being connected at once for that figure."""
+
+    def __post_init__(self) -> None:
+        if not self.sustain_s > 0:
+            raise ValueError(f"sustain_s must be > 0 seconds, got {self.sustain_s!r}")
+        if self.sustain_in_flight < 1:
+            raise ValueError(f"sustain_in_flight must be >= 1, got {self.sustain_in_flight!r}")
 
     @classmethod
     def full(cls) -> Sizes:
@@ -59,7 +71,7 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         """Tiny sizes for a smoke run (well under a minute for two peers)."""
-        return cls(300, 100, 50, 20, 1, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3, False)
+        return cls(300, 100, 50, 20, 1, (1_000, 5_000), 1.0, 1.0, 5.0, 1.0, 0.3, False, sustain_s=2.0)
 
 
 @dataclass
@@ -72,6 +84,8 @@ class Context:
     """(certificate chain, key, CA) or None when TLS is skipped."""
     redis: RedisProcess | None
     signalr_protocol: str = "json"
+    sustain: bool = True
+    """Whether to measure the sustained-connects figure."""
 
 
 def _loadgen(peer: Peer, context: Context, urls: list[str], tag: str, tls_ca: Path | None = None) -> LoadGenProcess:
@@ -251,7 +265,36 @@ def measure_peer(peer: Peer, context: Context, run_index: int) -> Figures:
                 loadgen.stop()
             server.stop()
 
+    def sustain() -> None:
+        server = ServerProcess(peer.key, peer.command(), context.log_dir / f"server-{peer.key}-{tag}-sustain.log")
+        loadgen: LoadGenProcess | None = None
+        try:
+            loadgen = _loadgen(peer, context, [server.url], f"{tag}-sustain")
+            loadgen.call(_connect_timeout(WARM_CLIENTS), "connect", count=WARM_CLIENTS)
+            cpu_before = server.cpu_s()
+            answer = loadgen.call(sizes.sustain_s + 60, "sustain", seconds=sizes.sustain_s,
+                                  in_flight=sizes.sustain_in_flight)  # fmt: skip
+            figures["sustained_connects_per_s"] = answer["connects_per_s"]
+            figures["sustained_connects"] = answer["connects"]
+            figures["sustained_connect_failed"] = answer["failed"]
+            if answer["failed"]:
+                figures["sustained_connect_failures"] = answer["failures"]
+            figures["sustain_loadgen_cpu"] = answer["loadgen_cpu_fraction"]
+            cpu_s = server.cpu_s() - cpu_before
+            figures["sustain_server_cpu"] = cpu_s / max(answer["wall_s"], 1e-9)
+            if answer["connects"]:
+                # On a shared machine the rate follows the scheduler; the CPU each connect costs does not.
+                figures["cpu_us_per_sustained_connect"] = cpu_s / answer["connects"] * 1e6
+            figures["sustain_server_alive"] = server.alive()
+        finally:
+            if loadgen is not None:
+                _record_timings(loadgen, figures)
+                loadgen.stop()
+            server.stop()
+
     _scenario("single", figures, single)
+    if context.sustain:
+        _scenario("sustain", figures, sustain)
     if context.redis is not None and peer.redis_option is not None:
         _scenario("redis", figures, redis)
     if context.tls_files is not None and peer.tls_options is not None:

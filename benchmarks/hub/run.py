@@ -23,7 +23,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers", default="", help="comma-separated subset, e.g. floor,simscale")
     parser.add_argument("--no-redis", action="store_true", help="skip the two-servers-with-Redis scenario")
     parser.add_argument("--no-tls", action="store_true", help="skip the TLS scenario")
+    parser.add_argument("--no-sustain", action="store_true", help="skip the sustained-connects scenario")
+    parser.add_argument("--sustain-seconds", type=float, default=None,
+                        help="seconds of sustained connects (default 30; 2 with --quick)")  # fmt: skip
     parser.add_argument("--no-install", action="store_true", help="do not install peers (use what is there)")
     parser.add_argument("--no-profile", action="store_true", help="never run py-spy")
     parser.add_argument("--protocol", choices=("json", "messagepack"), default="json",
@@ -67,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.runs = 1 if args.quick else 3
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.sustain_seconds is not None and not args.sustain_seconds > 0:
+        parser.error("--sustain-seconds must be > 0")
     return args
 
 
@@ -167,6 +172,25 @@ def profile_simscale(peer: Peer, context: Context, kinds: set[str], out_dir: Pat
         finally:
             loadgen.stop()
             server.stop()
+    if "connect" in kinds:
+        server = ServerProcess(peer.key, peer.command(), context.log_dir / "server-simscale-profile-connect.log")
+        loadgen = LoadGenProcess({**spec, "urls": [server.url]}, context.log_dir / "loadgen-profile-connect.log")
+        try:
+            out = out_dir / f"{stem}-profile-simscale-connect.txt"
+            duration = max(3, int(min(sizes.sustain_s, 10.0)))
+            profiler = start_profiler(py_spy, server.process.pid, out, duration)
+            time.sleep(0.5)
+            answer = loadgen.call(duration + 60, "sustain", seconds=duration - 1, in_flight=sizes.sustain_in_flight)
+            tail = wait_profiler(profiler, duration + 30)
+            evidence["connect"] = {
+                "file": out.name,
+                "condition": f"sustained connects, {sizes.sustain_in_flight} in flight",
+                "connects_per_s": answer.get("connects_per_s"),
+                "summary": summarise_profile(out) if out.exists() else [f"py-spy failed: {tail}"],
+            }
+        finally:
+            loadgen.stop()
+            server.stop()
     if "idle" in kinds:
         server = ServerProcess(peer.key, peer.command(), context.log_dir / "server-simscale-profile-idle.log")
         loadgen = LoadGenProcess({**spec, "urls": [server.url]}, context.log_dir / "loadgen-profile-idle.log")
@@ -219,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return profile_only(Path(args.profile_only))
     raise_fd_limit()
     sizes = Sizes.quick() if args.quick else Sizes.full()
+    if args.sustain_seconds is not None:
+        sizes = replace(sizes, sustain_s=args.sustain_seconds)
     peers = choose_peers(args)
     stem = args.output or ("quick" if args.quick else "full")
     results = Path(args.results_dir)
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_files = None if args.no_tls else make_tls_files(Path(scratch))
         needs_redis = not args.no_redis and any(peer.redis_option for peer in peers)
         redis = RedisProcess(log_dir / "redis.log") if needs_redis else None
-        context = Context(sizes, log_dir, tls_files, redis, args.protocol)
+        context = Context(sizes, log_dir, tls_files, redis, args.protocol, sustain=not args.no_sustain)
         try:
             for run_index in range(args.runs):
                 shift = run_index % len(peers)

@@ -20,6 +20,11 @@ keeps per-channel order), so a handler may itself subscribe and wait for Redis' 
 two sits a bounded queue: when handlers fall behind it fills, the reader stops reading, and once Redis'
 output buffer for this subscriber passes ``client-output-buffer-limit pubsub`` (32 MB by default) Redis
 drops the connection; the link is rebuilt and what was published meanwhile is lost, as with ASP.NET Core.
+
+Publishes are pipelined: every `publish` called while the link's writer is busy joins the next batch,
+and the writer sends a whole batch as one pipeline on one connection (one round trip for a burst of
+broadcasts, like StackExchange.Redis' multiplexer, which writes whatever is queued in one go). One writer
+sending one batch at a time keeps the order in which `publish` was called, across batches too.
 """
 
 from __future__ import annotations
@@ -59,10 +64,11 @@ _INBOX_MESSAGES = 10_000
 _MAX_EMPTY_READS = 10_000
 """Consecutive empty reads tolerated before the subscriber connection is declared broken."""
 _CLOSE_TIMEOUT_S = 1.0
-_PUBLISH_CONCURRENCY = 32
-"""PUBLISHes in flight at once per server. A burst of broadcasts waits its turn here (within the publish
-deadline) rather than asking redis-py's pool for more connections than it holds, which fails with
-"Too many connections" and looked like a lost link: it dropped the link and every message on it."""
+_PUBLISH_BATCH = 1_000
+"""Most PUBLISHes in one pipeline: bounds the bytes one round trip holds and how long a batch waits."""
+_POOL_CONNECTIONS = 4
+"""The publish writer (one batch at a time), a spare for PING and for commands issued while a batch
+is out: redis-py fails with "Too many connections" past its pool, which must never look like a lost link."""
 
 _NETWORK_ERRORS = (RedisError, OSError)
 
@@ -106,8 +112,10 @@ class _RedisLink:
         pubsub: _PubSub,
         on_message: Callable[[bytes, bytes], Awaitable[None]],
         health_check_interval_s: float,
+        on_round_trip: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
+        self._on_round_trip = on_round_trip
         self.pubsub = pubsub
         self.closed = asyncio.Event()
         self.failure = ""
@@ -123,6 +131,9 @@ class _RedisLink:
         self._reader: asyncio.Task[None] | None = None
         self._health: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._outbox: list[tuple[bytes, bytes, asyncio.Future[None]]] = []
+        """PUBLISHes waiting for the writer, in call order."""
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def silent_since_s(self) -> float:
@@ -148,6 +159,8 @@ class _RedisLink:
             return
         self.failure = str(reason) or type(reason).__name__
         self.closed.set()
+        outbox, self._outbox = self._outbox, []
+        _fail_all(outbox, BackplaneUnavailable(f"Redis connection lost ({self.failure})"))
         for waiters in self._waiters.values():
             for waiter in waiters:
                 if not waiter.done():
@@ -187,6 +200,57 @@ class _RedisLink:
                     if not pending:
                         del self._waiters[channel]
         return all(confirmed)
+
+    def publish(self, wire_channel: bytes, payload: bytes) -> asyncio.Future[None]:
+        """Queues one PUBLISH for the writer; the future is done once Redis answered its batch.
+
+        The future fails with `BackplaneUnavailable` when the batch could not be sent.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.closed.is_set():
+            future.set_exception(BackplaneUnavailable(f"Redis connection lost ({self.failure})"))
+            return future
+        self._outbox.append((wire_channel, payload, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_publishes(), name="redis-backplane-writer")
+        return future
+
+    async def _write_publishes(self) -> None:
+        """Sends what is queued as pipelines, one batch at a time, until nothing is left."""
+        try:
+            while self._outbox and not self.closed.is_set():
+                taken = self._outbox[:_PUBLISH_BATCH]
+                del self._outbox[:_PUBLISH_BATCH]
+                # A publish whose caller gave up (the deadline) is counted lost: it must not go out late.
+                batch = [entry for entry in taken if not entry[2].done()]
+                if not batch:
+                    continue
+                pipe = self.client.pipeline(transaction=False)
+                for wire_channel, payload, _ in batch:
+                    pipe.publish(wire_channel, payload)
+                self._on_round_trip()
+                try:
+                    replies = await pipe.execute(raise_on_error=False)
+                except RedisConnectionError as exc:
+                    # The reader may not notice for a while: tell the supervisor now.
+                    self.fail(exc)
+                    _fail_all(batch, BackplaneUnavailable(f"Redis unavailable; {len(batch)} messages lost: {exc}"))
+                    return
+                except _NETWORK_ERRORS as exc:
+                    _fail_all(batch, BackplaneUnavailable(f"Redis PUBLISH pipeline failed: {exc}"))
+                    continue
+                for (_, _, future), reply in zip(batch, replies, strict=True):
+                    if future.done():
+                        continue  # its caller gave up (the publish deadline): counted as lost there
+                    if isinstance(reply, Exception):
+                        future.set_exception(BackplaneUnavailable(f"Redis refused a PUBLISH: {reply}"))
+                    else:
+                        future.set_result(None)
+        finally:
+            self._writer = None
+            if self.closed.is_set():
+                outbox, self._outbox = self._outbox, []
+                _fail_all(outbox, BackplaneUnavailable(f"Redis connection lost ({self.failure})"))
 
     async def unsubscribe(self, wire_channels: Sequence[bytes]) -> None:
         """Sends UNSUBSCRIBE (no confirmation needed: late messages are dropped by dispatch)."""
@@ -255,7 +319,7 @@ class _RedisLink:
     async def aclose(self) -> None:
         """Stops reading, lets handlers finish what was already read (bounded), closes; never raises."""
         self.fail("closed")
-        for task in (self._reader, self._health):
+        for task in (self._reader, self._health, self._writer):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -276,6 +340,12 @@ class _RedisLink:
         with contextlib.suppress(*_NETWORK_ERRORS, TimeoutError):
             async with asyncio.timeout(_CLOSE_TIMEOUT_S):
                 await self.client.aclose()
+
+
+def _fail_all(batch: Sequence[tuple[bytes, bytes, asyncio.Future[None]]], error: BackplaneUnavailable) -> None:
+    for _, _, future in batch:
+        if not future.done():
+            future.set_exception(error)
 
 
 class RedisBackplane(Backplane):
@@ -360,7 +430,15 @@ class RedisBackplane(Backplane):
         self._rng = rng if rng is not None else random.Random()
         self._link: _RedisLink | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._publish_slots = asyncio.Semaphore(_PUBLISH_CONCURRENCY)
+        self._publish_round_trips = 0
+
+    @property
+    def publish_round_trips(self) -> int:
+        """Pipelines sent: each carries every publish that was waiting (fewer than `publishes` in a burst)."""
+        return self._publish_round_trips
+
+    def _count_round_trip(self) -> None:
+        self._publish_round_trips += 1
 
     def __repr__(self) -> str:
         url = redact_url(self.url)
@@ -388,8 +466,7 @@ class RedisBackplane(Backplane):
             health_check_interval=0,
             protocol=2,
             client_name=f"simscale-backplane:{self.server_name}",
-            # The publishers, the subscriber and a spare for PING: never more than this many.
-            max_connections=_PUBLISH_CONCURRENCY + 2,
+            max_connections=_POOL_CONNECTIONS,
         )
         pubsub = cast(_PubSub, client.pubsub())
         try:
@@ -403,7 +480,7 @@ class RedisBackplane(Backplane):
             if isinstance(exc, (*_NETWORK_ERRORS, TimeoutError)):
                 raise BackplaneUnavailable(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from exc
             raise
-        link = _RedisLink(client, pubsub, self._on_wire_message, self.health_check_interval_s)
+        link = _RedisLink(client, pubsub, self._on_wire_message, self.health_check_interval_s, self._count_round_trip)
         link.start()
         return link
 
@@ -495,15 +572,8 @@ class RedisBackplane(Backplane):
         link = self._link
         if link is None or link.closed.is_set():
             raise BackplaneUnavailable(f"Redis connection lost; message on {channel!r} lost")
-        try:
-            async with self._publish_slots:
-                await link.client.publish(self._wire(channel), payload)
-        except RedisConnectionError as exc:
-            # Tell the supervisor now rather than wait for the reader to notice.
-            link.fail(exc)
-            raise BackplaneUnavailable(f"Redis unavailable; message on {channel!r} lost: {exc}") from exc
-        except _NETWORK_ERRORS as exc:
-            raise BackplaneUnavailable(f"Redis PUBLISH on {channel!r} failed: {exc}") from exc
+        # Queued synchronously, so concurrent publishes go out in the order they were called.
+        await link.publish(self._wire(channel), payload)
 
     async def _subscribe(self, channels: Sequence[str]) -> None:
         link = self._link

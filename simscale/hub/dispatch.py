@@ -74,6 +74,9 @@ class HubDispatcher:
         self._max_parallel = max_parallel_invocations
         self._max_streams = max_streams_per_connection
         self._running: dict[HubConnection, set[asyncio.Task[None]]] = {}
+        # A hub that does not override a lifecycle method needs no hub object made for it per connect.
+        self._has_on_connected = hub_class.on_connected is not Hub.on_connected
+        self._has_on_disconnected = hub_class.on_disconnected is not Hub.on_disconnected
 
     def _new_hub(self, connection: HubConnection) -> Hub:
         hub = self.hub_class()
@@ -83,7 +86,8 @@ class HubDispatcher:
     async def on_connected(self, connection: HubConnection) -> None:
         """Register the connection and run the hub's ``on_connected``."""
         await self.lifetime.add_connection(connection)
-        await self._new_hub(connection).on_connected()
+        if self._has_on_connected:
+            await self._new_hub(connection).on_connected()
 
     async def on_disconnected(self, connection: HubConnection, error: Exception | None) -> None:
         """Stop its streams and invocations, unregister it and run the hub's ``on_disconnected``."""
@@ -95,7 +99,8 @@ class HubDispatcher:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await self._new_hub(connection).on_disconnected(error)
+            if self._has_on_disconnected:
+                await self._new_hub(connection).on_disconnected(error)
         except Exception:
             _log.exception("on_disconnected of %s failed", self.hub_class.__name__)
         finally:

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simscale.backplane.base import Backplane, BackplaneUnavailable, MessageHandler
+from simscale.backplane.base import Backplane, BackplaneState, BackplaneUnavailable, MessageHandler
 from simscale.backplane.channels import ChannelKind, ChannelNames
 from simscale.backplane.envelope import (
     Envelope,
@@ -53,6 +53,15 @@ _INT32_LIMIT = 2**31 - 1
 
 GROUP_ACK_TIMEOUT_S = 30.0
 """ASP.NET Core's ``AckHandler`` gives up on a remote group command after 30 s."""
+
+PUBLISHES_IN_FLIGHT = 1_024
+"""Sends whose backplane publish may be under way at once; the next send waits for a slot. A send does
+not wait for its publish (so a burst of invocations is published in one round trip, and the local
+deliveries of the burst are coalesced in one turn), but a sender that outruns the backplane is held
+back here, which bounds the memory a flood can take."""
+
+_STOP_PUBLISHES_TIMEOUT_S = 2.0
+"""How long `stop` lets the publishes under way finish."""
 
 
 class HubLifetimeManager:
@@ -109,6 +118,12 @@ class HubLifetimeManager:
         """This server's publish numbers on ``all`` (see :mod:`simscale.backplane.envelope`)."""
         self._sequence_gaps = SequenceGaps()
         self._awaiting_acks: dict[int, asyncio.Future[None]] = {}
+        self._unsubscribe_soon: list[str] = []
+        """Channels of connections that are gone, dropped together by one task (`_drop_unwanted`)."""
+        self._dropping: asyncio.Task[None] | None = None
+        self._publish_slots = asyncio.Semaphore(PUBLISHES_IN_FLIGHT)
+        self._publishing: set[asyncio.Task[None]] = set()
+        """Publishes under way (a reference keeps each task alive until it is done)."""
 
     # ---- start / stop ---------------------------------------------------------------------------
 
@@ -122,7 +137,11 @@ class HubLifetimeManager:
             await self._subscribe(channel)
 
     async def stop(self) -> None:
-        """Drop every subscription this hub holds."""
+        """Let the publishes under way finish (bounded), then drop every subscription this hub holds."""
+        if self._publishing:
+            await asyncio.wait(tuple(self._publishing), timeout=_STOP_PUBLISHES_TIMEOUT_S)
+        if self._dropping is not None:
+            await asyncio.wait((self._dropping,), timeout=_STOP_PUBLISHES_TIMEOUT_S)
         for channel in list(self._subscribed):
             await self._unsubscribe(channel)
 
@@ -147,7 +166,10 @@ class HubLifetimeManager:
             return
         for group in list(connection.groups):
             await self._leave(connection, group)
-        await self._unsubscribe(self.channels.connection(connection.connection_id))
+        # Nothing more can reach a connection that is gone (its id is never reused), so its channel is
+        # dropped in the background with the others that went in the same turns: a reconnect storm
+        # costs one task per batch, and no disconnect waits for the backplane.
+        self._unsubscribe_in_background(self.channels.connection(connection.connection_id))
         user_id = connection.user_id
         if user_id is not None:
             members = self.users.get(user_id)
@@ -363,11 +385,33 @@ class HubLifetimeManager:
         return self.channels.connection(key)
 
     async def _publish(self, channel: str, payload: bytes) -> None:
+        """Hand an envelope to the backplane without waiting for the transport (waits only for a slot).
+
+        Publishes start in the order of the sends (tasks run in creation order, and a backend takes
+        concurrent publishes in call order), so one sender's messages stay in order.
+        """
+        if self.backplane.state is not BackplaneState.CONNECTED:
+            # Fails at once: counted as a loss before the sender's call returns.
+            await self._publish_now(channel, payload)
+            return
+        slots = self._publish_slots
+        await slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._publish_now(channel, payload))
+        self._publishing.add(task)
+        task.add_done_callback(self._publish_done)
+
+    def _publish_done(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        self._publish_slots.release()
+
+    async def _publish_now(self, channel: str, payload: bytes) -> None:
         try:
             await self.backplane.publish(channel, payload)
         except BackplaneUnavailable as error:
             # The backplane counts the loss; the sender's call still succeeds for local clients.
             _log.debug("publish on %s lost: %s", channel, error)
+        except Exception:  # a background task: nobody else would see it
+            _log.exception("publish on %s failed", channel)
 
     async def on_backplane_message(self, channel: str, payload: bytes) -> None:
         """Deliver an envelope that arrived from the backplane, unless it is our own echo."""
@@ -412,6 +456,31 @@ class HubLifetimeManager:
         finally:
             del self._subscribing[channel]
             done.set_result(None)
+
+    def _unsubscribe_in_background(self, channel: str) -> None:
+        if channel not in self._subscribed:
+            return
+        self._subscribed.discard(channel)
+        self._unsubscribe_soon.append(channel)
+        if self._dropping is None:
+            self._dropping = asyncio.get_running_loop().create_task(self._drop_unwanted())
+
+    async def _drop_unwanted(self) -> None:
+        """Unsubscribe the channels queued by `_unsubscribe_in_background`, a batch at a time."""
+        try:
+            while self._unsubscribe_soon:
+                batch, self._unsubscribe_soon = self._unsubscribe_soon, []
+                try:
+                    # One deadline per batch: a timer per channel cost more than the unsubscribe.
+                    async with asyncio.timeout(BACKPLANE_CALL_TIMEOUT_S):
+                        for channel in batch:
+                            await self.backplane.unsubscribe(channel, self._on_message)
+                except (BackplaneUnavailable, TimeoutError) as error:
+                    # Delivery to them stopped with the connections; a stray subscription only costs
+                    # bandwidth until the next reconnect of the backplane.
+                    _log.info("dropping %d channels of closed connections failed: %s", len(batch), error)
+        finally:
+            self._dropping = None
 
     async def _unsubscribe(self, channel: str) -> None:
         if channel not in self._subscribed:

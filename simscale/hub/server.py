@@ -171,6 +171,8 @@ class HubServer:
         """Base URL once :meth:`listen` returned."""
         prefixes = dict(channel_prefixes or {})
         self.transport_settings = transport_settings if transport_settings is not None else TransportSettings()
+        self._negotiate_transports = negotiate_entries(self.transport_settings.enabled)
+        """The ``availableTransports`` every negotiate answers (the settings are frozen)."""
         self._http = HttpTransports(self, self.transport_settings)
         """Server-Sent Events and long polling: shells over the same connections and sweep."""
         self.app = web.Application()
@@ -341,7 +343,7 @@ class HubServer:
             body: dict[str, Any] = {"connectionId": connection_id, "negotiateVersion": version}
             if version >= 1:
                 body["connectionToken"] = token
-            body["availableTransports"] = negotiate_entries(self.transport_settings.enabled)
+            body["availableTransports"] = self._negotiate_transports
             return web.json_response(body)
 
         return negotiate

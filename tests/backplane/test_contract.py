@@ -357,6 +357,20 @@ async def test_a_burst_of_concurrent_publishes_arrives_whole(cluster: Cluster) -
     assert sender.state is BackplaneState.CONNECTED
 
 
+async def test_concurrent_publishes_arrive_in_the_order_they_were_called(cluster: Cluster) -> None:
+    """The hub does not wait for one publish before the next (a burst goes out together), so a backend
+    must keep the call order of concurrent publishes: that is one sender's order on the other servers."""
+    sender, receiver = await cluster.server(), await cluster.server()
+    inbox = Inbox()
+    await receiver.subscribe("test:order", inbox)
+    await receiver.subscribe("test:other", inbox)
+    calls = [("test:order" if index % 3 else "test:other", index.to_bytes(4, "big")) for index in range(600)]
+    await asyncio.gather(*(sender.publish(channel, payload) for channel, payload in calls))
+    await inbox.wait_for_count(len(calls))
+    assert inbox.messages == calls
+    assert sender.losses == 0
+
+
 # ------------------------------------------------------------------------------------------ outages
 @dataclass
 class Outage:

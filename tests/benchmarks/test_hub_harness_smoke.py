@@ -23,7 +23,7 @@ def test_quick_run_measures_floor_and_simscale_hub(tmp_path: Path) -> None:
         pytest.skip("simscale's hub server is not there yet")
     command = [
         sys.executable, "-m", "benchmarks.hub", "--quick", "--runs", "1", "--peers", "floor,simscale",
-        "--no-redis", "--no-tls", "--no-install", "--no-profile",
+        "--no-redis", "--no-tls", "--no-install", "--no-profile", "--sustain-seconds", "1.5",
         "--output", "smoke", "--results-dir", str(tmp_path),
     ]  # fmt: skip
     finished = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=80, check=False)
@@ -40,6 +40,10 @@ def test_quick_run_measures_floor_and_simscale_hub(tmp_path: Path) -> None:
         assert figures["burst_delivered_fraction"] == 1.0
         assert figures["burst_deliveries_per_s"] > 0
         assert figures["cpu_us_per_delivery"] > 0
+        # Sustained connects: negotiate + WebSocket + handshake, back to back, none failed.
+        assert figures["sustained_connect_failed"] == 0, figures.get("sustained_connect_failures")
+        assert figures["sustained_connects"] > 0
+        assert figures["sustained_connects_per_s"] == pytest.approx(figures["sustained_connects"] / 1.5, rel=0.5)
         for rate in (1_000, 5_000):
             assert figures[f"rate{rate}_delivered_fraction"] == 1.0
             assert figures[f"rate{rate}_p99_ms"] >= figures[f"rate{rate}_p50_ms"] > 0
@@ -49,3 +53,5 @@ def test_quick_run_measures_floor_and_simscale_hub(tmp_path: Path) -> None:
     assert {goal["goal"] for goal in document["goals"]}  # every goal was evaluated
     table = (tmp_path / "smoke.md").read_text()
     assert "simscale hub" in table and "×" in table
+    assert "sustained connects/s (100 in flight, 1.5 s)" in table
+    assert document["meta"]["sizes"]["sustain_s"] == 1.5

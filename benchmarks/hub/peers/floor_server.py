@@ -1,6 +1,8 @@
 """The floor: a bare aiohttp WebSocket broadcast loop at ``/ws``.
 
-Every text frame a client sends is written to every connected client. With ``--redis`` the server
+Every text frame a client sends is written to every connected client. ``POST /negotiate`` answers a
+fresh id as JSON: the least work an HTTP negotiate before the socket can do (the sustained-connects
+figure times negotiate + WebSocket + handshake for every stack). With ``--redis`` the server
 also publishes the frame (prefixed by its own id) on one Redis channel; the other servers' subscribers
 write it to their clients and each server drops its own echo. That is the least work a "broadcast to
 all" across servers can do, and the same delivery rule simscale (direct-local) and socket.io's Redis
@@ -27,6 +29,11 @@ async def broadcast(text: str) -> None:
     for ws in tuple(clients):
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(text)
+
+
+async def negotiate(request: web.Request) -> web.Response:
+    """A connection id, as JSON (nothing is reserved: the socket's ``?id=`` is ignored)."""
+    return web.json_response({"connectionId": os.urandom(12).hex()})
 
 
 async def handle_ws(request: web.Request) -> web.WebSocketResponse:
@@ -62,6 +69,7 @@ async def main() -> None:
     options = parse_options("bare aiohttp WebSocket broadcast loop")
     app = web.Application()
     app.router.add_get("/ws", handle_ws)
+    app.router.add_post("/negotiate", negotiate)
     if options.redis:
         import redis.asyncio as aioredis
 
