@@ -151,8 +151,11 @@ class Connections:
                 self._fail(ids[not_found & (chosen == server)], server, NOT_FOUND_REASON, ConnectionEventKind.REFUSED)
             ids, chosen = ids[~not_found], chosen[~not_found]
         admitted: list[tuple[SimServer, IntArray]] = []
+        # Each server's batch in arrival order, from one stable sort rather than one pass per server.
+        order = np.argsort(chosen, kind="stable")
+        bounds = np.searchsorted(chosen[order], np.arange(len(self.servers) + 1))
         for server in self.servers:
-            batch = ids[chosen == server.index]
+            batch = ids[order[bounds[server.index] : bounds[server.index + 1]]]
             if len(batch) == 0:
                 continue
             room = self.max_connections_per_server - int(self.population.per_server[server.index])

@@ -37,6 +37,8 @@ def build_topology(
         return _service_topology(name, servers, server_of, service_units, server_connections_per_hub)
     graph = nx.Graph(scenario=name, backplane=backplane)
     graph.add_node("load-balancer", kind="load_balancer", label=f"load balancer ({load_balancer})")
+    # One pass over the clients, not one per server (10,000,000 clients × 800 servers add up).
+    connections = np.bincount(server_of[server_of >= 0], minlength=servers).tolist()
     for index in range(servers):
         node = f"server-{index}"
         graph.add_node(
@@ -44,7 +46,7 @@ def build_topology(
             kind="server",
             server=index,
             label=f"server {index}",
-            connections=int(np.count_nonzero(server_of == index)),
+            connections=int(connections[index]),
         )
         graph.add_edge("load-balancer", node, kind="proxy")
     if backplane == "redis":
