@@ -20,7 +20,10 @@ A backend implements only these hooks:
 * ``_subscribe(channels)`` / ``_unsubscribe(channels)``: return once the transport confirmed, or at once
   while it is down;
 
-and calls ``_dispatch(channel, payload)`` for every message it receives. A backend that knows the link
+and calls ``_dispatch(channel, payload)`` for every message it receives. Concurrent ``publish`` calls
+must go out in the order they were made (the hub does not wait for one publish before starting the
+next, so that order is each sender's order on the other servers); a backend that queues or pipelines
+takes each message into its queue before its first suspension. A backend that knows the link
 went silent before it noticed the loss reports it with ``_note_link_lost(silent_since_s)`` before it
 reports RECONNECTING; otherwise the gap starts when the state leaves CONNECTED.
 

@@ -3,8 +3,11 @@
 The lifetime manager is the hub's switchboard. It keeps the local connections, groups and users in
 dictionaries and, for every send, (1) encodes the invocation **once per protocol**, (2) writes the
 same bytes to every matching local connection, then (3) publishes one envelope, in ASP.NET Core's
-Redis layout, for the other servers. The routing rule that decides who delivers what comes from
-:mod:`simscale.backplane.routing`, the same rule the SimPy model applies.
+Redis layout, for the other servers. The send does not wait for that publish (only for one of
+`PUBLISHES_IN_FLIGHT` slots): a burst of invocations is then acted on in one event-loop turn, its
+local writes coalesced, and its publishes reach the backplane together (one Redis pipeline). The
+routing rule that decides who delivers what comes from :mod:`simscale.backplane.routing`, the same
+rule the SimPy model applies.
 
 Subscriptions follow ASP.NET Core's Redis backplane: ``{prefix}:all`` from start-up, a group channel
 while at least one local connection is in the group (reference-counted), one channel per local

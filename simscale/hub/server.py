@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import secrets
 import ssl
@@ -171,8 +172,10 @@ class HubServer:
         """Base URL once :meth:`listen` returned."""
         prefixes = dict(channel_prefixes or {})
         self.transport_settings = transport_settings if transport_settings is not None else TransportSettings()
-        self._negotiate_transports = negotiate_entries(self.transport_settings.enabled)
-        """The ``availableTransports`` every negotiate answers (the settings are frozen)."""
+        self._negotiate_transports = json.dumps(
+            negotiate_entries(self.transport_settings.enabled), separators=(",", ":")
+        )
+        """The ``availableTransports`` every negotiate answers, as JSON (the settings are frozen)."""
         self._http = HttpTransports(self, self.transport_settings)
         """Server-Sent Events and long polling: shells over the same connections and sweep."""
         self.app = web.Application()
@@ -340,11 +343,14 @@ class HubServer:
             self._reserve(
                 token, _Reservation(endpoint, connection_id, time.monotonic() + self.settings.negotiate_ttl_s, address)
             )
-            body: dict[str, Any] = {"connectionId": connection_id, "negotiateVersion": version}
-            if version >= 1:
-                body["connectionToken"] = token
-            body["availableTransports"] = self._negotiate_transports
-            return web.json_response(body)
+            # Ids are URL-safe base64 (nothing to escape) and the transport list is encoded once: in a
+            # reconnect storm json.dumps of this body was a tenth of the server's time per connect.
+            token_field = f'"connectionToken":"{token}",' if version >= 1 else ""
+            body = (
+                f'{{"connectionId":"{connection_id}","negotiateVersion":{version},{token_field}'
+                f'"availableTransports":{self._negotiate_transports}}}'
+            )
+            return web.Response(text=body, content_type="application/json")
 
         return negotiate
 
