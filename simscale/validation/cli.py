@@ -193,6 +193,7 @@ def _validate(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         seed=args.seed,
         replicates=args.replicates,
+        stop_when_untrusted=True,
     )
     if args.out:
         _write(Path(args.out), result)

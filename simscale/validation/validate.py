@@ -386,6 +386,7 @@ def validate(
     replicates: int = 2,
     calibration_replicates: int = DEFAULT_REPLICATES,
     prediction_draws: int = 4,
+    stop_when_untrusted: bool = False,
 ) -> ValidationResult:
     """Run ``name`` for real and simulated; compare delivered fraction, latency, throughput, CPU, memory.
 
@@ -396,7 +397,9 @@ def validate(
     ``measured_low``/``measured_high`` the spread); the prediction interval comes from
     ``prediction_draws`` model runs with costs drawn from their intervals (seeded). A run that cannot
     be trusted (:func:`~simscale.validation.comparing.drift_reason`,
-    :func:`~simscale.validation.comparing.width_reason`) has an ``untrusted_reason``.
+    :func:`~simscale.validation.comparing.width_reason`) has an ``untrusted_reason``; with
+    ``stop_when_untrusted``, a given calibration whose saturation interval is already too wide returns
+    before anything is measured (its comparisons hold that one row).
 
     A real run starts hub processes and a load generator on this machine and takes minutes
     (``simscale validate NAME`` from a shell); the arguments are checked before anything starts.
@@ -480,7 +483,8 @@ def validate(
     groups = group_fields(name, clients)
     scenario = scenario_of(reference)
     if calibration is not None:
-        # A calibration given up front can be judged before anything is measured: too wide, stop here.
+        # A calibration given up front can be judged before anything is measured: too wide, the CLI
+        # (which would show nothing but the reason) stops here; a caller may want the comparison anyway.
         draw_predictions(calibration, predicted_saturation)
         low, high = saturation_span()
         early = _frame(
@@ -496,7 +500,7 @@ def validate(
             ]
         )
         reason = width_reason(early)
-        if reason is not None:
+        if reason is not None and stop_when_untrusted:
             return ValidationResult(
                 scenario=name, comparisons=early.reindex(columns=list(COLUMNS)), calibration=calibration,
                 measured=[], predicted=[], rates_per_s=rates, wall_s=time.perf_counter() - started,

@@ -162,3 +162,17 @@ def test_validate_with_intervals_too_wide_to_judge_prints_one_untrusted_line_and
         assert "wider than its tolerance band" in payload["reason"]
     else:
         assert lines[0].startswith("untrusted: the prediction interval of saturation_broadcast_rate")
+
+
+def test_a_library_caller_gets_the_comparison_of_a_calibration_too_wide_to_judge(tmp_path: Path) -> None:
+    from simscale.scenarios.calibration import load_calibration
+    from simscale.validation import validate
+
+    path = tmp_path / "wide.json"
+    huge_intervals(path)
+    wide = load_calibration(path)
+    result = validate("single-server", clients=60, rates_per_s=[5.0], calibration=wide, duration_s=1.0, replicates=1)
+    assert result.untrusted_reason is not None and "wider than its tolerance band" in result.untrusted_reason
+    assert result.to_json_dict()["overall"] == "untrusted"
+    delivered = result.comparisons[result.comparisons.metric == "delivered_fraction"]
+    assert delivered.measured.to_list() == [1.0]  # measured all the same
