@@ -94,6 +94,22 @@ def test_describe_lists_every_field_with_unit_default_range_and_source() -> None
         (("simulate", "single-server", "--set", "noequals"), "FIELD=VALUE"),
         (("simulate", "single-server", "--servers", "x"), "invalid int"),
         (("simulate", "single-server", "--replications", "0"), "replications"),
+        (("simulate", "small-groups", "--set", "send_target=room"), "send_target must be one of 'all', 'group'"),
+        (("simulate", "small-groups", "--set", "group_size=0"), "group_size must be an integer >= 1"),
+        (
+            ("simulate", "small-groups", "--set", "group_size=100000"),
+            "group_size must be an integer >= 1 and <= clients",
+        ),
+        (("simulate", "small-groups", "--set", "groups=0"), "groups must be an integer >= 1"),
+        (("simulate", "small-groups", "--set", "groups=100000"), "must not exceed clients × groups_per_client"),
+        (
+            ("simulate", "backplane", "--set", "send_target=user", "--set", "connections_per_user=100000"),
+            "connections_per_user must be an integer >= 1 and <= clients",
+        ),
+        (("simulate", "single-server", "--set", "hosting=azure"), "hosting must be one of"),
+        (("simulate", "single-server", "--set", "service_units=15"), "service_units must be 0"),
+        (("simulate", "single-server", "--set", "web_request_cpu_s=fast"), "web_request_cpu_s must be a number"),
+        (("simulate", "single-server", "--set", "web_servers=-1"), "web_servers must be an integer >= 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:

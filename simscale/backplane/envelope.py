@@ -314,21 +314,32 @@ class GroupCommand:
 class GroupAck:
     """Acknowledges a `GroupCommand` by its id (``:internal:ack:{server}``).
 
+    ASP.NET Core's ack is ``[id]`` alone. When the owner refused the change (a hub bound such as
+    ``max_groups_per_connection``), simscale appends the refusal as a second item, so the sender's
+    call fails with it instead of succeeding; ASP.NET Core's reader takes the id and skips the rest.
+
+    Attributes:
+        id: the command's id.
+        refusal: why the owner refused the change (``None``: it was made).
+
     Example:
 
         >>> from simscale.backplane import GroupAck
         >>> GroupAck.decode(GroupAck(7).encode())
-        GroupAck(id=7)
+        GroupAck(id=7, refusal=None)
+        >>> GroupAck.decode(GroupAck(7, "too many groups").encode()).refusal
+        'too many groups'
     """
 
     id: int
+    refusal: str | None = None
 
     def __post_init__(self) -> None:
         _require_int32("id", self.id)
 
     def encode(self) -> bytes:
-        """``[id]`` as MessagePack."""
-        return _pack([self.id])
+        """``[id]`` as MessagePack, or ``[id, refusal]`` when the change was refused."""
+        return _pack([self.id] if self.refusal is None else [self.id, self.refusal])
 
     @classmethod
     def decode(cls, data: bytes) -> GroupAck:
@@ -338,4 +349,5 @@ class GroupAck:
             EnvelopeError: when the bytes are not an ack.
         """
         items = _unpack_array(data, "ack", 1)
-        return cls(_require_int32("id", items[0]))
+        refusal = _require_str("refusal", items[1]) if len(items) > 1 and items[1] is not None else None
+        return cls(_require_int32("id", items[0]), refusal)

@@ -87,6 +87,7 @@ class LeanHubClient:
         "_ws",
         "access_token",
         "close_reason",
+        "connection_id",
         "skip_negotiation",
         "url",
     )
@@ -111,6 +112,8 @@ class LeanHubClient:
         self.access_token = access_token
         self.skip_negotiation = skip_negotiation
         self.close_reason: str | None = None
+        self.connection_id: str | None = None
+        """The public connection id from negotiate (``None`` before :meth:`start` or without negotiate)."""
         self._on_invocation = on_invocation
         self._on_close: Callable[[str | None], None] | None = None
         self._connection = ClientConnection(protocol, max_message_bytes)
@@ -149,6 +152,7 @@ class LeanHubClient:
                     self._session, self.url, access_token=self.access_token, skip_negotiation=self.skip_negotiation
                 )
                 self.access_token = resolved.access_token
+                self.connection_id = resolved.connection_id
                 ws = self._ws = await connect(
                     str(resolved.url), self._ssl_context, resolved.headers, self._read_counter
                 )

@@ -22,8 +22,13 @@ __all__ = [
     "MEMBERSHIP_STREAM",
     "SENDS_STREAM",
     "Membership",
+    "connections_of_user",
+    "draw_connected",
+    "draw_connection_send",
     "draw_group_send",
     "draw_membership",
+    "draw_user_audience",
+    "draw_user_send",
     "sends_rng",
     "user_of_clients",
 ]
@@ -61,13 +66,25 @@ class Membership:
 
     def connections_of_user(self, user: int, connections_per_user: int) -> IntArray:
         """The clients (connections) of ``user``: consecutive indices, the last user may have fewer."""
-        start = user * connections_per_user
-        return np.arange(start, min(start + connections_per_user, len(self.user_of)), dtype=np.int64)
+        return connections_of_user(user, connections_per_user, len(self.user_of))
 
 
 def user_of_clients(clients: int, connections_per_user: int) -> IntArray:
     """Client ``c`` is a connection of user ``c // connections_per_user`` (several tabs of one user)."""
     return np.arange(clients, dtype=np.int64) // connections_per_user
+
+
+def connections_of_user(user: int, connections_per_user: int, clients: int) -> IntArray:
+    """The clients of ``user`` (the inverse of :func:`user_of_clients`): ``u·k .. u·k + k - 1``, cut at ``clients``.
+
+    Example (seven clients, three connections per user: the last user has one):
+
+        >>> from simscale.config.membership import connections_of_user
+        >>> connections_of_user(1, 3, 7).tolist(), connections_of_user(2, 3, 7).tolist()
+        ([3, 4, 5], [6])
+    """
+    start = user * connections_per_user
+    return np.arange(start, min(start + connections_per_user, clients), dtype=np.int64)
 
 
 def draw_membership(
@@ -109,6 +126,62 @@ def sends_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, SENDS_STREAM])
 
 
+def draw_connected(rng: np.random.Generator, connected: npt.NDArray[np.bool_]) -> int:
+    """A uniformly random connected client (``connected[c]``: client ``c`` is connected), ``-1`` if none is.
+
+    Rejection sampling first (cheap while most clients are connected), then a scan: the very draws
+    :meth:`simscale.model.population.ClientPopulation.random_connected` makes.
+    """
+    if not connected.any():
+        return -1
+    for _ in range(32):
+        candidate = int(rng.integers(len(connected)))
+        if connected[candidate]:
+            return candidate
+    online = np.flatnonzero(connected)
+    return int(online[rng.integers(len(online))])
+
+
+def draw_user_send(rng: np.random.Generator, users: int, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:
+    """A uniformly random connected sender, then a uniformly random user to send to.
+
+    Returns ``(user, sender)``; the sender is ``-1`` when nobody is connected (then nothing is sent).
+    The model and the load generator both call this with :func:`sends_rng`'s generator, so with the
+    same send times and the same clients connected they send to the same users; the recipients are
+    the user's connected connections (:func:`connections_of_user`).
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale.config.membership import draw_user_send, sends_rng
+        >>> connected = np.array([True, False, True, True])
+        >>> draw_user_send(sends_rng(3), 2, connected) == draw_user_send(sends_rng(3), 2, connected)
+        True
+        >>> sorted({draw_user_send(sends_rng(s), 2, connected)[1] for s in range(40)})
+        [0, 2, 3]
+    """
+    sender = draw_connected(rng, connected)
+    return int(rng.integers(users)), sender
+
+
+def draw_connection_send(rng: np.random.Generator, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:
+    """A uniformly random connected sender, then a uniformly random client to send to (connected or not).
+
+    Returns ``(target, sender)``; the sender is ``-1`` when nobody is connected. A target that is not
+    connected has no recipient: the send is counted with none, as the hub delivers it to nobody.
+
+    Example:
+
+        >>> import numpy as np
+        >>> from simscale.config.membership import draw_connection_send, sends_rng
+        >>> connected = np.array([True, False, True])
+        >>> draw_connection_send(sends_rng(2), connected) == draw_connection_send(sends_rng(2), connected)
+        True
+    """
+    # A user send where every client is its own user: one rule, so the model's draws are these too.
+    return draw_user_send(rng, len(connected), connected)
+
+
 def draw_group_send(rng: np.random.Generator, members: IntArray, connected: npt.NDArray[np.bool_]) -> tuple[int, int]:
     """A uniformly random group and, among its connected members, a uniformly random sender.
 
@@ -133,3 +206,11 @@ def draw_group_send(rng: np.random.Generator, members: IntArray, connected: npt.
     if len(online) == 0:
         return group, -1
     return group, int(online[rng.integers(len(online))])
+
+
+def draw_user_audience(
+    rng: np.random.Generator, users: int, connections_per_user: int, clients: int, connected: npt.NDArray[np.bool_]
+) -> tuple[IntArray, int]:
+    """:func:`draw_user_send`, with the user's clients (:func:`connections_of_user`) in place of the user."""
+    user, sender = draw_user_send(rng, users, connected)
+    return connections_of_user(user, connections_per_user, clients), sender

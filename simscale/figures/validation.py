@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from simscale.figures.style import house_layout
 
-__all__ = ["validation_figure"]
+__all__ = ["validation_figure", "web_validation_figure"]
 
 _PANELS = (
     ("latency_p50_ms", "p50 latency (ms)"),
@@ -63,3 +63,57 @@ def validation_figure(comparisons: pd.DataFrame, *, scenario: str) -> go.Figure:
                  for value in (predicted, measured)]  # fmt: skip
         note = f" — saturation: model {shown[0]}, real hub {shown[1]}"
     return house_layout(figure, title=f"{scenario}: model vs real hub{note}", height_px=640)
+
+
+_WEB_PANELS = (("web_latency_p50_ms", "web-request p50 latency (ms)"),
+               ("web_latency_p99_ms", "web-request p99 latency (ms)"))  # fmt: skip
+_WEB_LOADS = (("idle", "#2a9d4b"), ("broadcasting", "#c0392b"))
+
+
+def web_validation_figure(comparisons: pd.DataFrame) -> go.Figure:
+    """Web-request latency by layout, without and with the broadcast load: model (bars) vs real hub (dots).
+
+    Args:
+        comparisons: columns ``layout``, ``load`` (``idle`` or ``broadcasting``), ``metric``
+            (``web_latency_p50_ms`` or ``web_latency_p99_ms``), ``predicted`` and ``measured``.
+
+    Example:
+
+        >>> import pandas as pd
+        >>> from simscale.figures.validation import web_validation_figure
+        >>> frame = pd.DataFrame({"layout": ["one process"] * 2, "load": ["idle", "broadcasting"],
+        ...                       "metric": ["web_latency_p50_ms"] * 2, "predicted": [2.0, 3.0],
+        ...                       "measured": [2.5, 9.0]})
+        >>> [trace.name for trace in web_validation_figure(frame).data]
+        ['model, idle', 'real hub, idle', 'model, broadcasting', 'real hub, broadcasting']
+    """
+    missing = {"layout", "load", "metric", "predicted", "measured"} - set(comparisons.columns)
+    if missing:
+        raise ValueError(f"comparisons lack columns: {', '.join(sorted(missing))}")
+    layouts = list(dict.fromkeys(comparisons["layout"]))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title in _WEB_PANELS],
+                           horizontal_spacing=0.1)  # fmt: skip
+    for column, (metric, _) in enumerate(_WEB_PANELS, start=1):
+        rows = comparisons[comparisons.metric == metric]
+        for load, colour in _WEB_LOADS:
+            chosen = rows[rows["load"] == load].set_index("layout").reindex(layouts)
+            if chosen["metric"].isna().all():
+                continue
+            figure.add_trace(
+                go.Bar(x=layouts, y=chosen["predicted"], name=f"model, {load}", legendgroup=f"model {load}",
+                       showlegend=column == 1, offsetgroup=load, marker={"color": colour, "opacity": 0.45}),
+                row=1, col=column,
+            )  # fmt: skip
+            figure.add_trace(
+                go.Scatter(x=layouts, y=chosen["measured"], mode="markers", name=f"real hub, {load}",
+                           legendgroup=f"hub {load}", showlegend=column == 1,
+                           marker={"color": colour, "size": 13, "symbol": "diamond",
+                                   "line": {"color": "#111111", "width": 1}}),
+                row=1, col=column,
+            )  # fmt: skip
+        figure.update_yaxes(rangemode="tozero", row=1, col=column)
+    figure.update_layout(barmode="group", scattermode="group")
+    return house_layout(
+        figure, title="web-traffic-shared: web requests beside a broadcast load, model vs real hub",
+        legend={"orientation": "h", "y": -0.12, "x": 0.0}, height_px=520,
+    )  # fmt: skip

@@ -13,6 +13,7 @@ from simscale.hub.auth import (
     AuthenticationError,
     Authenticator,
     StaticTokenAuthenticator,
+    TokenIsUserAuthenticator,
 )
 from simscale.hub.chat import ChatHub
 from simscale.hub.connection import HubConnection
@@ -37,6 +38,7 @@ __all__ = [
     "HubServer",
     "HubSettings",
     "StaticTokenAuthenticator",
+    "TokenIsUserAuthenticator",
     "TransportSettings",
     "TransportType",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "AuthenticationError",
     "Authenticator",
     "StaticTokenAuthenticator",
+    "TokenIsUserAuthenticator",
     "bearer_token",
 ]
 
@@ -112,6 +113,40 @@ class StaticTokenAuthenticator:
             return self._users_by_token[token]
         except KeyError:
             raise AuthenticationError("unknown access token") from None
+
+
+class TokenIsUserAuthenticator:
+    """The bearer token names its user: the token's text is the user id (load tests, ``--users-from-tokens``).
+
+    ASP.NET Core takes a connection's user id from the ``ClaimTypes.NameIdentifier`` claim of the
+    authenticated principal (https://learn.microsoft.com/aspnet/core/signalr/groups, "Users in
+    SignalR"). A real app reads that claim out of a validated token; this stands in for such a token
+    whose only claim is its own text, so a load generator can connect thousands of distinct users
+    without a table of them. It checks nothing: never expose it beyond a test bench.
+
+    Args:
+        allow_anonymous: accept requests that carry no token at all (as anonymous users).
+
+    Example:
+
+        >>> import asyncio
+        >>> from simscale.hub import TokenIsUserAuthenticator
+        >>> asyncio.run(TokenIsUserAuthenticator().authenticate("ann"))
+        'ann'
+        >>> print(asyncio.run(TokenIsUserAuthenticator().authenticate(None)))
+        None
+    """
+
+    def __init__(self, *, allow_anonymous: bool = True) -> None:
+        self._allow_anonymous = allow_anonymous
+
+    async def authenticate(self, token: str | None) -> str | None:
+        """The token itself as the user id (``None``, or refused, without a token)."""
+        if token is None:
+            if self._allow_anonymous:
+                return None
+            raise AuthenticationError("an access token is required")
+        return token
 
 
 def bearer_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:

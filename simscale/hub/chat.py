@@ -2,7 +2,7 @@
 
 The tutorial's page calls ``SendMessage(user, message)`` and listens for ``ReceiveMessage``; the
 other methods are what simscale's tests, load generator and notebooks exercise: a round trip
-(``Echo``), groups, and a server-to-client stream (``Counter``).
+(``Echo``), groups, users, and a server-to-client stream (``Counter``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ __all__ = ["ChatHub"]
 
 
 class ChatHub(Hub):
-    """``SendMessage``, ``Echo``, ``JoinGroup``, ``LeaveGroup``, ``SendToGroup`` and ``Counter``.
+    """``SendMessage``, ``Echo``, ``JoinGroup``, ``LeaveGroup``, ``SendToGroup``, ``SendToUser``,
+    ``SendToConnection`` and ``Counter``.
 
     Example (the default hub at ``/chatHub``; a stream of three items):
 
@@ -56,6 +57,14 @@ class ChatHub(Hub):
     async def send_to_group(self, group: str, user: str, message: str) -> None:
         """Every member of ``group`` receives ``ReceiveMessage(user, message)``."""
         await self.clients.group(group).send("ReceiveMessage", user, message)
+
+    async def send_to_user(self, user_id: str, user: str, message: str) -> None:
+        """Every connection of user ``user_id``, on any server, receives ``ReceiveMessage(user, message)``."""
+        await self.clients.user(user_id).send("ReceiveMessage", user, message)
+
+    async def send_to_connection(self, connection_id: str, user: str, message: str) -> None:
+        """Connection ``connection_id``, on any server, receives ``ReceiveMessage(user, message)``."""
+        await self.clients.client(connection_id).send("ReceiveMessage", user, message)
 
     async def counter(self, count: int, delay_ms: int) -> AsyncGenerator[int, None]:
         """Stream ``0 .. count-1``, one item every ``delay_ms`` milliseconds."""

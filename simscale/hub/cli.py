@@ -23,7 +23,12 @@ from simscale.backplane.base import Backplane
 from simscale.backplane.factory import create_backplane
 from simscale.backplane.memory import MemoryBus
 from simscale.backplane.routing import DEFAULT_ROUTING_MODE, RoutingMode
-from simscale.hub.auth import AnonymousAuthenticator, Authenticator, StaticTokenAuthenticator
+from simscale.hub.auth import (
+    AnonymousAuthenticator,
+    Authenticator,
+    StaticTokenAuthenticator,
+    TokenIsUserAuthenticator,
+)
 from simscale.hub.nginx import STICKY_POLICIES
 from simscale.hub.settings import HubSettings
 from simscale.hub.transports.types import TransportSettings, parse_transports
@@ -194,6 +199,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="transports negotiate offers and requests may use: all, or a comma-separated list of "
         "WebSockets, ServerSentEvents, LongPolling; another gets 404 (default: all)",
     )
+    parser.add_argument(
+        "--users-from-tokens",
+        action="store_true",
+        help="a bearer token names its user: its text is the user id (load tests; checks nothing) (default: off)",
+    )
     defaults = HubSettings()
     for flag, field_name, kind, help_text in _LIMIT_FLAGS:
         parser.add_argument(
@@ -228,7 +238,11 @@ def make_backplane(spec: str, server_name: str | None) -> Backplane:
     return create_backplane(spec, server_name=server_name, bus=MemoryBus() if spec == "memory" else None)
 
 
-def _authenticator(pairs: Sequence[str]) -> Authenticator:
+def _authenticator(pairs: Sequence[str], users_from_tokens: bool = False) -> Authenticator:
+    if users_from_tokens:
+        if pairs:
+            raise ValueError("--users-from-tokens and --token do not go together")
+        return TokenIsUserAuthenticator()
     if not pairs:
         return AnonymousAuthenticator()
     table: dict[str, str] = {}
@@ -287,7 +301,7 @@ def serve_command(args: argparse.Namespace) -> int:
     _check_port(args.port, "--port")
     settings = _settings(args)
     transport_settings = TransportSettings(enabled=parse_transports(args.transports))
-    authenticator = _authenticator(args.token)
+    authenticator = _authenticator(args.token, args.users_from_tokens)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     backplane = make_backplane(args.backplane, args.name)
     raise_open_file_limit()
@@ -391,6 +405,7 @@ def cluster_command(args: argparse.Namespace) -> int:
                     "--transports",
                     args.transports,
                     *_limit_arguments(args),
+                    *(["--users-from-tokens"] if args.users_from_tokens else []),
                 ]
                 process, url = await _start_server_process(argv)
                 processes.append(process)

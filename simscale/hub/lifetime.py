@@ -9,7 +9,8 @@ Redis layout, for the other servers. The routing rule that decides who delivers 
 Subscriptions follow ASP.NET Core's Redis backplane: ``{prefix}:all`` from start-up, a group channel
 while at least one local connection is in the group (reference-counted), one channel per local
 connection and one per local user. Adding a connection that lives on another server to a group goes
-as a command on ``:internal:groups``, acknowledged by the owner on ``:internal:ack:{server}``.
+as a command on ``:internal:groups``, acknowledged by the owner on ``:internal:ack:{server}`` (the ack
+carries the owner's refusal when a bound refused the join, and the join then fails with it).
 When the backplane is down, local delivery goes on and sends count a loss; subscriptions asked for
 meanwhile are the backplane's business (it records them and makes them when it is back), so this module
 keeps no bookkeeping of its own for an outage.
@@ -167,8 +168,9 @@ class HubLifetimeManager:
 
         Raises:
             LookupError: no server acknowledged within ``group_ack_timeout_s``.
-            HubError: the name is longer than ``max_group_name_bytes``, or the (local) connection is
-                already in ``max_groups_per_connection`` groups; the message names the limit.
+            HubError: the name is longer than ``max_group_name_bytes``, or the connection (local, or
+                on the server that refused the command) is already in ``max_groups_per_connection``
+                groups; the message names the limit.
         """
         self._check_group_name(group)
         connection = self.connections.get(connection_id)
@@ -233,18 +235,21 @@ class HubLifetimeManager:
         connection = self.connections.get(command.connection_id)
         if connection is None:
             return  # another server's connection (or our own command echoed back)
+        refusal: str | None = None
         if command.action is GroupAction.ADD:
             try:
                 self._check_group_name(command.group_name)
                 await self._join(connection, command.group_name)
             except HubError as refused:
-                # Acknowledged all the same (as ASP.NET Core acks every command it acted on): the
-                # sender's call returns, and the refusal is counted and logged here.
+                # The ack carries the refusal, so the sender's call fails with it: an ack alone would
+                # tell the sender the connection joined when it did not.
+                refusal = str(refused)
                 _log.info("group command for %s refused: %s", connection.connection_id, refused)
         else:
             await self._leave(connection, command.group_name)
+        ack = GroupAck(command.id, refusal)
         try:
-            await self.backplane.publish(self.channels.internal_ack(command.server_name), GroupAck(command.id).encode())
+            await self.backplane.publish(self.channels.internal_ack(command.server_name), ack.encode())
         except BackplaneUnavailable as error:
             _log.info("group ack to %s lost: %s", command.server_name, error)
 
@@ -256,7 +261,10 @@ class HubLifetimeManager:
             return
         waiter = self._awaiting_acks.get(ack.id)
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if ack.refusal is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(HubError(ack.refusal))
 
     async def _leave(self, connection: HubConnection, group: str) -> None:
         connection.leave_group(group)

@@ -9,12 +9,12 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from simscale.loadgen.config import LoadConfig
 from simscale.loadgen.runner import ConnectionFailure, LoadResult, run_load
 
-__all__ = ["config_from_args", "failures_text", "format_text", "register"]
+__all__ = ["config_from_args", "failures_text", "format_text", "parse_delays", "register"]
 
 T = TypeVar("T")
 
@@ -27,15 +27,18 @@ def register(subparsers: Any) -> None:
         description=(
             "Connect --clients clients round-robin over the --url hubs, send SendMessage broadcasts at\n"
             "Poisson times from random clients, and report deliveries and latency. Connections that fail\n"
-            "are counted by reason (connection refused, an HTTP status, a handshake error). The exit\n"
-            "status is 1 when no client connected."
+            "are counted by reason (connection refused, an HTTP status, a handshake error). A client whose\n"
+            "connection drops reconnects after each of --reconnect-delays in turn (to another server first)\n"
+            "and gives up after the last. The exit status is 1 when no client connected."
         ),
         epilog=(
             "Examples:\n"
             "  simscale hub serve --port 5000 &\n"
             "  simscale loadgen --url http://127.0.0.1:5000/chatHub --clients 100 --broadcast-rate 5\n"
             "  simscale loadgen --url http://127.0.0.1:5001/chatHub --url http://127.0.0.1:5002/chatHub \\\n"
-            "      --clients 1000 --duration 30 --protocol messagepack --json"
+            "      --clients 1000 --duration 30 --protocol messagepack --json\n"
+            "  simscale loadgen --url http://127.0.0.1:5000/chatHub --clients 100 --duration 60 \\\n"
+            "      --reconnect-delays 0,2,10,30 --reconnect-jitter 0.5"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -107,12 +110,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--send-target",
         default=defaults["send_target"],
-        help=f"all (SendMessage) or group (JoinGroup, then SendToGroup) {default('send_target')}",
+        help="all (SendMessage), group (JoinGroup, then SendToGroup), user (each client connects as its user,"
+        " SendToUser; the hubs need --users-from-tokens) or connection (SendToConnection to a random client)"
+        f" {default('send_target')}",
     )
     for flag, name, what in (
         ("--groups", "groups", "groups"),
         ("--group-size", "group_size", "members of each group"),
         ("--groups-per-client", "groups_per_client", "the most groups one client is in"),
+        ("--connections-per-user", "connections_per_user", "connections of one user (with --send-target user)"),
     ):
         parser.add_argument(flag, default=str(defaults[name]), metavar="N", help=f"{what} {default(name)}")
     parser.add_argument(
@@ -120,6 +126,20 @@ def register(subparsers: Any) -> None:
         default=str(defaults["join_settle_s"]),
         metavar="S",
         help=f"seconds to wait after the JoinGroup calls {default('join_settle_s', ' s')}",
+    )
+    delays = ",".join(f"{delay:g}" for delay in cast(tuple[float, ...], defaults["reconnect_delays_s"]))
+    parser.add_argument(
+        "--reconnect-delays",
+        default=delays,
+        metavar="S1,S2,…",
+        help=f"seconds before each reconnect attempt after a drop; after the last the client gives up "
+        f"(default: {delays})",
+    )
+    parser.add_argument(
+        "--reconnect-jitter",
+        default=str(defaults["reconnect_jitter"]),
+        metavar="F",
+        help=f"each reconnect delay x U(1-F, 1+F), 0 to 1 {default('reconnect_jitter')}",
     )
     parser.add_argument("--access-token", default=None, help="bearer token for every client (default: none, anonymous)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text (default: off)")
@@ -131,6 +151,29 @@ def _parse(convert: Callable[[str], T], text: str, flag: str) -> T:
         return convert(text)
     except ValueError:
         raise ValueError(f"{flag} must be {'an integer' if convert is int else 'a number'}, got {text!r}") from None
+
+
+def parse_delays(text: str, flag: str = "--reconnect-delays") -> tuple[float, ...]:
+    """``"0,2,10,30"`` → ``(0.0, 2.0, 10.0, 30.0)``; ValueError naming ``flag`` if a part is not a number.
+
+    Example:
+
+        >>> from simscale.loadgen.cli import parse_delays
+        >>> parse_delays("0, 2,10,30")
+        (0.0, 2.0, 10.0, 30.0)
+        >>> parse_delays("0,soon")
+        Traceback (most recent call last):
+        ...
+        ValueError: --reconnect-delays takes seconds separated by commas, got '0,soon'
+    """
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        delays = tuple(float(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"{flag} takes seconds separated by commas, got {text!r}") from None
+    if any(not math.isfinite(delay) for delay in delays):
+        raise ValueError(f"{flag} takes finite seconds, got {text!r}")
+    return delays
 
 
 def config_from_args(args: argparse.Namespace) -> LoadConfig:
@@ -158,6 +201,9 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         group_size=_parse(int, args.group_size, "--group-size"),
         groups_per_client=_parse(int, args.groups_per_client, "--groups-per-client"),
         join_settle_s=_parse(float, args.join_settle, "--join-settle"),
+        reconnect_delays_s=parse_delays(args.reconnect_delays),
+        reconnect_jitter=_parse(float, args.reconnect_jitter, "--reconnect-jitter"),
+        connections_per_user=_parse(int, args.connections_per_user, "--connections-per-user"),
     )
 
 

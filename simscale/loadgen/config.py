@@ -14,7 +14,7 @@ from simscale.config.fields import setting, validate_fields
 __all__ = ["LoadConfig"]
 
 ProtocolName = Literal["json", "messagepack"]
-LoadTarget = Literal["all", "group"]
+LoadTarget = Literal["all", "group", "user", "connection"]
 
 _URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
 
@@ -44,12 +44,25 @@ class LoadConfig:
         access_token: bearer token for every client.
         trace_loop_passes: keep every pass of the event loop that read something (when, how many
             reads) in :attr:`LoadResult.loop_passes`.
-        send_target: ``all`` (``SendMessage`` broadcasts) or ``group``: every client joins its groups
-            through ``JoinGroup`` before the sends, and each send is a ``SendToGroup`` from a member.
+        send_target: ``all`` (``SendMessage`` broadcasts), ``group`` (every client joins its groups
+            through ``JoinGroup`` before the sends, and each send is a ``SendToGroup`` from a member) or
+            ``user`` (client ``c`` connects as user ``c // connections_per_user`` and each send is a
+            ``SendToUser`` from a random client to a random user; the hub must take a bearer token as
+            its user id, as ``simscale hub serve --users-from-tokens`` does) or ``connection`` (each send
+            is a ``SendToConnection`` from a random client to a random client's connection).
         groups, group_size, groups_per_client: the groups, drawn by
             :func:`simscale.config.membership.draw_membership` from ``seed``, exactly as the model draws
             them for a Scenario with the same seed and sizes.
         join_settle_s: after the joins are sent, wait this long for the servers' subscriptions.
+        reconnect_delays_s: a client whose connection dropped tries again after each of these delays in
+            turn (the first attempt after the first delay, the next after a failed attempt, …) and gives up
+            after the last: the model's ``reconnect_delays_s`` and the official clients'
+            ``withAutomaticReconnect()`` (0, 2, 10, 30 s). A first connect that fails is not retried, as
+            the official clients' ``start()``.
+        reconnect_jitter: 0: the delays as they are; f: each delay × U(1 - f, 1 + f), drawn from a
+            stream of its own (the model's ``reconnect_jitter``; the send schedule does not change).
+        connections_per_user: with ``send_target="user"``, the connections of one user (several tabs),
+            mapped by :func:`simscale.config.membership.user_of_clients` as the model maps them.
 
     Example:
 
@@ -119,7 +132,9 @@ class LoadConfig:
 
     send_target: LoadTarget = setting(
         "all", flag="--send-target", section="load", source="user",
-        help="all: SendMessage broadcasts; group: clients JoinGroup first, each send is a SendToGroup from a member.",
+        help="all: SendMessage broadcasts; group: clients JoinGroup first, each send is a SendToGroup from a member; "
+        "user: each client connects as its user, each send is a SendToUser; connection: each send is a "
+        "SendToConnection to a random client.",
     )  # fmt: skip
     groups: int = setting(
         1, ge=1, le=10_000_000, unit="groups", flag="--groups", section="load", source="user",
@@ -138,8 +153,36 @@ class LoadConfig:
         help="After the JoinGroup calls are sent, wait this long for the servers to subscribe.",
     )  # fmt: skip
 
+    reconnect_delays_s: tuple[float, ...] = setting(
+        (0.0, 2.0, 10.0, 30.0), ge=0.0, le=86_400.0, flag="--reconnect-delays", section="load",
+        source="docs/SOURCES.md#client-reconnect-policy (DefaultReconnectPolicy)",
+        help="Delays before reconnect attempts 1..n after a drop; after the last, the client gives up.",
+    )  # fmt: skip
+    reconnect_jitter: float = setting(
+        0.0, unit="fraction", ge=0.0, le=1.0, flag="--reconnect-jitter", section="load",
+        source="docs/SOURCES.md#client-reconnect-policy",
+        help="0: no jitter (the default policy); f: each delay × U(1-f, 1+f).",
+    )  # fmt: skip
+    connections_per_user: int = setting(
+        1, ge=1, le=1_000_000, unit="connections", flag="--connections-per-user", section="load", source="user",
+        help="With --send-target user: the connections of one user (client c is a connection of user c // N).",
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
         validate_fields(self)
+        if not self.reconnect_delays_s:
+            raise ValueError("reconnect_delays_s (--reconnect-delays) must hold at least one delay, got ()")
+        if self.send_target == "user":
+            if self.connections_per_user > self.clients:
+                raise ValueError(
+                    f"connections_per_user (--connections-per-user) must be <= clients ({self.clients}) with "
+                    f"--send-target user, got {self.connections_per_user}"
+                )
+            if self.access_token is not None:
+                raise ValueError(
+                    "access_token (--access-token) must be unset with --send-target user: each client sends its "
+                    "user's own token"
+                )
         if self.send_target == "group":
             if self.group_size > self.clients:
                 raise ValueError(
@@ -151,6 +194,11 @@ class LoadConfig:
                     f"groups (--groups) × group_size ({self.groups * self.group_size}) must not exceed clients × "
                     f"groups_per_client ({self.clients * self.groups_per_client}), got groups={self.groups}"
                 )
+
+    @property
+    def users(self) -> int:
+        """How many users the clients belong to (``clients`` unless several connections share a user)."""
+        return -(-self.clients // self.connections_per_user)
 
     @property
     def servers(self) -> int:

@@ -11,12 +11,21 @@ include the reading of every other socket that was ready at the same moment.
 The generator must stay lighter than the server it measures, so nothing is kept per delivery:
 deliveries are tallied per (broadcast, server) in numpy arrays and latencies go into a
 :class:`~simscale.metrics.histogram.LatencyHistogram` in chunks.
+
+A client whose connection drops reconnects as the model's clients do (``reconnect_delays_s``,
+``reconnect_jitter``): an attempt after each delay in turn, every failed attempt a REFUSED record with
+its reason, a GAVE_UP record after the last. With several URLs the generator stands in for the load
+balancer the model puts in front: the first attempt goes to another server than the one that dropped
+the client (a balancer's health check takes a dead server out), the attempts round-robin over the
+URLs, and one that refused a TCP connection is skipped for ``_DOWN_FOR_S`` (nginx's passive health
+check, ``max_fails=1 fail_timeout=10s``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import resource
 import secrets
@@ -35,10 +44,19 @@ from simscale._version import __version__
 from simscale.client.hub_client import HubConnectionError
 from simscale.client.lean import LeanHubClient
 from simscale.client.websocket import HandshakeError, ReadCounter
-from simscale.config.membership import draw_group_send, draw_membership, sends_rng
+from simscale.config.membership import (
+    connections_of_user,
+    draw_connection_send,
+    draw_group_send,
+    draw_membership,
+    draw_user_send,
+    sends_rng,
+    user_of_clients,
+)
 from simscale.loadgen.config import LoadConfig
 from simscale.metrics.histogram import LatencyHistogram
 from simscale.metrics.records import (
+    NO_SERVER,
     BroadcastRecord,
     ConnectionEvent,
     ConnectionEventKind,
@@ -58,6 +76,11 @@ _MAX_SCHEDULE_ROUNDS = 100
 _KEEPALIVE_INTERVAL_S = 15.0
 """Every client pings this often, as the official clients do (servers drop one silent for 30 s)."""
 _KEEPALIVE_SLICES = 15
+_RECONNECT_STREAM = 0x52454E
+"""Second seed word of the reconnect jitter's own random stream (the send schedule's stream stays as it was)."""
+_DOWN_FOR_S = 10.0
+"""A server that refused a TCP connection gets no reconnect attempts for this long: nginx's defaults
+``max_fails=1 fail_timeout=10s`` (https://nginx.org/en/docs/http/ngx_http_upstream_module.html#server)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +138,12 @@ class LoadResult:
             falls behind reads many sockets per pass, and its cost per message falls).
         loop_passes: with ``trace_loop_passes``, each of those passes as ``(first read, end, reads)``,
             in seconds on the clock of the records' ``sent_at_s``.
-        connection_failures: the failed connection attempts, one entry per (server, reason).
+        connection_failures: the failed connection attempts (first connects and reconnects), one entry
+            per (server, reason).
+        started_at_s: ``time.perf_counter()`` at the records' time 0 (to place an outside event, such as
+            a server killed, on the records' clock).
+        reconnected: reconnect attempts that succeeded (each also a CONNECTED record).
+        gave_up: clients that used up their reconnect delays (each also a GAVE_UP record).
 
     Example (five clients on a real hub for half a second; :func:`run_load` returns this):
 
@@ -150,6 +178,9 @@ class LoadResult:
     loop_wakeups: int = 0
     loop_passes: tuple[tuple[float, float, int], ...] = ()
     connection_failures: tuple[ConnectionFailure, ...] = ()
+    started_at_s: float = 0.0
+    reconnected: int = 0
+    gave_up: int = 0
 
     def to_json_dict(self) -> dict[str, Any]:
         """The summary's fields plus the load generator's own figures (``--json`` output)."""
@@ -166,6 +197,8 @@ class LoadResult:
         document["socket_reads"] = self.socket_reads
         document["loop_wakeups"] = self.loop_wakeups
         document["connection_failures"] = [asdict(failure) for failure in self.connection_failures]
+        document["reconnected"] = self.reconnected
+        document["gave_up"] = self.gave_up
         document["simscale_version"] = __version__
         return document
 
@@ -248,6 +281,8 @@ class _Tally:
         """Deliveries of any sent broadcast (warm-up included): what the drain waits for."""
         self.expected_total = 0
         self.foreign = 0
+        self.uncounted = 0
+        """Deliveries to a client that reconnected after the send (it was not among the recipients)."""
 
     def note_send(
         self, index: int, sent_at_s: float, origin: int, connected: int, per_server: npt.NDArray[np.int64]
@@ -288,7 +323,7 @@ class _Tally:
 class _Member:
     """One client of the run: which server it is on and how it tallies what it receives."""
 
-    __slots__ = ("client", "index", "position", "prefix", "server", "tally")
+    __slots__ = ("client", "connected_since_s", "index", "position", "prefix", "server", "tally")
 
     def __init__(self, server: int, tally: _Tally, prefix: str, index: int = -1) -> None:
         self.client: LeanHubClient | None = None
@@ -299,6 +334,8 @@ class _Member:
         self.prefix = prefix
         self.position = -1
         """Index in the run's list of connected members (-1 when not connected)."""
+        self.connected_since_s = 0.0
+        """``time.perf_counter()`` when its current connection was counted as connected."""
 
     def on_invocation(self, invocation: InvocationMessage, received_s: float) -> None:
         if invocation.target != "ReceiveMessage":
@@ -312,6 +349,11 @@ class _Member:
             sent_s = float(message[: message.index("|")])
         except (AttributeError, ValueError, TypeError):
             self.tally.foreign += 1
+            return
+        if sent_s < self.connected_since_s:
+            # Sent before this (re)connection was counted, so not among the send's recipients: counting it
+            # would push the delivered fraction past 1 in a reconnect storm.
+            self.tally.uncounted += 1
             return
         self.tally.record(index, self.server, received_s - sent_s)
 
@@ -360,16 +402,44 @@ class _Run:
             else None
         )
         """The groups' client indices: the membership the model draws for the same seed and sizes."""
+        self.reconnect_rng = np.random.default_rng([config.seed, _RECONNECT_STREAM])
+        """Draws the reconnect jitter (a stream of its own: the sends stay those of the same seed without it)."""
+        self.reconnect_refused: Counter[tuple[int, str]] = Counter()
+        self.reconnect_details: dict[tuple[int, str], str] = {}
+        self.reconnect_tasks: set[asyncio.Task[None]] = set()
+        self.reconnected = 0
+        self.gave_up = 0
+        self.next_server = 0
+        """Round-robin cursor of the reconnect attempts over the URLs."""
+        self.down_until_s = np.zeros(config.servers)
+        """Per server: no reconnect attempt goes there before this time (it refused a TCP connection)."""
+        self.session: aiohttp.ClientSession | None = None
+        self.gate: asyncio.Semaphore | None = None
+        self.user_of = (
+            user_of_clients(config.clients, config.connections_per_user) if config.send_target == "user" else None
+        )
+        """Each client's user (the model's mapping), or ``None`` when nobody sends to users."""
         self.t0 = time.perf_counter()
 
     def group_name(self, group: int) -> str:
         """The hub group of group ``group`` (prefixed by the run, so runs on one hub do not mix)."""
         return f"{self.prefix}g{group}"
 
+    def user_name(self, user: int) -> str:
+        """User ``user``'s id, which is also its bearer token (prefixed by the run, like the groups)."""
+        return f"{self.prefix}u{user}"
+
+    def access_token(self, index: int) -> str | None:
+        """The bearer token client ``index`` connects with: its user's own with user sends."""
+        if self.user_of is None:
+            return self.config.access_token
+        return self.user_name(int(self.user_of[index]))
+
     def now_s(self) -> float:
         return time.perf_counter() - self.t0
 
     def attach(self, member: _Member) -> None:
+        member.connected_since_s = time.perf_counter()
         member.position = len(self.connected)
         self.connected.append(member)
         self.per_server[member.server] += 1
@@ -403,10 +473,130 @@ class _Run:
                     reason or "server_closed",
                 )
             )
+            task = asyncio.get_running_loop().create_task(self.reconnect(member, member.server))
+            self.reconnect_tasks.add(task)
+            task.add_done_callback(self.reconnect_tasks.discard)
+
+    def new_client(self, member: _Member, session: aiohttp.ClientSession) -> LeanHubClient:
+        config = self.config
+        client = member.client = LeanHubClient(
+            config.urls[member.server],
+            member.on_invocation,
+            protocol=config.protocol,
+            access_token=config.access_token,
+            session=session,
+            handshake_timeout_s=config.connect_timeout_s,
+            read_counter=self.read_counter,
+        )
+        return client
+
+    def pick_server(self, avoid: int) -> int:
+        """The next URL round-robin, skipping ``avoid`` and servers marked down (unless nothing else is left)."""
+        servers = self.config.servers
+        now_s = self.now_s()
+        candidates = [
+            (self.next_server + step) % servers
+            for step in range(servers)
+            if (self.next_server + step) % servers != avoid or servers == 1
+        ]
+        up = [server for server in candidates if self.down_until_s[server] <= now_s]
+        server = (up or candidates)[0]
+        self.next_server = (server + 1) % servers
+        return server
+
+    def jittered(self, delay_s: float) -> float:
+        """``delay_s`` × U(1 - jitter, 1 + jitter), as the model's clients draw it (no draw without jitter)."""
+        spread = self.config.reconnect_jitter
+        if spread <= 0:
+            return delay_s
+        return delay_s * float(self.reconnect_rng.uniform(1.0 - spread, 1.0 + spread))
+
+    async def reconnect(self, member: _Member, dropped_from: int) -> None:
+        """Attempt after each reconnect delay in turn until one succeeds; give up after the last."""
+        config = self.config
+        assert self.session is not None and self.gate is not None
+        for attempt, delay_s in enumerate(config.reconnect_delays_s):
+            wait_s = self.jittered(delay_s)
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            async with self.gate:
+                if self.stopping:
+                    return
+                member.server = self.pick_server(dropped_from if attempt == 0 else -1)
+                client = self.new_client(member, self.session)
+                try:
+                    await client.start()
+                except HubConnectionError as error:
+                    self.note_reconnect_failure(member.server, error)
+                    continue
+                except asyncio.CancelledError:
+                    client.abort()
+                    raise
+            self.reconnected += 1
+            self.records.connections.append(
+                ConnectionEvent(
+                    "hub", config.scenario, self.now_s(), member.server, ConnectionEventKind.CONNECTED, "ok"
+                )
+            )
+            client.on_close(lambda reason: self.on_close(member, reason))
+            self.attach(member)
+            if client.state is ConnectionState.CLOSED:  # closed before the callback was in place
+                self.on_close(member, client.close_reason)
+            else:
+                self.rejoin_groups(member, client)
+            return
+        self.gave_up += 1
+        self.records.connections.append(
+            ConnectionEvent(
+                "hub", config.scenario, self.now_s(), NO_SERVER, ConnectionEventKind.GAVE_UP,
+                "retries_exhausted_after_drop",
+            )
+        )  # fmt: skip
+
+    def rejoin_groups(self, member: _Member, client: LeanHubClient) -> None:
+        """A new connection is in no group: join the client's groups again (what an app's onreconnected does)."""
+        if self.group_members is None:
+            return
+        for group in np.flatnonzero((self.group_members == member.index).any(axis=1)).tolist():
+            with contextlib.suppress(HubConnectionError):
+                client.send("JoinGroup", self.group_name(group))
+
+    def note_reconnect_failure(self, server: int, error: HubConnectionError) -> None:
+        config, now_s = self.config, self.now_s()
+        self.refused += 1
+        key = (server, error.reason)
+        self.reconnect_refused[key] += 1
+        self.reconnect_details.setdefault(key, describe_failure(error, config.urls[server], config.connect_timeout_s))
+        if error.reason == "connection_refused":
+            self.down_until_s[server] = now_s + _DOWN_FOR_S
+        self.records.connections.append(
+            ConnectionEvent("hub", config.scenario, now_s, server, ConnectionEventKind.REFUSED, error.reason)
+        )
+
+    async def cancel_reconnects(self) -> None:
+        tasks = list(self.reconnect_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def all_failures(self) -> tuple[ConnectionFailure, ...]:
+        """First-connect failures and reconnect failures, one entry per (server, reason)."""
+        merged = {(failure.server, failure.reason): failure for failure in self.failures}
+        for (server, reason), count in sorted(self.reconnect_refused.items()):
+            known = merged.get((server, reason))
+            merged[(server, reason)] = (
+                dataclasses.replace(known, clients=known.clients + count)
+                if known is not None
+                else ConnectionFailure(
+                    server, self.config.urls[server], reason, self.reconnect_details[(server, reason)], count
+                )
+            )
+        return tuple(merged[key] for key in sorted(merged))
 
     async def connect(self, session: aiohttp.ClientSession) -> list[_Member]:
         config = self.config
-        gate = asyncio.Semaphore(config.connect_concurrency)
+        gate = self.gate = asyncio.Semaphore(config.connect_concurrency)
+        self.session = session
         refused: Counter[tuple[int, str]] = Counter()
         details: dict[tuple[int, str], str] = {}
 
@@ -417,7 +607,7 @@ class _Run:
                 config.urls[server],
                 member.on_invocation,
                 protocol=config.protocol,
-                access_token=config.access_token,
+                access_token=self.access_token(index),
                 session=session,
                 handshake_timeout_s=config.connect_timeout_s,
                 read_counter=self.read_counter,
@@ -491,6 +681,54 @@ class _Run:
         assert chosen is not None
         return group, chosen, connected
 
+    def _pick_user_send(self) -> tuple[int, _Member, list[_Member]] | None:
+        """A random connected sender, a random user, and that user's connected connections."""
+        config = self.config
+        user, sender = draw_user_send(self.pick_rng, config.users, self.connected_mask)
+        if sender < 0:
+            return None
+        connected = [
+            member
+            for client_index in connections_of_user(user, config.connections_per_user, config.clients).tolist()
+            if (member := self.by_client[client_index]) is not None and member.position >= 0
+        ]
+        chosen = self.by_client[sender]
+        assert chosen is not None
+        return user, chosen, connected
+
+    def _pick_connection_send(self) -> tuple[str, _Member, list[_Member]] | None:
+        """A random connected sender, a random client, and that client's connection if it is connected."""
+        target, sender = draw_connection_send(self.pick_rng, self.connected_mask)
+        if sender < 0:
+            return None
+        member = self.by_client[target]
+        client = None if member is None or member.position < 0 else member.client
+        # A client that is not connected has no connection: the send goes to an id nobody holds.
+        connection_id = None if client is None else client.connection_id
+        chosen = self.by_client[sender]
+        assert chosen is not None
+        audience = [] if member is None or connection_id is None else [member]
+        return connection_id or f"{self.prefix}c{target}", chosen, audience
+
+    def _pick_audience(self) -> tuple[str, str, _Member, list[_Member]] | None:
+        """A targeted send: the hub method, its audience's key, the sender and the connected recipients."""
+        if self.group_members is not None:
+            group_pick = self._pick_group_sender()
+            if group_pick is None:
+                return None
+            group, member, audience = group_pick
+            return "SendToGroup", self.group_name(group), member, audience
+        if self.user_of is not None:
+            user_pick = self._pick_user_send()
+            if user_pick is None:
+                return None
+            user, member, audience = user_pick
+            return "SendToUser", self.user_name(user), member, audience
+        connection_pick = self._pick_connection_send()
+        if connection_pick is None:
+            return None
+        return ("SendToConnection", *connection_pick)
+
     async def broadcast(self) -> None:
         config, tally = self.config, self.tally
         padding = config.message_bytes
@@ -502,18 +740,21 @@ class _Run:
             delay_s = start + offset_s - time.perf_counter()
             if delay_s > 0:
                 await asyncio.sleep(delay_s)
-            if not self.connected:
-                continue
             group_args: tuple[str, ...] = ()
-            if self.group_members is None:
+            method = "SendMessage"
+            if config.send_target == "all":
+                if not self.connected:
+                    continue
                 member = self.connected[int(self.rng.integers(len(self.connected)))]
                 recipients, per_server = len(self.connected), self.per_server
             else:
-                picked = self._pick_group_sender()
+                # Drawn even with nobody connected (then nothing is sent), as the model draws it: the
+                # picks of later sends stay in step.
+                picked = self._pick_audience()
                 if picked is None:
                     continue
-                group, member, audience = picked
-                group_args = (self.group_name(group),)
+                method, key, member, audience = picked
+                group_args = (key,)
                 recipients = len(audience)
                 per_server = np.bincount([m.server for m in audience], minlength=config.servers).astype(np.int64)
             sent_s = time.perf_counter()
@@ -522,7 +763,6 @@ class _Run:
             tally.note_send(index, sent_s - self.t0, member.server, recipients, per_server)
             try:
                 assert member.client is not None
-                method = "SendToGroup" if group_args else "SendMessage"
                 member.client.send(method, *group_args, f"{self.prefix}{index}", message)
             except HubConnectionError:
                 tally.forget_send(index)
@@ -553,6 +793,7 @@ class _Run:
 
     async def stop(self, members: list[_Member]) -> None:
         self.stopping = True
+        await self.cancel_reconnects()
         gate = asyncio.Semaphore(self.config.connect_concurrency)
         closed: Counter[int] = Counter()
 
@@ -712,5 +953,8 @@ async def run_load(config: LoadConfig, *, on_phase: Callable[[str], None] | None
         loop_passes=tuple(
             (started_s - run.t0, ended_s - run.t0, reads) for started_s, ended_s, reads in run.read_counter.passes
         ),
-        connection_failures=tuple(run.failures),
+        connection_failures=run.all_failures(),
+        started_at_s=run.t0,
+        reconnected=run.reconnected,
+        gave_up=run.gave_up,
     )

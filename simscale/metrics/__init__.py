@@ -1,6 +1,7 @@
 """Results: typed records (no pandas) and, in :mod:`simscale.metrics.frames`, tidy DataFrames."""
 
 from simscale.metrics.histogram import LatencyHistogram
+from simscale.metrics.reconnects import StormFigures, storm_figures
 from simscale.metrics.records import (
     NO_SERVER,
     BroadcastRecord,
@@ -22,4 +23,6 @@ __all__ = [
     "ResourceSample",
     "RunRecords",
     "RunSummary",
+    "StormFigures",
+    "storm_figures",
 ]

@@ -22,6 +22,7 @@ UNSUBSCRIBE), both commands queueing in the backplane's lane.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,11 @@ import numpy.typing as npt
 import simpy
 
 from simscale.backplane.channels import ChannelKind
-from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
+from simscale.backplane.routing import RoutingMode, delivers_locally_on_send
 from simscale.model.backplane import SimBackplane
 from simscale.model.broadcasts import BACKPLANE_ENVELOPE_OVERHEAD_BYTES
 from simscale.model.client_host import ClientHost
-from simscale.model.fanout import FanOut
+from simscale.model.fanout_path import FanOutCosts, FanOutPath
 from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
 from simscale.model.recorder import Recorder
@@ -120,8 +121,7 @@ class Audiences:
         pick_rng: np.random.Generator,
         pick_group_send: Callable[[npt.NDArray[np.bool_]], tuple[int, int]],
         group_members: IntArray,
-        users: int,
-        connections_per_user: int,
+        pick_user_send: Callable[[npt.NDArray[np.bool_]], tuple[IntArray, int]],
         routing: RoutingMode,
         rate_per_s: float,
         offsets_s: tuple[float, ...],
@@ -151,8 +151,10 @@ class Audiences:
         rule on the same stream, so the same seed picks the same sends."""
         self.group_members = group_members
         """``group_members[g]``: the clients of group ``g`` (drawn by the deployment from the seed)."""
-        self.users = users
-        self.connections_per_user = connections_per_user
+        self.pick_user_send = pick_user_send
+        """Given who is connected, a user's connections and a sender (-1: none connected): the load
+        generator's rule on the same stream, as for groups. For connection sends the deployment makes
+        every client its own user, so the one target connection is drawn by the same rule."""
         self.routing = routing
         self.rate_per_s = rate_per_s
         self.offsets_s = offsets_s
@@ -164,6 +166,11 @@ class Audiences:
         self.send_cpu_per_recipient_s = send_cpu_per_recipient_s
         self.send_cpu_per_recipient_busy_s = send_cpu_per_recipient_busy_s
         self.payload_bytes = message_bytes * 2 + BACKPLANE_ENVELOPE_OVERHEAD_BYTES
+        costs = FanOutCosts(
+            message_bytes, self.payload_bytes, invocation_cpu_s, send_cpu_per_recipient_s, send_cpu_per_recipient_busy_s
+        )
+        self.path = FanOutPath(env, list(servers), backplane, client_host, costs, routing=routing)
+        """Every server's receipt and fan-out (shared with broadcasts)."""
         self.groups = (
             GroupSubscriptions(group_members, clients=population.size, servers=len(servers))
             if kind is ChannelKind.GROUP
@@ -202,17 +209,11 @@ class Audiences:
     # --- the sends -------------------------------------------------------------------------------
     def _pick(self) -> tuple[IntArray, int]:
         """An audience (its client ids) and a connected sender (-1: nobody can send to it now)."""
-        rng = self.pick_rng
         if self.kind is ChannelKind.GROUP:
             group, sender = self.pick_group_send(self.population.server_of >= 0)
             return self.group_members[group], sender
-        sender = self.population.random_connected(rng)
-        if self.kind is ChannelKind.USER:
-            # User u's connections are clients u·k .. u·k + k - 1 (k = connections_per_user).
-            first = int(rng.integers(self.users)) * self.connections_per_user
-            last = min(first + self.connections_per_user, self.population.size)
-            return np.arange(first, last, dtype=np.int64), sender
-        return np.array([int(rng.integers(self.population.size))], dtype=np.int64), sender
+        # A connection send is a user send where every client is its own user: the same draws.
+        return self.pick_user_send(self.population.server_of >= 0)
 
     def local_recipients(self, send_id: int, server_index: int) -> int:
         """Recipients of send ``send_id`` connected to ``server_index`` now."""
@@ -284,47 +285,13 @@ class Audiences:
     def _receive_publish(
         self, server_index: int, send_id: int, origin: SimServer, sent_at_s: float, counted: bool
     ) -> Generator[Any, Any, None]:
-        server = self.servers[server_index]
-        assert self.backplane is not None
-        if accepts_from_backplane(self.routing, origin.name, server.name):
-            self.backplane.received[server_index] += 1
-            yield from self._fan_out(server, send_id, origin.index, sent_at_s, counted, from_backplane=True)
-            return
-        yield from server.work(self.invocation_cpu_s)  # our own echo: read and dropped
-        self.backplane.consumed(server_index, self.payload_bytes)
+        recipients = partial(self.local_recipients, send_id)
+        yield from self.path.receive_publish(
+            server_index, send_id, origin, sent_at_s, counted, recipients, skip_empty=True
+        )
 
     def _fan_out(
-        self,
-        server: SimServer,
-        send_id: int,
-        origin_index: int,
-        sent_at_s: float,
-        counted: bool,
-        *,
-        from_backplane: bool = False,
+        self, server: SimServer, send_id: int, origin_index: int, sent_at_s: float, counted: bool
     ) -> Generator[Any, Any, None]:
-        recipients = self.local_recipients(send_id, server.index)
-        if recipients == 0 and not from_backplane:
-            return  # no local member: the hub finds an empty set and writes nothing
-        queued_bytes = float(recipients * self.message_bytes)
-        server.buffered_bytes += queued_bytes
-        yield server.pool.acquire()
-        if from_backplane and self.backplane is not None:
-            self.backplane.consumed(server.index, self.payload_bytes)
-        recipients = self.local_recipients(send_id, server.index)
-        send_s = self.send_cpu_per_recipient_s
-        if self.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0:
-            send_s = self.send_cpu_per_recipient_busy_s
-        overhead_s = self.invocation_cpu_s if from_backplane else 0.0
-        fan_out = FanOut(server, send_id, origin_index, sent_at_s, counted, recipients, overhead_s, send_s)
-        write = self.client_host.write(fan_out)
-        started = yield from server.use_cpu(
-            overhead_s + recipients * send_s, on_start=write.on_start, on_pause=write.on_pause
-        )
-        write.written()
-        server.pool.release()
-        server.buffered_bytes -= queued_bytes
-        if recipients == 0:
-            return
-        server.last_message_at_s = float(self.env.now)
-        write.delivered(started)
+        recipients = partial(self.local_recipients, send_id)
+        yield from self.path.fan_out(server, send_id, origin_index, sent_at_s, counted, recipients, skip_empty=True)

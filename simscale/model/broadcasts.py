@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simscale.backplane.routing import RoutingMode, accepts_from_backplane, delivers_locally_on_send
+from simscale.backplane.routing import RoutingMode, delivers_locally_on_send
 from simscale.model.backplane import SimBackplane
 from simscale.model.client_host import ClientHost
-from simscale.model.fanout import FanOut
+from simscale.model.fanout_path import FanOutCosts, FanOutPath
 from simscale.model.network import Network
 from simscale.model.population import ClientPopulation
 from simscale.model.server import SimServer
@@ -80,6 +80,11 @@ class Broadcasts:
         self.send_cpu_per_recipient_busy_s = send_cpu_per_recipient_busy_s
         self.payload_bytes = message_bytes * 2 + BACKPLANE_ENVELOPE_OVERHEAD_BYTES
         """What one publish carries: the message in both protocols plus the envelope."""
+        costs = FanOutCosts(
+            message_bytes, self.payload_bytes, invocation_cpu_s, send_cpu_per_recipient_s, send_cpu_per_recipient_busy_s
+        )
+        self.path = FanOutPath(env, list(servers), backplane, client_host, costs, routing=routing)
+        """Every server's receipt and fan-out (shared with group, user and connection sends)."""
         self._next_id = 0
 
     def source(self) -> Generator[Any, Any, None]:
@@ -132,51 +137,15 @@ class Broadcasts:
 
         self.env.process(backplane.publish(self.payload_bytes, deliver))
 
+    def _recipients(self, server_index: int) -> int:
+        return int(self.population.per_server[server_index])
+
     def _receive_publish(
         self, server_index: int, broadcast_id: int, origin: SimServer, sent_at_s: float, counted: bool
     ) -> Generator[Any, Any, None]:
-        server = self.servers[server_index]
-        assert self.backplane is not None
-        if accepts_from_backplane(self.routing, origin.name, server.name):
-            self.backplane.received[server_index] += 1
-            yield from self._fan_out(server, broadcast_id, origin.index, sent_at_s, counted, from_backplane=True)
-            return
-        # Our own echo: read it and drop it (it still costs a read).
-        yield from server.work(self.invocation_cpu_s)
-        self.backplane.consumed(server_index, self.payload_bytes)
+        yield from self.path.receive_publish(server_index, broadcast_id, origin, sent_at_s, counted, self._recipients)
 
     def _fan_out(
-        self,
-        server: SimServer,
-        broadcast_id: int,
-        origin_index: int,
-        sent_at_s: float,
-        counted: bool,
-        *,
-        from_backplane: bool = False,
+        self, server: SimServer, broadcast_id: int, origin_index: int, sent_at_s: float, counted: bool
     ) -> Generator[Any, Any, None]:
-        # Until the writes are done, every local client's copy sits in an outgoing buffer.
-        queued_bytes = float(self.population.per_server[server.index] * self.message_bytes)
-        server.buffered_bytes += queued_bytes
-        yield server.pool.acquire()
-        if from_backplane and self.backplane is not None:
-            self.backplane.consumed(server.index, self.payload_bytes)
-        recipients = int(self.population.per_server[server.index])
-        # Work waiting behind this fan-out means writes batch up: the busy per-recipient cost applies.
-        send_s = self.send_cpu_per_recipient_s
-        if self.send_cpu_per_recipient_busy_s > 0 and server.pool.queue_length > 0:
-            send_s = self.send_cpu_per_recipient_busy_s
-        # The message was serialised once at the origin; a copy from the backplane costs a read.
-        overhead_s = self.invocation_cpu_s if from_backplane else 0.0
-        fan_out = FanOut(server, broadcast_id, origin_index, sent_at_s, counted, recipients, overhead_s, send_s)
-        write = self.client_host.write(fan_out)
-        started = yield from server.use_cpu(
-            overhead_s + recipients * send_s, on_start=write.on_start, on_pause=write.on_pause
-        )
-        write.written()
-        server.pool.release()
-        server.buffered_bytes -= queued_bytes
-        if recipients == 0:
-            return
-        server.last_message_at_s = float(self.env.now)
-        write.delivered(started)
+        yield from self.path.fan_out(server, broadcast_id, origin_index, sent_at_s, counted, self._recipients)

@@ -14,7 +14,7 @@ import numpy as np
 import simpy
 from simpy.resources.resource import Request
 
-__all__ = ["BusyMeter", "Cpu", "HostCores", "linux_time_slice_s"]
+__all__ = ["BusyMeter", "Cpu", "HostCores", "linux_time_slice_s", "own_machine"]
 
 
 class BusyMeter:
@@ -245,3 +245,11 @@ def linux_time_slice_s(cores: int) -> float:
     if cores < 1:
         raise ValueError(f"cores must be at least 1, got {cores!r}")
     return 0.75e-3 * (1 + math.floor(math.log2(min(cores, 8))))
+
+
+def own_machine(cores: int, *, parallel_speed: float) -> HostCores | None:
+    """A machine of ``cores`` of its own, whose cores slow each other down when ``parallel_speed`` < 1.
+
+    ``None`` at 1.0 (independent cores: the plain :class:`Cpu` path) and for no cores at all.
+    """
+    return HostCores(cores, parallel_speed) if parallel_speed < 1.0 and cores > 0 else None

@@ -41,7 +41,7 @@ import numpy as np
 from simscale.backplane.channels import ChannelKind
 from simscale.backplane.routing import RoutingMode
 from simscale.config.hosting import service_units_for
-from simscale.config.membership import draw_group_send, draw_membership, sends_rng
+from simscale.config.membership import draw_group_send, draw_membership, draw_user_audience, sends_rng
 from simscale.config.scenario import Scenario
 from simscale.model.audiences import Audiences
 from simscale.model.backplane import SimBackplane
@@ -49,7 +49,7 @@ from simscale.model.balancer import make_load_balancer
 from simscale.model.broadcasts import Broadcasts
 from simscale.model.client_host import ClientHost, FreeClientHost
 from simscale.model.connections import Connections
-from simscale.model.cpu import Cpu, HostCores
+from simscale.model.cpu import Cpu, own_machine
 from simscale.model.fanout import FanOutTiming
 from simscale.model.invocations import Invocations
 from simscale.model.keepalive import KeepAlive, keepalive_phases
@@ -97,15 +97,9 @@ class Deployment:
         self.horizon_s = s.duration_s + s.drain_s
         self.recorder = Recorder(env, s.name)
         phases = keepalive_phases(s.keepalive_interval_s)
-
-        def own_host(cores: int) -> HostCores | None:
-            """A server's own machine, whose cores slow each other down when cpu_parallel_speed < 1."""
-            return HostCores(cores, s.cpu_parallel_speed) if s.cpu_parallel_speed < 1.0 else None
-
+        own_host = partial(own_machine, parallel_speed=s.cpu_parallel_speed)  # a server's own machine
         # One machine when servers share a host: the hubs' cores and the load generator's own (pinned apart).
-        machine = (
-            HostCores(s.shared_host_cores + s.loadgen_own_cores, s.cpu_parallel_speed) if s.shared_host_cores else None
-        )
+        machine = own_machine(s.shared_host_cores + s.loadgen_own_cores, parallel_speed=s.cpu_parallel_speed)
         shared = Cpu(env, s.shared_host_cores, s.cpu_time_slice_s, machine) if s.shared_host_cores else None
         self.shared = shared
         self.servers = [
@@ -169,10 +163,9 @@ class Deployment:
         network = Network(rng, latency_s=s.network_latency_s, jitter_s=s.network_jitter_s)
         timing = FanOutTiming(rng, network, s.latency_samples_per_fanout)
         # The load generator: pinned to cores of its own, or on the shared host's cores, or a core of its own.
-        loadgen_cpu = (
-            Cpu(env, s.loadgen_own_cores, s.cpu_time_slice_s, machine) if s.loadgen_own_cores else shared or Cpu(env, 1)
-        )
-        self.loadgen_cpu = loadgen_cpu if s.loadgen_own_cores and s.client_host == "one-loop" else None
+        own = Cpu(env, s.loadgen_own_cores, s.cpu_time_slice_s, machine) if s.loadgen_own_cores else None
+        loadgen_cpu = own or shared or Cpu(env, 1)
+        self.loadgen_cpu = own if s.client_host == "one-loop" else None
         """The load generator's own cores, when it is pinned apart from the hubs."""
         self.client_host: ClientHost = (
             OneLoopClientHost(
@@ -301,6 +294,7 @@ class Deployment:
             connections_per_user=s.connections_per_user,
         )
         pick_rng = sends_rng(s.seed)
+        users, per_user = (membership.users, s.connections_per_user) if s.send_target == "user" else (s.clients, 1)
         audiences = Audiences(
             self.env,
             self.rng,
@@ -314,8 +308,7 @@ class Deployment:
             pick_rng=pick_rng,
             pick_group_send=lambda connected: draw_group_send(pick_rng, membership.members, connected),
             group_members=membership.members,
-            users=membership.users,
-            connections_per_user=s.connections_per_user,
+            pick_user_send=partial(draw_user_audience, pick_rng, users, per_user, s.clients),
             routing=RoutingMode(s.backplane_routing),
             rate_per_s=s.broadcast_rate_per_s,
             offsets_s=s.broadcast_offsets_s,

@@ -9,21 +9,26 @@ Three parts: :mod:`~simscale.validation.measuring` runs real processes and retur
 * :func:`~simscale.validation.validate.validate` runs a seed scenario for real on loopback (hub
   processes + the load generator) and simulated with the same parameters, and compares them;
 * :func:`~simscale.validation.cluster.live_cluster` starts N real hub processes (and a redis-server)
-  for a ``with`` block and stops them all on the way out.
+  for a ``with`` block and stops them all on the way out;
+* :func:`~simscale.validation.reconnect.validate_reconnect_storm` kills one of them under load and
+  compares the clients' return with the model's ``reconnect-storm``.
 """
 
 from __future__ import annotations
 
 from simscale.validation.calibrate import calibrate
 from simscale.validation.cluster import LiveCluster, live_cluster
+from simscale.validation.reconnect import ReconnectValidationResult, validate_reconnect_storm
 from simscale.validation.validate import VALIDATED_PRESETS, ValidationResult, agreement, validate
 
 __all__ = [
     "VALIDATED_PRESETS",
     "LiveCluster",
+    "ReconnectValidationResult",
     "ValidationResult",
     "agreement",
     "calibrate",
     "live_cluster",
     "validate",
+    "validate_reconnect_storm",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +196,7 @@ def model_scenario(
     placement: Placement | None = None,
     hub_share: float | None = None,
     loadgen_share: float | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
     """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` on this host.
 
@@ -203,7 +204,9 @@ def model_scenario(
     :func:`~simscale.validation.host.probe_host` when None); ``placement``: where the processes run
     (:func:`~simscale.validation.host.host_placement` when None); ``hub_share``: the share of the hubs'
     cores that other work takes (:func:`~simscale.validation.host.probe_hub_share` when None), and
-    ``loadgen_share`` of the load generator's own (:func:`~simscale.validation.host.probe_loadgen_share`).
+    ``loadgen_share`` of the load generator's own (:func:`~simscale.validation.host.probe_loadgen_share`);
+    ``overrides``: more fields of that run, such as a reconnect storm's failure, validated together with
+    the rest.
     """
     host = probe_host() if host is None else host
     placement = host_placement() if placement is None else placement
@@ -212,6 +215,7 @@ def model_scenario(
     return preset(
         name,
         **group_fields(name, clients),
+        **dict(overrides or {}),
         servers=servers,
         clients=clients,
         server_profile="asyncio-hub",

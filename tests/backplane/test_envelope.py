@@ -158,9 +158,16 @@ def test_group_command_rejects_bad_input(items: list[object]) -> None:
 def test_ack_round_trip_layout_and_trailing_items() -> None:
     assert GroupAck(42).encode() == b"\x91\x2a"
     assert GroupAck.decode(GroupAck(-5).encode()) == GroupAck(-5)
-    assert GroupAck.decode(msgpack.packb([42, "extra"])) == GroupAck(42)
+    assert GroupAck.decode(msgpack.packb([42, None, "extra"])) == GroupAck(42)
+    # A refusal rides as the second item; ASP.NET Core's ``[id]`` layout is unchanged without one.
+    refused = GroupAck(42, "full")
+    assert msgpack.unpackb(refused.encode()) == [42, "full"]
+    assert GroupAck.decode(refused.encode()) == refused
+    assert GroupAck.decode(msgpack.packb([42, "full", "extra"])) == refused
     with pytest.raises(EnvelopeError):
         GroupAck.decode(msgpack.packb([]))
+    with pytest.raises(EnvelopeError, match="refusal must be a string"):
+        GroupAck.decode(msgpack.packb([42, 5]))
     with pytest.raises(EnvelopeError):
         GroupAck(2**31)
 

@@ -33,6 +33,7 @@ from simscale.cli import main
         (["hub", "serve", "--tls-cert", "only-cert.pem"], "--tls-key"),
         (["hub", "serve", "--tls-cert", "missing.pem", "--tls-key", "missing.pem"], "TLS"),
         (["hub", "serve", "--token", "no-equals-sign"], "TOKEN=USER"),
+        (["hub", "serve", "--users-from-tokens", "--token", "t=u"], "--users-from-tokens"),
         (["hub", "cluster", "--servers", "0"], "--servers"),
         (["hub", "cluster", "--servers", "2", "--backplane", "nope"], "--backplane"),
         (["hub", "serve", "--transports", "carrier-pigeon"], "transports must be"),
@@ -143,3 +144,21 @@ async def test_serve_applies_the_per_connection_bounds_given_as_flags(session: a
         refused = await client.invoke("JoinGroup", "b")
         assert refused.error is not None and "max_groups_per_connection (1)" in refused.error
         await client.close()
+
+
+async def test_serve_with_users_from_tokens_sends_to_every_connection_of_a_user(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with ServerProcess("--users-from-tokens") as server:
+        tabs = [
+            await RawClient.connect(session, server.ws, headers={"Authorization": "Bearer ann"}) for _ in range(2)
+        ]
+        other = await RawClient.connect(session, f"{server.ws}?access_token=bob")
+        assert (await other.invoke("SendToUser", "ann", "bob", "hi ann")).error is None
+        for tab in tabs:
+            message = await tab.receive()
+            assert message.arguments == ("bob", "hi ann")  # type: ignore[union-attr]
+        assert (await other.invoke("Echo", "x")).result == "x"
+        assert other.inbox == []  # bob is not ann
+        for client in (*tabs, other):
+            await client.close()

@@ -160,6 +160,7 @@ def test_public_api_is_pinned() -> None:
         "HubServer",
         "HubSettings",
         "StaticTokenAuthenticator",
+        "TokenIsUserAuthenticator",
         "TransportSettings",
         "TransportType",
     ]
@@ -203,3 +204,48 @@ async def test_group_changes_for_a_connection_on_another_server_are_acknowledged
             await left_lifetime.add_to_group("nobody-has-this-id", "remote")
         for client in (a, b):
             await client.close()
+
+
+@pytest.mark.parametrize("backplane", ["memory", "redis"])
+async def test_a_remote_group_join_the_owner_refuses_fails_with_its_reason(
+    session: aiohttp.ClientSession, request: pytest.FixtureRequest, backplane: str
+) -> None:
+    """The owner's refusal travels back in the ack: the sender's join fails, it is not acknowledged as made."""
+    from simscale.backplane.redis_backplane import RedisBackplane
+    from simscale.hub import HubError
+
+    bus = MemoryBus()
+    redis_url = request.getfixturevalue("redis_url") if backplane == "redis" else ""
+    servers = [
+        HubServer(
+            backplane=RedisBackplane(redis_url, server_name=name)
+            if backplane == "redis"
+            else MemoryBackplane(bus, server_name=name),
+            settings=HubSettings(max_groups_per_connection=1),
+        )
+        for name in ("left", "right")
+    ]
+    for server in servers:
+        await server.listen("127.0.0.1", 0)
+    left, right = servers
+    try:
+        a = await RawClient.connect(session, ws_url(left))
+        b = await RawClient.connect(session, ws_url(right))
+        (b_id,) = right.lifetime("/chatHub").connections
+        assert (await b.invoke("JoinGroup", "first")).error is None
+        left_lifetime = left.lifetime("/chatHub")
+        with pytest.raises(HubError, match=r"max_groups_per_connection \(1\)"):
+            await left_lifetime.add_to_group(b_id, "second")
+        assert right.lifetime("/chatHub").groups.keys() == {"first"}
+        assert right.counters.group_refusals == 1
+        # A change the owner makes is still acknowledged as made.
+        await left_lifetime.remove_from_group(b_id, "first")
+        await left_lifetime.add_to_group(b_id, "second")
+        assert right.lifetime("/chatHub").groups.keys() == {"second"}
+        await a.invoke("SendToGroup", "second", "a", "joined remotely")
+        assert await heard(b, 1) == [("a", "joined remotely")]
+        for client in (a, b):
+            await client.close()
+    finally:
+        for server in servers:
+            await server.close()

@@ -144,6 +144,40 @@ async def test_access_token_reaches_the_authenticator() -> None:
         await server.close()
 
 
+async def test_official_clients_of_one_user_on_two_servers_all_receive_send_to_user() -> None:
+    """accessTokenFactory's token names the user (TokenIsUserAuthenticator); SendToUser crosses the backplane."""
+    from simscale.backplane.memory import MemoryBackplane, MemoryBus
+    from simscale.client import HubClient
+    from simscale.hub import TokenIsUserAuthenticator
+
+    bus = MemoryBus()
+    servers = [
+        HubServer(backplane=MemoryBackplane(bus, server_name=name), authenticator=TokenIsUserAuthenticator())
+        for name in ("left", "right")
+    ]
+    urls = [await server.listen("127.0.0.1", 0) for server in servers]
+    tabs = [await JsClient.start("listen", f"{url}/chatHub", "json", token="dana") for url in urls]
+    other = await JsClient.start("listen", f"{urls[0]}/chatHub", "messagepack", token="erin")
+    sender = HubClient(f"{urls[1]}/chatHub", access_token="erin")
+    try:
+        for js in (*tabs, other):
+            await js.wait_for("ready")
+        await sender.start()
+        await sender.invoke("SendToUser", "dana", "erin", "hi dana")
+        for tab in tabs:
+            assert await tab.wait_for("message") == {"event": "message", "user": "erin", "message": "hi dana"}
+        await sender.invoke("SendToUser", "erin", "erin", "to myself")
+        assert (await other.wait_for("message"))["message"] == "to myself"  # dana's message never came first
+        for js in (*tabs, other):
+            await js.finish()
+    finally:
+        await sender.stop()
+        for js in (*tabs, other):
+            await js.stop()
+        for server in servers:
+            await server.close()
+
+
 async def test_official_client_over_tls(tmp_path: Path) -> None:
     authority = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

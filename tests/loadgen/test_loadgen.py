@@ -106,6 +106,11 @@ def test_cli_bad_flags_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) 
         (["--clients", "many"], "--clients"),
         (["--clients", "2", "--duration", "-3"], "--duration"),
         (["--clients", "2", "--protocol", "xml"], "--protocol"),
+        (["--clients", "2", "--send-target", "room"], "--send-target"),
+        (["--clients", "2", "--send-target", "group", "--group-size", "3"], "--group-size"),
+        (["--clients", "2", "--send-target", "group", "--groups", "0"], "--groups"),
+        (["--clients", "4", "--send-target", "group", "--groups", "3", "--group-size", "2"], "--groups"),
+        (["--clients", "2", "--send-target", "user", "--connections-per-user", "3"], "--connections-per-user"),
     ]:
         assert main(["loadgen", "--url", "http://127.0.0.1:1/chatHub", *flags]) == 2
         error = capsys.readouterr().err

@@ -40,6 +40,9 @@ def test_allowed_unit_counts_follow_the_tiers() -> None:
         ({"service_tier": "premium_p2", "service_units": 50}, "100, 200, …, 1000"),
         ({"hosting": "azure-signalr", "backplane": "redis"}, "backplane must be 'none'"),
         ({"server_connections_per_hub": 0}, "server_connections_per_hub must be an integer >= 1"),
+        ({"service_units": "two"}, "service_units must be an integer >= 0"),
+        ({"service_units": True}, "service_units must be an integer >= 0"),
+        ({"hosting": None}, "hosting must be one of"),
     ],
 )
 def test_bad_hosting_values_name_the_field(changes: dict[str, object], message: str) -> None:

@@ -40,6 +40,10 @@ def test_blocking_requests_that_outlast_the_timeout_fail() -> None:
         ({"web_servers": -1}, "web_servers must be an integer >= 0"),
         ({"web_request_timeout_s": 0.0}, "web_request_timeout_s must be a number > 0"),
         ({"web_servers": 1}, "web_servers needs web_request_rate_per_s > 0"),
+        ({"web_request_cpu_s": "fast"}, "web_request_cpu_s must be a number >= 0"),
+        ({"web_request_wait_s": -1.0}, "web_request_wait_s must be a number >= 0"),
+        ({"web_servers": 1.5}, "web_servers must be an integer >= 0"),
+        ({"web_request_kind": 3}, "web_request_kind must be one of 'async', 'blocking'"),
     ],
 )
 def test_bad_web_values_name_the_field(changes: dict[str, object], message: str) -> None:

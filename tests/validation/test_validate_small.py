@@ -88,6 +88,19 @@ def test_group_validation_counts_the_backplane_messages_each_server_receives(
     # Each send is received by the other server when it holds a member: at most once per send.
     sends = 6.0 * (1.0 + 2.0)
     assert (received.predicted < 2 * sends).all() and (received.measured < 2 * sends).all()
+    # The same report as the broadcast presets: p50 below saturation and the saturation rate, judged
+    # at their tolerances, and the backplane counts judged too.
+    p50 = frame[frame.metric == "latency_p50_ms"]
+    assert p50.load.to_list() == [6.0] and (p50.predicted > 0).all() and (p50.measured > 0).all()
+    assert len(frame[frame.metric == "saturation_broadcast_rate"]) == 1
+    judged = result.to_json_dict()["verdict"]["metrics"]
+    assert judged["latency_p50_ms"]["tolerance"] == 0.25 and judged["saturation_broadcast_rate"]["tolerance"] == 0.15
+    assert judged["latency_p50_ms"]["verdict"] in ("agree", "disagree")
+    assert judged["backplane_messages_received_per_server"] == {
+        "verdict": "agree",
+        "tolerance": 0.10,
+        "unit": "messages",
+    }
 
 
 def test_validate_cli_json_and_out(calibration: Calibration, tmp_path: Path) -> None:
