@@ -17,7 +17,7 @@ import platform
 from simscale._version import __version__
 from simscale.scenarios.calibration import Calibration
 from simscale.validation.fitting import combine_replicates, fit_calibration
-from simscale.validation.host import Placement, host_placement, probe_host
+from simscale.validation.host import Placement, probe_host
 from simscale.validation.measuring import RUN_S, measure_calibration
 
 __all__ = ["DEFAULT_REPLICATES", "calibrate", "calibrate_once"]
@@ -25,6 +25,7 @@ __all__ = ["DEFAULT_REPLICATES", "calibrate", "calibrate_once"]
 _MAX_CONNECTIONS = 1_000
 DEFAULT_REPLICATES = 3
 """Calibration replicates by default: the fewest that give a Student-t interval with some power."""
+_UNPINNED = Placement(hub_cores=None, loadgen_cores=None)
 
 
 def _check(connections: int, replicates: int, run_s: float) -> None:
@@ -43,7 +44,7 @@ def calibrate_once(
     the host's speed (:func:`~simscale.validation.host.probe_host`) measured with it, so that a
     validation models the host as it was when its costs were measured."""
     _check(connections, 1, run_s)
-    placement = host_placement() if placement is None else placement
+    placement = _UNPINNED if placement is None else placement
     measurements = measure_calibration(connections, message_bytes=message_bytes, run_s=run_s, placement=placement)
     speed = probe_host()
     return dataclasses.replace(
@@ -69,10 +70,13 @@ def calibrate(
     """Measure the real hub on this machine with ``connections`` clients (at most 1,000), ``replicates`` times.
 
     Each cost is the replicates' mean with its 95 % interval (:meth:`Calibration.interval`).
-    ``placement``: the cores of the hub and of the load generator; by default the one
-    :func:`~simscale.validation.host.host_placement` gives this host, as ``simscale validate`` uses.
-    A real calibration runs the hub under load, too long for an example (``simscale calibrate`` from a
-    shell); the arguments are checked before anything starts.
+    ``placement``: the cores of the hub and of the load generator (``simscale validate`` passes the one
+    :func:`~simscale.validation.host.host_placement` gives this host); by default nothing is pinned
+    (pinned, small calibrations fitted the load generator's cost per message as 0: a load generator on a
+    core of its own kept up too evenly to tell it from its other costs).
+
+    A real calibration runs the hub under load, too long for an example (``simscale calibrate``
+    from a shell); the arguments are checked before anything starts.
 
     Example:
 
@@ -87,7 +91,6 @@ def calibrate(
         ValueError: replicates must be an integer from 1 to 20, got 0
     """
     _check(connections, replicates, run_s)
-    placement = host_placement() if placement is None else placement
     return combine_replicates(
         [
             calibrate_once(connections, message_bytes=message_bytes, run_s=run_s, placement=placement)

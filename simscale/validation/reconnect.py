@@ -18,6 +18,7 @@ refused and dropped connections beside them.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,9 +30,11 @@ import numpy as np
 from simscale.loadgen.runner import LoadResult, poisson_offsets_s
 from simscale.metrics.reconnects import StormFigures, connected_timeline, storm_figures
 from simscale.metrics.records import RunRecords, RunSummary
+from simscale.model.cpu import linux_time_slice_s
 from simscale.scenarios import Scenario, preset, simulate
 from simscale.scenarios.calibration import Calibration
 from simscale.validation.comparing import METRICS, Metric, Side, comparison_frame, verdict
+from simscale.validation.host import HostSpeed, Placement
 from simscale.validation.processes import run_blocking
 from simscale.validation.validate import model_scenario
 
@@ -169,6 +172,7 @@ def storm_scenario(
         (26.0, 0.0, 'redis')
     """
     total_s = warmup_s + duration_s
+    cores = os.cpu_count() or 1
     return model_scenario(
         PRESET,
         servers,
@@ -177,6 +181,11 @@ def storm_scenario(
         duration_s=duration_s,
         warmup_s=warmup_s,
         seed=seed,
+        # The storm's processes are not pinned (live_cluster) and the host is not probed: as before.
+        host=HostSpeed(cores=cores, time_slice_s=linux_time_slice_s(cores), parallel_speed=1.0),
+        placement=Placement(hub_cores=None, loadgen_cores=None),
+        hub_share=0.0,
+        loadgen_share=0.0,
         overrides={
             "broadcast_rate_per_s": rate_per_s,
             "server_failure_kind": "crash",

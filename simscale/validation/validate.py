@@ -234,20 +234,21 @@ def model_scenario(
     duration_s: float,
     warmup_s: float,
     seed: int,
-    overrides: Mapping[str, Any] | None = None,
     host: HostSpeed | None = None,
     placement: Placement | None = None,
     hub_share: float | None = None,
     loadgen_share: float | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Scenario:
     """The ``asyncio-hub`` scenario that predicts a loopback run of ``name`` on this host.
 
-    ``overrides``: more fields of that run, such as a reconnect storm's failure, validated together with
-    the rest. ``host``: the host's time slice and parallel speed (measured by
+    ``host``: the host's time slice and parallel speed (measured by
     :func:`~simscale.validation.host.probe_host` when None); ``placement``: where the processes run
     (:func:`~simscale.validation.host.host_placement` when None); ``hub_share``: the share of the hubs'
     cores that other work takes (:func:`~simscale.validation.host.probe_hub_share` when None), and
-    ``loadgen_share`` of the load generator's own (:func:`~simscale.validation.host.probe_loadgen_share`).
+    ``loadgen_share`` of the load generator's own (:func:`~simscale.validation.host.probe_loadgen_share`);
+    ``overrides``: more fields of that run, such as a reconnect storm's failure, validated together with
+    the rest.
     """
     host = probe_host() if host is None else host
     placement = host_placement() if placement is None else placement
