@@ -20,11 +20,12 @@ from simscale.loadgen.runner import poisson_offsets_s
 from simscale.metrics.reconnects import RECOVERED_FRACTION
 from simscale.scenarios import Calibration
 from simscale.scenarios.calibration import save_calibration
+from simscale.validation import comparing
 from simscale.validation.reconnect import RECONNECT_METRICS, validate_reconnect_storm
 
 pytestmark = pytest.mark.redis
 
-COLUMNS = ["metric", "load", "server", "predicted", "measured", "relative_error", "calibrated_input"]
+COLUMNS = list(comparing.COLUMNS)  # the columns of every validation (a storm runs once: no spans)
 CALIBRATION = Calibration(
     invocation_cpu_s=2e-5, serialize_cpu_s=5e-6, send_cpu_per_recipient_s=1.5e-5, keepalive_cpu_s=1e-5,
     handshake_cpu_s=1e-3, memory_base_bytes=60e6, memory_per_connection_bytes=20e3,
