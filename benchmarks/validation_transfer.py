@@ -15,7 +15,8 @@ condition is predicted from a calibration taken under that same condition. The c
 Printed per run as it finishes (then all of them again): saturation predicted / measured and its error,
 the worst p50 error below saturation, the memory error, the delivered fractions, and the verdict of
 ``validate`` (its tolerances, from :data:`simscale.validation.comparing.METRICS`: nothing hard-coded
-here). ``--quick`` measures 2 s per rate instead of 8 (calibration still takes its minute).
+here). ``--quick`` measures 2 s per rate and replicate instead of validate's default (calibration
+still takes its minutes).
 """
 
 from __future__ import annotations
@@ -254,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all three)")
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated: full, half")
     parser.add_argument("--out", type=Path, help="write every row to this CSV file")
-    parser.add_argument("--quick", action="store_true", help="2 s per measured rate instead of 8")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 s per measured rate and replicate instead of validate's default"
+    )
     parser.add_argument("--save", type=Path, help="keep each run's comparisons and calibration under this folder")
     args = parser.parse_args(argv)
     try:

@@ -183,11 +183,14 @@ def test_calibrate_cli_writes_a_verified_file_and_prints_the_costs(tmp_path: Pat
     from simscale.scenarios.calibration import load_calibration
 
     path = tmp_path / "calibration.json"
-    command = [sys.executable, "-m", "simscale.cli", "calibrate", "--connections", "20", "--out", str(path)]
+    command = [
+        sys.executable, "-m", "simscale.cli", "calibrate",
+        "--connections", "20", "--replicates", "2", "--out", str(path),
+    ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     calibration = load_calibration(path)  # the hash checks out
-    assert calibration.connections == 20
+    assert calibration.connections == 20 and calibration.replicates == 2
     for name in calibrated_fields(include_loadgen=True):
         assert name in result.stdout
     assert calibration.loadgen_cpu_per_delivery_s > 0
