@@ -226,6 +226,9 @@ def validate_once(scenario: str, setup: Condition, run: int, *, quick: bool, sav
         return failed_row(scenario, setup.name, run, time.monotonic() - started, f"timed out after {RUN_TIMEOUT_S:g} s")
     wall_s = time.monotonic() - started
     lines = finished.stdout.strip().splitlines()
+    if finished.returncode == 3 and lines:  # validate's "untrusted": its JSON says why
+        reason = json.loads(lines[-1]).get("reason", "no reason given")
+        return failed_row(scenario, setup.name, run, wall_s, f"untrusted: {str(reason)[:200]}")
     if finished.returncode != 0 or not lines:
         last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         return failed_row(scenario, setup.name, run, wall_s, f"exit {finished.returncode}: {last[:200]}")

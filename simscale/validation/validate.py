@@ -304,12 +304,19 @@ def _predicted_saturation(scenario: Scenario, high_per_s: float, *, precision: f
 def _drawn(calibration: Calibration, rng: np.random.Generator) -> Calibration:
     """The calibration with every cost drawn uniformly from its 95 % interval (kept above zero where
     the cost must be positive)."""
+    from simscale.config.scenario import Scenario
+
+    # A wide interval can reach past what the field allows (a busy scale above 100, say): clip to the limits.
+    limits: dict[str, Mapping[str, Any]] = {spec.name: spec.metadata for spec in dataclasses.fields(Scenario)}
     drawn: dict[str, Any] = {}
     for name, (low, high) in calibration.intervals.items():
         value = float(rng.uniform(low, high)) if high > low else low
-        drawn[name] = (
-            max(value, 1e-3 * float(getattr(calibration, name))) if name == "loadgen_stall_busy_scale" else value
-        )
+        if name == "loadgen_stall_busy_scale":
+            value = max(value, 1e-3 * float(getattr(calibration, name)))
+        metadata = limits.get(name, {})
+        upper, lower = metadata.get("le"), metadata.get("ge")
+        value = value if upper is None else min(value, float(upper))
+        drawn[name] = value if lower is None else max(value, float(lower))
     return dataclasses.replace(calibration, **drawn)
 
 

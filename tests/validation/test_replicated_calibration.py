@@ -120,3 +120,22 @@ def test_the_combined_host_speed_is_the_replicates_median_and_validate_models_it
     # A file that never measured the host: the host is probed instead.
     probed = host_speed(replicate(1.0))
     assert probed.time_slice_s > 0 and 0 < probed.parallel_speed <= 1
+
+
+def test_costs_drawn_from_an_interval_wider_than_the_field_allows_stay_within_its_limits() -> None:
+    import numpy as np
+
+    from simscale.config.scenario import Scenario
+    from simscale.scenarios.calibration import calibrated_costs
+    from simscale.validation.validate import _drawn
+
+    # Replicated busy scales of 100, 100 and 30 (as a half-speed run fitted them): the interval reaches past 100.
+    replicates = [dataclasses.replace(replicate(1.0), loadgen_stall_busy_scale=scale) for scale in (100.0, 100.0, 30.0)]
+    combined = combine_replicates(replicates)
+    _, high = combined.interval("loadgen_stall_busy_scale")
+    assert high > 100.0
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        drawn = _drawn(combined, rng)
+        assert 0 < drawn.loadgen_stall_busy_scale <= 100.0
+        Scenario(**calibrated_costs(drawn, include_loadgen=True))  # every drawn cost is a valid field value
