@@ -161,7 +161,9 @@ def test_validate_with_intervals_too_wide_to_judge_prints_one_untrusted_line_and
         assert payload["overall"] == "untrusted" and payload["verdict"]["overall"] == "untrusted"
         assert "wider than its tolerance band" in payload["reason"]
     else:
-        assert lines[0].startswith("untrusted: the prediction interval of saturation_broadcast_rate")
+        # Which judged prediction is the first too wide depends on the host the model is given (probed).
+        assert lines[0].startswith("untrusted: the prediction interval of ")
+        assert "wider than its tolerance band" in lines[0]
 
 
 def test_a_library_caller_gets_the_comparison_of_a_calibration_too_wide_to_judge(tmp_path: Path) -> None:
